@@ -23,9 +23,9 @@ from collapse_doctor.errors import ConfigError
 Consumer = Literal["model", "schedule", "trainer", "data", "device"]
 IMPLEMENTED_CONSUMERS: frozenset[str] = frozenset({"model", "schedule"})
 PENDING_REASON = {
-    "trainer": "read by the trainer, which this version does not include yet (it arrives with `probe`)",
-    "data": "read by the ARC data pipeline, which this version does not include yet (it arrives with `probe`)",
-    "device": "read by the training device setup, which this version does not include yet (it arrives with `probe`)",
+    "trainer": "trainer key: not acted on by this version (no trainer yet)",
+    "data": "data key: not acted on by this version (no data pipeline yet)",
+    "device": "device key: not acted on by this version (no trainer yet)",
 }
 
 
@@ -227,7 +227,7 @@ class AugmentationConfig:
 class DataConfig:
     """The `data:` section (reference 2.1)."""
 
-    max_grid_size: int = key(30, ge=1, le=30, consumer="data", doc="Largest grid side kept.", ref="2.1", source="rlan_stable.yaml 30")
+    max_grid_size: Optional[int] = key(None, ge=1, le=30, consumer="data", doc="Largest grid side kept; null = model.max_grid_size.", ref="2.1", source="tool default null; rlan_stable.yaml 30")
     ignore_padding_in_loss: bool = key(True, consumer="data", doc="Query-target padding is the ignore index (-100) instead of a class.", ref="2.1", source="rlan_stable.yaml true")
     augmentation: AugmentationConfig = key(default_factory=AugmentationConfig, consumer="data", doc="Augmentation (nested section).", ref="2.1", source="see its keys")
 
@@ -367,15 +367,17 @@ def _bounds_problem(meta: Any, value: Any) -> str | None:
 class _Walker:
     """Walks raw YAML against a dataclass schema, collecting problems instead of stopping at the first."""
 
-    def __init__(self, source: str):
+    def __init__(self, source: str, override_keys: frozenset[str] = frozenset()):
         self.source = source
+        self.override_keys = override_keys
         self.problems: list[str] = []
         self.unknown: list[str] = []
         self.unsupported: list[UnusedKey] = []
         self.defaulted: list[str] = []
 
     def problem(self, dotted: str, message: str) -> None:
-        self.problems.append(f"{self.source}: {dotted}: {message}")
+        where = f"--set {dotted}" if dotted in self.override_keys else f"{self.source}: {dotted}"
+        self.problems.append(f"{where}: {message}")
 
     def build(self, cls: type, raw: Any, prefix: str) -> Any:
         if raw is None:
@@ -458,7 +460,7 @@ def cross_field_problems(config: Config) -> list[tuple[str, str]]:
         out.append(("model.spatial_downsample", f"target size {m.spatial_downsample} exceeds model.max_grid_size={m.max_grid_size}"))
     if m.hyperlora_rank > d:
         out.append(("model.hyperlora_rank", f"rank {m.hyperlora_rank} exceeds hidden_dim {d}"))
-    if config.data.max_grid_size > m.max_grid_size:
+    if config.data.max_grid_size is not None and config.data.max_grid_size > m.max_grid_size:
         out.append(("data.max_grid_size", f"{config.data.max_grid_size} does not fit the model canvas model.max_grid_size={m.max_grid_size}"))
     return out
 
@@ -506,7 +508,7 @@ def parse_config(raw: Any, *, source: str = "<default>", overrides: tuple[str, .
     raw = _deep_copy(raw)
     for override in overrides:
         _apply_override(raw, override, problems)
-    walker = _Walker(source)
+    walker = _Walker(source, frozenset(o.partition("=")[0].strip() for o in overrides))
     sections = {}
     for name, cls in SECTIONS.items():
         sections[name] = walker.build(cls, raw.get(name), name)

@@ -1,0 +1,57 @@
+"""Shared helpers: a tiny config with every module on, and a batch of grids for it."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+from collapse_doctor.config import parse_config
+
+# Every optional module the tool builds, switched on, at a size that runs in milliseconds.
+TINY_ALL_ON = {
+    "model": {
+        "hidden_dim": 32,
+        "max_grid_size": 10,
+        "max_clues": 3,
+        "num_solver_steps": 2,
+        "use_cross_attention_context": True,
+        "spatial_downsample": 4,
+        "use_solver_context": True,
+        "use_hyperlora": True,
+        "use_hpm": True,
+        "hpm_primitives_per_bank": 6,
+    },
+    "training": {"loo_training": {"enabled": True}, "equivariance_training": {"enabled": True}},
+}
+
+
+def tiny_raw(**section_updates) -> dict:
+    raw = copy.deepcopy(TINY_ALL_ON)
+    for section, values in section_updates.items():
+        raw.setdefault(section, {}).update(values)
+    return raw
+
+
+def tiny_config(overrides=(), raw=None):
+    return parse_config(raw if raw is not None else tiny_raw(), source="tiny.yaml", overrides=list(overrides)).config
+
+
+def make_batch(seed: int = 0, batch: int = 2, pairs: int = 3, size: int = 8, canvas: int = 10):
+    """Random grids on a PAD canvas; the second sample has one pair fewer (a zeroed slot)."""
+    g = torch.Generator().manual_seed(seed)
+
+    def grids(*shape):
+        x = torch.full((*shape, canvas, canvas), 10, dtype=torch.long)
+        x[..., :size, :size] = torch.randint(0, 10, (*shape, size, size), generator=g)
+        return x
+
+    pair_mask = torch.ones(batch, pairs, dtype=torch.bool)
+    pair_mask[1, -1] = False
+    return grids(batch), grids(batch, pairs), grids(batch, pairs), pair_mask
+
+
+@pytest.fixture
+def batch():
+    return make_batch()
