@@ -20,8 +20,8 @@ from collapse_doctor.errors import ConfigError
 
 # Who reads a key. A key whose consumer is not in IMPLEMENTED_CONSUMERS is accepted and typed, but
 # listed as unsupported when a YAML sets it: nothing in this version of the tool acts on it yet.
-Consumer = Literal["model", "schedule", "trainer", "data", "device"]
-IMPLEMENTED_CONSUMERS: frozenset[str] = frozenset({"model", "schedule"})
+Consumer = Literal["model", "schedule", "ema", "trainer", "data", "device"]
+IMPLEMENTED_CONSUMERS: frozenset[str] = frozenset({"model", "schedule", "ema"})
 PENDING_REASON = {
     "trainer": "trainer key: not acted on by this version (no trainer yet)",
     "data": "data key: not acted on by this version (no data pipeline yet)",
@@ -191,8 +191,8 @@ class TrainingConfig:
     min_clue_weight: float = key(5.0, ge=0.0, consumer="trainer", doc="Weight of the min-clue hinge.", ref="2.3", source="rlan_stable.yaml 5.0")
     ponder_weight: float = key(0.02, ge=0.0, consumer="trainer", doc="Cost per used clue.", ref="2.3", source="rlan_stable.yaml 0.02")
     entropy_ponder_weight: float = key(0.02, ge=0.0, consumer="trainer", doc="Cost per used clue times its normalised attention entropy.", ref="2.3", source="rlan_stable.yaml 0.02")
-    use_ema: bool = key(False, consumer="trainer", doc="Keep an EMA of the weights for evaluation only (never for training).", ref="2.6", source="tool default false; rlan_stable.yaml true at 2a50f2d, false from b3e7200")
-    ema_decay: float = key(0.999, gt=0.0, lt=1.0, consumer="trainer", doc="EMA decay mu.", ref="2.6", source="rlan_stable.yaml 0.999")
+    use_ema: bool = key(False, consumer="ema", doc="Keep an EMA of the weights for evaluation only (never for training).", ref="2.6", source="tool default false; rlan_stable.yaml true at 2a50f2d, false from b3e7200")
+    ema_decay: float = key(0.999, gt=0.0, lt=1.0, consumer="ema", doc="EMA decay mu.", ref="2.6", source="rlan_stable.yaml 0.999")
     meta_learning_start_epoch: int = key(3, ge=0, consumer="schedule", doc="Epoch LOO and equivariance start when their own start_epoch is null.", ref="2.4", source="reference code default 3 (8 at affe1a2)")
     solver_context_start_epoch: Optional[int] = key(None, ge=0, consumer="schedule", doc="Epoch SolverCrossAttention starts; null = live from step 0.", ref="3.4", source="tool default null (reference key from c689f56)")
     solver_context_warmup_epochs: float = key(0.0, ge=0.0, consumer="schedule", doc="Linear ramp of SolverCrossAttention's contribution from 0 to full after its start (tool key).", ref="3.3", source="tool default 0 (abrupt, as in the reference)")

@@ -14,7 +14,8 @@ import torch
 
 from collapse_doctor.config import IMPLEMENTED_CONSUMERS, iter_fields, parse_config
 from collapse_doctor.model import build_model
-from collapse_doctor.schedule import Schedule, Stage
+from collapse_doctor.schedule import Schedule
+from collapse_doctor.train.ema import EMA
 from conftest import make_batch, tiny_raw
 
 # key -> (effect, alternative value, extra overrides that make the effect observable)
@@ -75,6 +76,8 @@ EFFECTS: dict[str, tuple] = {
     "training.hyperlora_warmup_epochs": ("schedule", 2.0, {}),
     "training.hyperlora_warmup_start_scale": ("schedule", 0.5, {"training.hyperlora_warmup_epochs": 4.0}),
     "training.hyperlora_warmup_end_scale": ("schedule", 0.5, {"training.hyperlora_warmup_epochs": 4.0}),
+    "training.use_ema": ("ema", True, {}),
+    "training.ema_decay": ("ema_decay", 0.9, {"training.use_ema": True}),
     "training.gradient_checkpointing": ("memory", True, {}),
     "training.checkpoint_use_reentrant": ("graph", True, {"training.gradient_checkpointing": True}),
     "training.loo_training.enabled": ("schedule", False, {}),
@@ -137,6 +140,20 @@ def saved_bytes(config):
     return total
 
 
+def ema_evaluation_weights(config):
+    """The output-head bias the evaluation copy carries after one update from perturbed weights."""
+    torch.manual_seed(0)
+    model = build_model(config)
+    ema = EMA.from_config(model, config.training)
+    if ema is None:
+        return None
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(1.0)
+    ema.update(model)
+    return ema.evaluation_copy(model).solver.output_head.net[3].bias.detach().clone()
+
+
 def graph_node_names(config):
     torch.manual_seed(0)
     model = build_model(config).train()
@@ -181,6 +198,12 @@ def test_key_has_its_effect(dotted):
     elif effect == "graph":
         assert "CheckpointFunctionBackward" in graph_node_names(changed.config)
         assert "CheckpointFunctionBackward" not in graph_node_names(base.config)
+    elif effect in ("ema", "ema_decay"):
+        evaluated = [ema_evaluation_weights(c.config) for c in (base, changed)]
+        if effect == "ema":
+            assert evaluated[0] is None and evaluated[1] is not None
+        else:
+            assert not torch.equal(evaluated[0], evaluated[1])
     elif effect == "unsupported":
         assert dotted in [u.key for u in changed.unsupported_keys]
         assert dotted not in [u.key for u in base.unsupported_keys]

@@ -1,0 +1,1 @@
+"""Training-side pieces: EMA of the weights (evaluation only)."""
