@@ -10,6 +10,7 @@ import time
 import torch
 
 from collapse_doctor.config import default_config_path, load_config
+from collapse_doctor.measure import saved_tensor_bytes
 from collapse_doctor.model import build_model
 
 
@@ -22,19 +23,6 @@ def batch(b: int, n: int, canvas: int, size: int):
         return x
 
     return grids(b), grids(b, n), grids(b, n), torch.ones(b, n, dtype=torch.bool)
-
-
-def saved_bytes(model, inputs) -> int:
-    total = 0
-
-    def pack(t):
-        nonlocal total
-        total += t.numel() * t.element_size()
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        model(*inputs)
-    return total
 
 
 def main() -> None:
@@ -55,7 +43,7 @@ def main() -> None:
                 model.zero_grad(set_to_none=True)
                 model(*inputs).logits.mean().backward()
             elapsed = (time.perf_counter() - start) / 3
-            results[ckpt] = (elapsed, saved_bytes(model, inputs), model.parameter_table()["total"])
+            results[ckpt] = (elapsed, saved_tensor_bytes(lambda: model(*inputs)), model.parameter_table()["total"])
         plain, ckpt = results[False], results[True]
         print(f"{name:<6} {d:>4} {canvas:>6} {b:>5} {plain[2]:>10,} {plain[0]:>10.3f} {plain[1] / 2**20:>15.1f} {ckpt[1] / 2**20:>14.1f} {ckpt[1] / plain[1]:>10.2f}")
 

@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from collapse_doctor.config import IMPLEMENTED_CONSUMERS, iter_fields, parse_config
+from collapse_doctor.measure import saved_tensor_bytes
 from collapse_doctor.model import build_model
 from collapse_doctor.schedule import Schedule
 from collapse_doctor.train.ema import EMA
@@ -128,16 +129,7 @@ def saved_bytes(config):
     """Bytes of tensors autograd saves for backward in one training forward."""
     torch.manual_seed(0)
     model = build_model(config).train()
-    total = 0
-
-    def pack(t):
-        nonlocal total
-        total += t.numel() * t.element_size()
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        model(*make_batch())
-    return total
+    return saved_tensor_bytes(lambda: model(*make_batch()))
 
 
 def ema_evaluation_weights(config):
