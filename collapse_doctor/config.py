@@ -21,10 +21,9 @@ from collapse_doctor.errors import ConfigError
 # Who reads a key. A key whose consumer is not in IMPLEMENTED_CONSUMERS is accepted and typed, but
 # listed as unsupported when a YAML sets it: nothing in this version of the tool acts on it yet.
 Consumer = Literal["model", "schedule", "ema", "trainer", "data", "device"]
-IMPLEMENTED_CONSUMERS: frozenset[str] = frozenset({"model", "schedule", "ema"})
+IMPLEMENTED_CONSUMERS: frozenset[str] = frozenset({"model", "schedule", "ema", "data"})
 PENDING_REASON = {
     "trainer": "trainer key: not acted on by this version (no trainer yet)",
-    "data": "data key: not acted on by this version (no data pipeline yet)",
     "device": "device key: not acted on by this version (no trainer yet)",
 }
 
@@ -275,9 +274,9 @@ REFERENCE_ONLY_KEYS: dict[str, str] = {
     "data.pin_memory": "data loading hardware setting",
     "data.prefetch_factor": "data loading hardware setting",
     "data.persistent_workers": "data loading hardware setting",
-    "data.cache_samples": "probes draw fresh augmentations per (seed, sample index); no sample cache",
-    "data.num_cached_samples": "probes draw fresh augmentations per (seed, sample index); no sample cache",
-    "data.cache_path": "probes draw fresh augmentations per (seed, sample index); no sample cache",
+    "data.cache_samples": "samples are drawn per (seed, sample index); no sample cache",
+    "data.num_cached_samples": "samples are drawn per (seed, sample index); no sample cache",
+    "data.cache_path": "samples are drawn per (seed, sample index); no sample cache",
     "data.augmentation.track_augmentation": "bookkeeping for inverse augmentation at evaluation",
     "device.use_cuda": "the device is chosen by --device",
     "device.compile": "torch.compile is not used",

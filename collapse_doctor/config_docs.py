@@ -34,7 +34,7 @@ dataclass in `collapse_doctor/config.py`; this page is generated from it
 - **Overrides.** `--set model.hidden_dim=64` (repeatable); values are parsed as YAML.
 
 Consumers: `model` changes what RLAN builds or computes; `schedule` changes the staging schedule or
-the DSC temperature; `ema` changes the evaluation weights (`collapse_doctor/train/ema.py`); `trainer`, `data` and `device` keys are typed and validated but not yet acted on
+the DSC temperature; `ema` changes the evaluation weights (`collapse_doctor/train/ema.py`); `data` changes which ARC tasks are used and how samples are augmented (`collapse_doctor/data/arc.py`); `trainer` and `device` keys are typed and validated but not yet acted on
 by this version (listed as unsupported when set).
 """
 

