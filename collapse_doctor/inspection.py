@@ -27,6 +27,7 @@ class InspectReport:
     resolved: dict
     unknown_keys: tuple[str, ...]
     unsupported_keys: tuple[UnusedKey, ...]
+    unused_keys: tuple[UnusedKey, ...]  # both of the above, with reasons
     defaulted_keys: tuple[str, ...]
     parameters: dict[str, int]
     context_path: str  # 'spatial', 'vector' or 'none'
@@ -41,16 +42,13 @@ class InspectReport:
             "overrides": list(self.overrides),
             "resolved_config": self.resolved,
             "parameters": self.parameters,
-            "unused_keys": [{"key": u.key, "reason": u.reason, "known": u.known} for u in self.unknown_keys_as_unused() + self.unsupported_keys],
+            "unused_keys": [{"key": u.key, "reason": u.reason, "known": u.known} for u in self.unused_keys],
             "defaulted_keys": list(self.defaulted_keys),
             "context_path": self.context_path,
             "context_injector": self.injector,
             "schedule": {row.module: row.start_epoch for row in self.schedule},
             "schedule_detail": [{"module": r.module, "key": r.start_key, "start_epoch": r.start_epoch, "description": r.description} for r in self.schedule],
         }
-
-    def unknown_keys_as_unused(self) -> tuple[UnusedKey, ...]:
-        return tuple(UnusedKey(k, "not a key collapse-doctor knows", False) for k in self.unknown_keys)
 
 
 def inspect_config(loaded: LoadedConfig) -> InspectReport:
@@ -71,6 +69,7 @@ def inspect_config(loaded: LoadedConfig) -> InspectReport:
         resolved=config_to_dict(config),
         unknown_keys=loaded.unknown_keys,
         unsupported_keys=loaded.unsupported_keys,
+        unused_keys=loaded.unused_keys,
         defaulted_keys=loaded.defaulted_keys,
         parameters=model.parameter_table(),
         context_path=context_path,
