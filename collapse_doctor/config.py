@@ -433,7 +433,7 @@ class _Walker:
 
 def cross_field_problems(config: Config) -> list[tuple[str, str]]:
     """Rules that involve more than one key: (dotted key, message) pairs."""
-    m, t = config.model, config.training
+    m = config.model
     out: list[tuple[str, str]] = []
     d = m.hidden_dim
     if d % 8:

@@ -32,12 +32,10 @@ def render_inspect(console: Console, report: InspectReport) -> None:
         schedule.add_row(row.module, row.start_key, "-" if row.start_epoch is None else str(row.start_epoch), row.description)
     console.print(schedule)
 
-    unused = Table(title=f"Keys the tool does not use ({len(report.unknown_keys) + len(report.unsupported_keys)})")
+    unused = Table(title=f"Keys the tool does not use ({len(report.unused_keys)})")
     unused.add_column("key")
     unused.add_column("why")
-    for key in report.unknown_keys:
-        unused.add_row(key, "unknown: not a key collapse-doctor knows")
-    for item in report.unsupported_keys:
+    for item in report.unused_keys:
         unused.add_row(item.key, item.reason)
     console.print(unused)
     console.print(f"[dim]defaulted keys ({len(report.defaulted_keys)}):[/dim] " + (", ".join(report.defaulted_keys) or "none"), highlight=False)

@@ -7,7 +7,6 @@ schedule or DSC temperature), `memory` (tensors saved for backward), `graph` (th
 
 from __future__ import annotations
 
-import dataclasses
 
 import pytest
 import torch

@@ -9,7 +9,7 @@ import torch
 
 from collapse_doctor.model import build_model
 from collapse_doctor.model.rlan import TOP_LEVEL_MODULES
-from conftest import make_batch, tiny_config
+from conftest import tiny_config
 
 
 def built_with_memory(config=None):
