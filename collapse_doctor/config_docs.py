@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 
-from collapse_doctor.config import IMPLEMENTED_CONSUMERS, PENDING_REASON, REFERENCE_ONLY_KEYS, SECTIONS, _type_name, iter_fields
+from collapse_doctor.config import REFERENCE_ONLY_KEYS, SECTIONS, _type_name, iter_fields
 
 HEADER = """# Configuration
 
 collapse-doctor reads the YAML files users train with: `model:`, `training:`, `data:` and `device:`
-sections, keys spelled as in the reference's `configs/rlan_stable.yaml`. Each section is one frozen
+sections, keys spelled as in the reference's `configs/rlan_stable.yaml`, plus two sections of its own,
+`probe:` (budget, seed, threads) and `verdict:` (thresholds; justified in `docs/verdicts.md`). Each section is one frozen
 dataclass in `collapse_doctor/config.py`; this page is generated from it
 (`python -m collapse_doctor.config_docs > docs/config.md`) and a test keeps it current.
 
@@ -26,16 +27,19 @@ dataclass in `collapse_doctor/config.py`; this page is generated from it
   passes the resulting `Stage` into the forward pass.
 - **Unused keys** are listed, never dropped: *unknown* keys (not in the schema, e.g. `logging.*`,
   `hardware.*`, `inference.*`), and *unsupported* keys: known keys the tool does not act on, with the
-  reason (reference-only keys, modules it does not build such as `use_lcr: true`, and keys whose
-  consumer is not part of this version). `--strict` refuses unknown keys instead.
+  reason (reference-only keys, and modules or losses it does not build such as `use_lcr: true` or
+  `lambda_predicate > 0` without SPH). `--strict` refuses unknown keys instead.
 - **Errors.** Wrong types (only int -> float is coerced), out-of-range values and impossible
   combinations stop loading with one line per problem, `FILE: dotted.key: message` (`--set KEY: ...`
   for overrides), all reported at once, exit code 2.
 - **Overrides.** `--set model.hidden_dim=64` (repeatable); values are parsed as YAML.
 
 Consumers: `model` changes what RLAN builds or computes; `schedule` changes the staging schedule or
-the DSC temperature; `ema` changes the evaluation weights (`collapse_doctor/train/ema.py`); `data` changes which ARC tasks are used and how samples are augmented (`collapse_doctor/data/arc.py`); `trainer` and `device` keys are typed and validated but not yet acted on
-by this version (listed as unsupported when set).
+the DSC temperature; `ema` changes the evaluation weights (`collapse_doctor/train/ema.py`); `data`
+changes which ARC tasks are used and how samples are augmented (`collapse_doctor/data/arc.py`);
+`trainer` changes losses, optimizer or step handling (`collapse_doctor/train/`); `device` changes
+precision on CUDA; `probe` changes the probe's budget and run settings; `verdict` changes how a metric
+series is judged (`collapse_doctor/verdict.py`). `tests/test_key_effects.py` shows each key's effect.
 """
 
 
@@ -68,7 +72,7 @@ def render() -> str:
             if not dotted.startswith(section + "."):
                 continue
             meta = field.metadata
-            consumer = meta["consumer"] + ("" if meta["consumer"] in IMPLEMENTED_CONSUMERS else " (pending)")
+            consumer = meta["consumer"]
             lines.append(f"| `{dotted}` | {_type_name(tp)} | {_default(field)} | {_bounds(meta)} | {consumer} | {meta['ref']} | {meta['doc']} | {meta['source']} |")
         lines.append("")
     lines.append("## Reference keys the tool knows and does not model\n")
@@ -76,8 +80,6 @@ def render() -> str:
     lines.append("|---|---|")
     for dotted, why in REFERENCE_ONLY_KEYS.items():
         lines.append(f"| `{dotted}` | {why} |")
-    lines.append("")
-    lines.append("Pending consumers: " + "; ".join(f"`{k}`: {v}" for k, v in PENDING_REASON.items()) + ".")
     return "\n".join(lines) + "\n"
 
 

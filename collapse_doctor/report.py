@@ -39,3 +39,79 @@ def render_inspect(console: Console, report: InspectReport) -> None:
         unused.add_row(item.key, item.reason)
     console.print(unused)
     console.print(f"[dim]defaulted keys ({len(report.defaulted_keys)}):[/dim] " + (", ".join(report.defaulted_keys) or "none"), highlight=False)
+
+
+VERDICT_STYLE = {"HEALTHY": "green", "TRANSIENT": "yellow", "INCONCLUSIVE": "yellow", "COLLAPSED": "red", "FG_COLLAPSE": "red", "DIVERGED": "red"}
+
+
+def _pct(value) -> str:
+    return "-" if value is None else f"{value:.1%}"
+
+
+def _change(relative_drop: float) -> str:
+    return f"{relative_drop:.0%} drop" if relative_drop >= 0 else f"{-relative_drop:.0%} rise"
+
+
+def render_probe(console: Console, report: dict, rows: list[dict]) -> None:
+    """The final table of a probe (metrics at a few steps and around each activation) and its verdict."""
+    ran, data = report["ran"], report["data"]
+    metric_rows = [r for r in rows if "event" not in r]
+    events = [r for r in rows if "event" in r]
+    if ran["preset_changes"]:
+        changes = Table(title=f"{ran['preset']} preset: what it changed")
+        for column in ("key", "config", "probe", "why"):
+            changes.add_column(column)
+        for c in ran["preset_changes"]:
+            changes.add_row(c["key"], str(c["old"]), str(c["new"]), c["why"])
+        console.print(changes)
+    marks = sorted({0, 1, len(metric_rows) - 1, *(min(len(metric_rows) - 1, e["step"] + d) for e in events if e["step"] > 0 for d in (-1, 0, 5)), *range(0, len(metric_rows), max(1, len(metric_rows) // 8))})
+    table = Table(title="Training-batch metrics (raw weights, before each step's update)")
+    for column in ("step", "FG acc", "BG acc", "pred/target BG", "FG-cell mode", "loss", "|grad|", "gate sat r/u", "*"):
+        table.add_column(column, justify="left" if column in ("FG-cell mode", "*") else "right")
+    by_step = {r["step"]: r for r in metric_rows}
+    event_steps = {e["step"] for e in events}
+    for step in marks:
+        r = by_step.get(step)
+        if r is None:
+            continue
+        mode = "-" if r.get("fg_pred_mode") is None else f"{r['fg_pred_mode']} {_pct(r.get('fg_pred_mode_share'))}"
+        loss, grad, sat = r.get("loss"), r.get("grad_norm_total"), r.get("gate_saturation") or {}
+        table.add_row(
+            str(step), _pct(r.get("fg_acc")), _pct(r.get("bg_acc")), f"{_pct(r.get('pred_bg_share'))}/{_pct(r.get('target_bg_share'))}", mode,
+            loss if isinstance(loss, str) else f"{loss:.3f}", grad if isinstance(grad, str) else f"{grad:.2f}",
+            f"{sat.get('reset', 0):.0%}/{sat.get('update', 0):.0%}", "*" if step in event_steps else "",
+        )
+    console.print(table)
+    grouped: dict[int, list[str]] = {}
+    for e in events:
+        grouped.setdefault(e["step"], []).append(e["event"])
+    if grouped:
+        console.print("* activations: " + "; ".join(f"step {step}: {', '.join(names)}" for step, names in grouped.items()), highlight=False)
+    evidence = report["evidence"]
+    label = report["verdict"]
+    style = VERDICT_STYLE.get(label, "bold")
+    onset = "" if report["onset_step"] is None else f" at step {report['onset_step']}"
+    after = evidence.get("onset_after")
+    if after:
+        onset += f" ({after['steps_after']} steps after {'the start' if after['event'] == 'start' else after['event'] + ' at step ' + str(after['step'])})"
+    console.print(f"[bold {style}]{label}[/bold {style}]{onset}", highlight=False)
+    for reason in report["reasons"]:
+        console.print(f"  {reason}", highlight=False)
+    seen_steps = set()
+    for a in evidence.get("activations", []):
+        if a["step"] > 0 and a["step"] not in seen_steps:
+            seen_steps.add(a["step"])
+            a = {**a, "event": ", ".join(grouped[a["step"]])}
+            console.print(f"  {a['event']} at step {a['step']}: FG acc {_pct(a['fg_acc_before'])} before -> {_pct(a['fg_acc_after'])} after" + (f" ({_change(a['relative_fg_drop'])})" if a["relative_fg_drop"] is not None else ""), highlight=False)
+    if report.get("ema"):
+        ema = report["ema"]
+        console.print(f"  EMA (evaluation only): FG acc raw {_pct(ema['raw']['fg_acc'])} vs EMA {_pct(ema['ema']['fg_acc'])}", highlight=False)
+    for note in report["notes"]:
+        console.print(f"  [dim]note: {note}[/dim]", highlight=False)
+    console.print(
+        f"[dim]ran: {ran['config']}  preset {ran['preset']}  seed {ran['seed']}  steps {ran['steps_run']}/{ran['steps']} ({ran['steps_per_epoch']} per epoch)  "
+        f"{ran['device']} {ran['dtype']} threads {ran['threads']}  overrides {ran['overrides'] or 'none'}\n"
+        f"data: {data['source']}, {data['tasks_used']}/{data['tasks']} tasks fit the {data['canvas']}x{data['canvas']} canvas, background share {data['background_share']:.1%}\n"
+        f"metrics: {report['metrics']}  ({report['timing']['seconds']:.0f} s)[/dim]",
+        highlight=False,
+    )

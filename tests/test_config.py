@@ -137,3 +137,12 @@ def test_every_field_is_documented_with_reference_and_source():
     for dotted, field, _ in iter_fields():
         meta = field.metadata
         assert meta.get("doc") and meta.get("ref") and meta.get("source"), dotted
+
+
+def test_yaml_12_floats_such_as_5e_minus_4_are_numbers():
+    from collapse_doctor.config import parse_config_text
+
+    loaded = parse_config_text("training:\n  learning_rate: 5e-4\n", source="c.yaml", overrides=["training.gradient_clip=1e1"])
+    assert loaded.config.training.learning_rate == 5e-4 and loaded.config.training.gradient_clip == 10.0
+    with pytest.raises(ConfigError):
+        parse_config_text('training:\n  learning_rate: "5e-4"\n', source="c.yaml")  # a quoted string stays a string

@@ -44,7 +44,7 @@ def test_augmentation_keeps_background_and_padding_conventions():
     assert valid.sum() == task.test[1].size
     assert (target[valid] == 0).sum() == (task.test[1] == 0).sum()  # colour 0 stays background
     assert (sample.query_input == PAD).sum() == 900 - task.test[0].size
-    unpadded = parse_config({"data": {"ignore_padding_in_loss": False}}).config.data
+    unpadded = parse_config({"data": {"ignore_padding_in_loss": False}, "model": {"num_classes": 11}}).config.data
     assert (make_sample(task, unpadded, 30, 0, 0).query_target == PAD).sum() == 900 - task.test[1].size
 
 

@@ -1,8 +1,10 @@
 """Every key the schema accepts has a named, tested effect; a key without an entry here fails the suite.
 
 Effects: `model` (module tree, parameter count or output of the built model), `schedule` (the staging
-schedule or DSC temperature), `memory` (tensors saved for backward), `graph` (the autograd graph), or
-`unsupported` (the key is listed as not acted on, with its reason, instead of being silently dropped).
+schedule or DSC temperature), `memory` (tensors saved for backward), `graph` (the autograd graph),
+`trainer` (the metric rows and weights after two real optimizer steps on ARC tasks), `device` (the
+autocast dtype on CUDA), `probe` / `verdict` (the probe's run settings, the verdict of a fixed series),
+or `unsupported` (the key is listed as not acted on, with its reason, instead of being silently dropped).
 """
 
 from __future__ import annotations
@@ -11,13 +13,18 @@ from __future__ import annotations
 import pytest
 import torch
 
-from collapse_doctor.config import IMPLEMENTED_CONSUMERS, iter_fields, parse_config
+from collapse_doctor.config import iter_fields, parse_config
 from collapse_doctor.measure import saved_tensor_bytes
 from collapse_doctor.model import build_model
 from collapse_doctor.schedule import Schedule
 from collapse_doctor.train.ema import EMA
 from collapse_doctor.data.arc import make_sample, usable_tasks
+from collapse_doctor.presets import replace_key, steps_per_epoch
+from collapse_doctor.probe import configure_cpu, run_probe
+from collapse_doctor.train.trainer import Trainer, autocast_dtype
+from collapse_doctor.verdict import judge
 from conftest import arc_tasks, make_batch, tiny_raw
+from series import VERDICT_SERIES
 
 # key -> (effect, alternative value, extra overrides that make the effect observable)
 EFFECTS: dict[str, tuple] = {
@@ -49,7 +56,6 @@ EFFECTS: dict[str, tuple] = {
     "model.hpm_start_epoch": ("schedule", 2, {}),
     "model.hpm_warmup_epochs": ("schedule", 2.0, {}),
     "model.hpm_top_k": ("model_with_memory", 3, {}),
-    "model.hpm_balance_weight": ("unsupported", 0.1, {}),
     "model.hpm_primitives_per_bank": ("model", 9, {}),
     "model.hpm_levels_per_bank": ("model", 2, {}),
     "model.hpm_use_cross_attention": ("model", False, {}),
@@ -82,7 +88,7 @@ EFFECTS: dict[str, tuple] = {
     "training.gradient_checkpointing": ("memory", True, {}),
     "training.checkpoint_use_reentrant": ("graph", True, {"training.gradient_checkpointing": True}),
     "data.max_grid_size": ("data", 9, {}),
-    "data.ignore_padding_in_loss": ("data", False, {}),
+    "data.ignore_padding_in_loss": ("data", False, {"model.num_classes": 11}),
     "data.augmentation.enabled": ("data", False, {}),
     "data.augmentation.rotation": ("data", False, {}),
     "data.augmentation.flip": ("data", False, {}),
@@ -94,12 +100,54 @@ EFFECTS: dict[str, tuple] = {
     "training.loo_training.start_epoch": ("schedule", 6, {}),
     "training.equivariance_training.enabled": ("schedule", False, {}),
     "training.equivariance_training.start_epoch": ("schedule", 6, {}),
+    # trainer: two optimizer steps on real ARC tasks
+    "model.hpm_balance_weight": ("trainer", 0.5, {}),
+    "training.batch_size": ("trainer", 3, {}),
+    "training.grad_accumulation_steps": ("trainer", 2, {}),
+    "training.learning_rate": ("trainer", 1e-3, {}),
+    "training.weight_decay": ("trainer", 0.5, {}),
+    "training.gradient_clip": ("trainer", 0.01, {}),
+    "training.beta1": ("trainer", 0.5, {}),
+    "training.beta2": ("trainer", 0.5, {}),
+    "training.dsc_lr_multiplier": ("trainer", 3.0, {}),
+    "training.msre_lr_multiplier": ("trainer", 3.0, {}),
+    "training.hyperlora_lr_multiplier": ("trainer", 3.0, {}),
+    "training.loss_mode": ("trainer", "focal", {}),
+    "training.bg_weight_cap": ("trainer", 4.0, {"training.loss_mode": "weighted_stablemax"}),
+    "training.fg_weight_cap": ("trainer", 8.0, {"training.loss_mode": "weighted_stablemax"}),
+    "training.focal_gamma": ("trainer", 1.0, {"training.loss_mode": "focal_weighted"}),
+    "training.focal_alpha": ("trainer", 0.5, {"training.loss_mode": "focal_stablemax"}),
+    "training.lambda_entropy": ("trainer", 0.5, {}),
+    "training.lambda_sparsity": ("trainer", 0.1, {}),
+    "training.lambda_predicate": ("unsupported", 0.01, {}),
+    "training.lambda_curriculum": ("trainer", 0.5, {}),
+    "training.lambda_deep_supervision": ("trainer", 0.5, {}),
+    "training.lambda_act": ("unsupported", 0.5, {}),
+    "training.min_clues": ("trainer", 5.0, {}),
+    "training.min_clue_weight": ("trainer", 1.0, {"training.min_clues": 5.0}),
+    "training.ponder_weight": ("trainer", 0.5, {}),
+    "training.entropy_ponder_weight": ("trainer", 0.5, {}),
+    "training.loo_training.loss_weight": ("trainer", 0.9, {"training.meta_learning_start_epoch": 0}),
+    "training.loo_training.min_pairs_for_loo": ("trainer", 10, {"training.meta_learning_start_epoch": 0}),
+    "training.equivariance_training.loss_weight": ("trainer", 0.9, {"training.meta_learning_start_epoch": 0}),
+    "training.equivariance_training.num_augmentations": ("trainer", 1, {"training.meta_learning_start_epoch": 0}),
+    "probe.seed": ("trainer", 1, {}),
+    # device: what autocast a CUDA run uses
+    "device.mixed_precision": ("device", True, {}),
+    "device.dtype": ("device", "float16", {"device.mixed_precision": True}),
+    # probe run settings
+    "probe.steps": ("probe_steps", 3, {"training.batch_size": 2, "training.grad_accumulation_steps": 1}),
+    "probe.steps_per_epoch": ("probe_epoch", 7, {}),
+    "probe.threads": ("probe_cpu", 2, {}),
+    "probe.flush_denormal": ("probe_cpu", False, {}),
 }
-# Keys read by the trainer, data pipeline or device setup, which this version does not include: they
-# are typed and validated now, and listed as unsupported whenever a YAML sets them.
-for dotted, field, _ in iter_fields():
-    if field.metadata["consumer"] not in IMPLEMENTED_CONSUMERS:
-        EFFECTS.setdefault(dotted, ("unsupported", field.default, {}))
+# verdict keys: the verdict of a fixed hand-written series changes
+for dotted, alternative in {
+    "verdict.bg_excess": 0.5, "verdict.bg_share_max": 0.5, "verdict.fg_acc_floor": 0.001, "verdict.pool_fg_cells": 0,
+    "verdict.min_consecutive": 30, "verdict.fg_mode_share": 0.9, "verdict.learned_acc": 0.9, "verdict.final_window": 3,
+    "verdict.nonfinite_budget": 3, "verdict.window_before": 5, "verdict.window_after": 3,
+}.items():
+    EFFECTS[dotted] = ("verdict", alternative, {})
 
 
 def config_with(**overrides):
@@ -179,6 +227,30 @@ def graph_node_names(config):
     return names
 
 
+_TRAINER_CACHE: dict = {}
+
+
+def trainer_fingerprint(config):
+    """Metric rows and a weight checksum after two optimizer steps on real ARC tasks (batch 2 unless set)."""
+    if config in _TRAINER_CACHE:
+        return _TRAINER_CACHE[config]
+    config = replace_key(config, "training.batch_size", 2) if config.training.batch_size == 75 else config
+    config = replace_key(config, "training.grad_accumulation_steps", 1) if config.training.grad_accumulation_steps == 4 else config
+    tasks = usable_tasks(arc_tasks(), config.data, config.model.max_grid_size)
+    trainer = Trainer(config, tasks, seed=config.probe.seed, steps_per_epoch=1)
+    rows = [trainer.train_step() for _ in range(2)]
+    weights = {name: float(p.detach().double().sum()) for name, p in trainer.model.named_parameters()}
+    result = (repr(rows), weights)
+    _TRAINER_CACHE[config] = result
+    return result
+
+
+def tmp_dir():
+    import tempfile
+
+    return tempfile.mkdtemp(prefix="cd-effects-")
+
+
 def test_every_schema_key_has_an_effect_entry():
     schema = {dotted for dotted, _, _ in iter_fields()}
     assert sorted(schema - set(EFFECTS)) == [], "add an effect test for these keys"
@@ -216,6 +288,29 @@ def test_key_has_its_effect(dotted):
             assert evaluated[0] is None and evaluated[1] is not None
         else:
             assert not torch.equal(evaluated[0], evaluated[1])
+    elif effect == "trainer":
+        assert trainer_fingerprint(base.config) != trainer_fingerprint(changed.config)
+    elif effect == "device":
+        assert autocast_dtype(base.config.device, "cuda") != autocast_dtype(changed.config.device, "cuda")
+        assert autocast_dtype(changed.config.device, "cpu") is None  # a CPU probe always runs float32
+    elif effect == "probe_steps":
+        result = run_probe(changed, out_dir=tmp_dir(), preset="full")
+        assert len([r for r in result.rows if "event" not in r]) == alternative
+    elif effect == "probe_epoch":
+        assert steps_per_epoch(changed.config) == alternative != steps_per_epoch(base.config)
+    elif effect == "probe_cpu":
+        threads = torch.get_num_threads()
+        try:
+            configure_cpu(base.config.probe)
+            before = (torch.get_num_threads(), float(torch.tensor([1e-39]) * 1.0))
+            configure_cpu(changed.config.probe)
+            after = (torch.get_num_threads(), float(torch.tensor([1e-39]) * 1.0))
+        finally:
+            torch.set_num_threads(threads)
+            torch.set_flush_denormal(False)
+        assert before != after
+    elif effect == "verdict":
+        assert judge(VERDICT_SERIES, base.config.verdict).to_json() != judge(VERDICT_SERIES, changed.config.verdict).to_json()
     elif effect == "unsupported":
         assert dotted in [u.key for u in changed.unsupported_keys]
         assert dotted not in [u.key for u in base.unsupported_keys]

@@ -2,6 +2,7 @@
 
 import math
 
+import pytest
 import torch
 
 from collapse_doctor.train.losses import IGNORE_INDEX, stablemax_cross_entropy, stablemax_log_probs, stablemax_s
@@ -41,3 +42,60 @@ def test_bg_bias_minus_half_at_init_matches_the_reference_arithmetic():
     assert abs(p_bg - 0.072) < 0.003
     logits[:, 0] += 0.5
     assert abs((logits.argmax(1) == 0).double().mean().item() - 0.10) < 0.003
+
+
+def test_class_weights_follow_the_reference_rules():
+    from collapse_doctor.train.losses import class_weights
+
+    target = torch.tensor([[0, 0, 1, 1, 1, 1, 2, -100]])
+    w = class_weights(target, 10, bg_cap=2.0, fg_cap=5.0)
+    assert w[0] == 2.0  # background fixed at bg_weight_cap
+    assert w[1] == 1.0 and w[2] == 5.0  # inverse frequency rescaled to [1, cap]: the rarest present class gets the cap
+    assert (w[3:] == 5.0).all()  # absent classes get the cap
+    equal = class_weights(torch.tensor([[1, 2, 3]]), 10, bg_cap=2.0, fg_cap=5.0)
+    assert equal[1] == equal[2] == equal[3] == 3.0  # equal frequencies: (1 + cap) / 2
+
+
+def test_each_loss_mode_from_its_definition():
+    from collapse_doctor.config import TrainingConfig
+    from collapse_doctor.train.losses import stablemax_cross_entropy, stablemax_log_probs, task_loss_per_cell
+
+    torch.manual_seed(0)
+    logits = torch.randn(2, 10, 3, 3)
+    target = torch.randint(0, 10, (2, 3, 3))
+    target[0, 0, 0] = -100
+    plain = task_loss_per_cell(logits, target, TrainingConfig(loss_mode="stablemax"))
+    torch.testing.assert_close(plain, stablemax_cross_entropy(logits, target))
+    focal = task_loss_per_cell(logits, target, TrainingConfig(loss_mode="focal_stablemax", focal_gamma=0.0, focal_alpha=0.5))
+    torch.testing.assert_close(focal, 0.5 * plain)
+    softmax = task_loss_per_cell(logits, target, TrainingConfig(loss_mode="focal", focal_gamma=0.0, focal_alpha=0.5))
+    expected = 0.5 * torch.nn.functional.cross_entropy(logits, target, ignore_index=-100, reduction="none")
+    torch.testing.assert_close(softmax, expected)
+    gamma = task_loss_per_cell(logits, target, TrainingConfig(loss_mode="focal_weighted", focal_gamma=2.0))
+    weighted = task_loss_per_cell(logits, target, TrainingConfig(loss_mode="weighted_stablemax"))
+    p_t = stablemax_log_probs(logits).exp().gather(1, target.clamp(min=0)[:, None])[:, 0].float()
+    torch.testing.assert_close(gamma, weighted * (1 - p_t) ** 2)
+    assert plain[0, 0, 0] == 0 and focal[0, 0, 0] == 0
+
+
+def test_task_term_divides_by_the_whole_canvas():
+    """Reference 2.3: each sample's summed loss over the canvas size, ignored cells counting as 0 (the /900)."""
+    from types import SimpleNamespace
+
+    from collapse_doctor.config import TrainingConfig
+    from collapse_doctor.train.losses import rlan_loss, stablemax_cross_entropy
+
+    torch.manual_seed(0)
+    logits = torch.randn(2, 10, 5, 5)
+    target = torch.full((2, 5, 5), -100)
+    target[:, :2, :2] = torch.randint(0, 10, (2, 2, 2))
+    clues = SimpleNamespace(stop_logits=torch.full((2, 3), -5.0), entropy=torch.zeros(2, 3), attention=None)
+    out = SimpleNamespace(logits=logits, all_logits=[logits], clues=clues, hpm_balance_loss=None)
+    cfg = TrainingConfig(lambda_entropy=0.0, ponder_weight=0.0, entropy_ponder_weight=0.0, min_clues=1.0)
+    loss = rlan_loss(out, target, cfg)
+    expected = stablemax_cross_entropy(logits, target).sum(dim=(1, 2)).mean() / 25
+    torch.testing.assert_close(loss.terms["task"], expected)
+    assert float(loss.terms["min_clue"]) == 0.0  # ~3 clues used >= min_clues 1
+    more = rlan_loss(out, target, TrainingConfig(lambda_entropy=0.0, ponder_weight=0.0, entropy_ponder_weight=0.0, min_clues=5.0))
+    used = 3 * (1 - torch.sigmoid(torch.tensor(-5.0)))
+    assert float(more.terms["min_clue"]) == pytest.approx(0.5 * 5.0 * (5.0 - float(used)), rel=1e-5)

@@ -34,6 +34,7 @@ class RLANOutput:
     lora_deltas: dict[str, torch.Tensor] | None  # target -> (B, D, D)
     gate_saturation: torch.Tensor  # (T, 2): share of |pre-activation| > 4.6 for the reset and update gates
     hpm_balance_loss: torch.Tensor | None
+    context: Context  # what the ContextEncoder produced (the equivariance loss re-pools it)
 
 
 class RLAN(nn.Module):
@@ -64,20 +65,37 @@ class RLAN(nn.Module):
         stage: Stage = FULL_STAGE,
     ) -> RLANOutput:
         """query_input (B, H, W), support grids (B, N, H, W), pair_mask (B, N) bool; grids use PAD = 10."""
+        return self.forward_with_context(query_input, self.encode_context(support_inputs, support_outputs, pair_mask), stage)
+
+    def encode_context(self, support_inputs: torch.Tensor, support_outputs: torch.Tensor, pair_mask: torch.Tensor) -> Context:
+        if self.context_encoder is None:
+            return Context()
+        return self.context_encoder(support_inputs, support_outputs, pair_mask)
+
+    def forward_with_context(
+        self,
+        query_input: torch.Tensor,
+        context: Context,
+        stage: Stage = FULL_STAGE,
+        *,
+        inject: bool = True,
+        lora_deltas: dict[str, torch.Tensor] | None = None,
+        predict_lora: bool = True,
+    ) -> RLANOutput:
+        """Steps 1 and 3-9 on given context. The LOO loss calls it with inject=False and its own deltas
+        (the reference's forward_with_lora: no context injection, deltas from the remaining pairs)."""
         # 1. Encode the query grid.
         features = self.feature_proj(self.encoder(query_input))  # (B, D, H, W)
         valid = valid_mask(query_input)  # (B, H, W)
         sizes = grid_sizes(query_input)  # (B, 2)
 
-        # 2. Encode the demonstrations and inject them as context.
-        context = Context()
-        if self.context_encoder is not None:
-            context = self.context_encoder(support_inputs, support_outputs, pair_mask)
+        # 2. Inject the encoded demonstrations as context.
+        if inject and self.context_encoder is not None:
             features = self._inject(features, context, stage)
 
         # 3. HPM: memory-enhanced pooled context added to every pixel.
         balance = None
-        if self.hpm is not None and stage.hpm is not None:
+        if inject and self.hpm is not None and stage.hpm is not None:
             z_aug, balance = self.hpm(context.pooled())  # (B, D)
             features = features + stage.hpm * z_aug[:, :, None, None]
 
@@ -96,8 +114,7 @@ class RLAN(nn.Module):
 
         # 6. LCR and SPH are not built (reference: off).
         # 7. HyperLoRA deltas from the support features.
-        lora_deltas = None
-        if self.hyper_lora is not None and stage.hyper_lora is not None:
+        if predict_lora and self.hyper_lora is not None and stage.hyper_lora is not None:
             lora_deltas = self.hyper_lora(context.support_features, scale=stage.hyper_lora)
 
         # 8. The recursive solver.
@@ -107,7 +124,7 @@ class RLAN(nn.Module):
         )
 
         # 9. Final logits are the last step's.
-        return RLANOutput(all_logits[-1], all_logits, clues, lora_deltas, saturation, balance)
+        return RLANOutput(all_logits[-1], all_logits, clues, lora_deltas, saturation, balance, context)
 
     def _inject(self, features: torch.Tensor, context: Context, stage: Stage) -> torch.Tensor:
         if isinstance(self.context_injector, CrossAttentionInjector):

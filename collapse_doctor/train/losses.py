@@ -1,4 +1,5 @@
-"""Task losses of docs/rlan-reference.md 2.3. This file holds stablemax cross-entropy in its exact form.
+"""Losses of docs/rlan-reference.md 2.3: stablemax cross-entropy in its exact form, the weighted and
+focal modes, and RLANLoss's aggregation of the task term with the auxiliary losses.
 
 Stablemax replaces exp with s(x) = x + 1 for x >= 0 and 1 / (1 - x) for x < 0 (TRM's choice); the
 reference computes it in float64 with clamps, and casts the per-cell loss back to the logits dtype.
@@ -6,7 +7,12 @@ reference computes it in float64 with clamps, and casts the per-cell loss back t
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
+
 import torch
+
+from collapse_doctor.config import TrainingConfig
 
 IGNORE_INDEX = -100
 
@@ -30,3 +36,99 @@ def stablemax_cross_entropy(logits: torch.Tensor, target: torch.Tensor, ignore_i
     log_p = stablemax_log_probs(logits, dim=1)
     picked = log_p.gather(1, target.clamp(min=0).unsqueeze(1)).squeeze(1)  # (B, H, W)
     return torch.where(valid, -picked, torch.zeros_like(picked)).to(logits.dtype)
+
+
+# --------------------------------------------------------------------------------------------------
+# Per-cell task loss of every training.loss_mode (reference 2.3, "Other modes")
+# --------------------------------------------------------------------------------------------------
+def class_weights(target: torch.Tensor, num_classes: int, bg_cap: float, fg_cap: float, ignore_index: int = IGNORE_INDEX) -> torch.Tensor:
+    """Per-batch class weights of the weighted modes: BG fixed at bg_cap; FG inverse batch frequency
+    rescaled linearly to [1, fg_cap] (equal frequencies give (1 + cap) / 2, absent classes the cap);
+    all clamped to [0.1, fg_cap]."""
+    valid = target[target != ignore_index]
+    counts = torch.bincount(valid.flatten(), minlength=num_classes)[:num_classes].double()
+    fg = counts[1:]
+    weights = torch.full((num_classes,), float(fg_cap), dtype=torch.float64, device=target.device)
+    present = fg > 0
+    if present.any():
+        inverse = fg.sum() / fg[present]
+        lo, hi = inverse.min(), inverse.max()
+        if hi - lo > 0:
+            scaled = 1.0 + (inverse - lo) / (hi - lo) * (fg_cap - 1.0)
+        else:
+            scaled = torch.full_like(inverse, (1.0 + fg_cap) / 2)
+        weights[1:][present] = scaled
+    weights[0] = bg_cap
+    return weights.clamp(0.1, fg_cap)
+
+
+def task_loss_per_cell(logits: torch.Tensor, target: torch.Tensor, cfg: TrainingConfig) -> torch.Tensor:
+    """(B, H, W) per-cell loss of cfg.loss_mode; 0 at ignored cells."""
+    mode = cfg.loss_mode
+    valid = target != IGNORE_INDEX
+    safe = target.clamp(min=0).unsqueeze(1)
+    if mode == "focal":
+        log_p = torch.log_softmax(logits.double(), dim=1)
+    else:
+        log_p = stablemax_log_probs(logits, dim=1)
+    log_pt = log_p.gather(1, safe).squeeze(1)  # (B, H, W) float64
+    ce = (-log_pt).clamp(max=100.0)
+    if mode == "stablemax":
+        per_cell = ce
+    elif mode in ("weighted_stablemax", "focal_weighted"):
+        weights = class_weights(target, logits.shape[1], cfg.bg_weight_cap, cfg.fg_weight_cap)[safe.squeeze(1)]
+        per_cell = weights * ce
+        if mode == "focal_weighted":
+            per_cell = per_cell * (1.0 - log_pt.exp()).clamp(min=0) ** cfg.focal_gamma
+    else:  # focal_stablemax, focal: alpha for FG, 1 - alpha for BG
+        alpha = torch.where(safe.squeeze(1) == 0, 1.0 - cfg.focal_alpha, cfg.focal_alpha)
+        per_cell = alpha * (1.0 - log_pt.exp()).clamp(min=0) ** cfg.focal_gamma * ce
+    return torch.where(valid, per_cell, torch.zeros_like(per_cell)).to(logits.dtype)
+
+
+# --------------------------------------------------------------------------------------------------
+# RLANLoss, the full aggregation path (reference 2.3, "How RLANLoss aggregates")
+# --------------------------------------------------------------------------------------------------
+@dataclass
+class LossTerms:
+    total: torch.Tensor
+    terms: dict[str, torch.Tensor]  # each weighted term that is part of total, by name
+
+    def as_floats(self) -> dict[str, float]:
+        return {name: float(value.detach()) for name, value in self.terms.items()}
+
+
+def rlan_loss(out, target: torch.Tensor, cfg: TrainingConfig, *, progress: float = 0.0, hpm_balance_weight: float = 0.0) -> LossTerms:
+    """Total training loss of one batch from an RLANOutput.
+
+    The task term is each sample's summed per-cell loss over the whole canvas size (the reference's
+    /900 at 30x30, so small grids weigh little), plus the per-sample min-clue hinge, averaged over the
+    batch. The auxiliaries are added with their lambdas; terms whose lambda is 0 are not computed.
+    """
+    b, _, h, w = out.logits.shape
+    cells = h * w
+    per_cell = task_loss_per_cell(out.logits, target, cfg).float()
+    task = per_cell.sum(dim=(1, 2)) / cells  # (B,)
+    used = 1.0 - torch.sigmoid(out.clues.stop_logits.float())  # u_k (B, K)
+    hinge = cfg.lambda_sparsity * cfg.min_clue_weight * torch.relu(cfg.min_clues - used.sum(dim=1))  # (B,)
+    terms: dict[str, torch.Tensor] = {"task": task.mean(), "min_clue": hinge.mean()}
+
+    normalised_entropy = out.clues.entropy.float()  # (B, K): H / ln(H*W)
+    if cfg.lambda_entropy > 0:
+        entropy_nats = normalised_entropy * math.log(cells)
+        terms["entropy"] = cfg.lambda_entropy * entropy_nats.mean().abs().clamp(max=10.0)
+    if cfg.lambda_sparsity > 0 and (cfg.ponder_weight > 0 or cfg.entropy_ponder_weight > 0):
+        ponder = cfg.ponder_weight * used.sum(dim=1).mean()
+        entropy_ponder = cfg.entropy_ponder_weight * (used * normalised_entropy).sum(dim=1).mean()
+        terms["ponder"] = cfg.lambda_sparsity * (ponder + entropy_ponder)
+    if cfg.lambda_curriculum > 0:
+        k = used.shape[1]
+        reached = torch.cumprod(used, dim=1).sum(dim=1)  # clue k counts only if no earlier clue stopped
+        terms["curriculum"] = cfg.lambda_curriculum * torch.relu(reached - (1 + progress * (k - 1))).mean()
+    if cfg.lambda_deep_supervision > 0 and len(out.all_logits) > 1:
+        valid = (target != IGNORE_INDEX).sum().clamp(min=1)
+        steps = [task_loss_per_cell(step_logits, target, cfg).float().sum() / valid for step_logits in out.all_logits[:-1]]
+        terms["deep_supervision"] = cfg.lambda_deep_supervision * torch.stack(steps).mean()
+    if hpm_balance_weight > 0 and out.hpm_balance_loss is not None:
+        terms["hpm_balance"] = hpm_balance_weight * out.hpm_balance_loss.float()
+    return LossTerms(sum(terms.values()), terms)

@@ -1,0 +1,181 @@
+"""A probe: a short training of the bundled RLAN on real ARC tasks, streamed to JSONL, ending in a verdict.
+
+`run_probe` is what every command calls (probe, and the sweeps built on it); the CLI only renders its
+result. The report says what was run: config, overrides, preset changes, seed, steps, device, dtype,
+threads, versions and the data it used.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from collapse_doctor import __version__
+from collapse_doctor.config import LoadedConfig, ProbeConfig, config_to_dict
+from collapse_doctor.data.arc import background_stats, load_tasks, usable_tasks
+from collapse_doctor.errors import CollapseDoctorError, DataError
+from collapse_doctor.presets import PRESETS, apply_preset, steps_per_epoch
+from collapse_doctor.train.trainer import GradHook, Trainer
+from collapse_doctor.verdict import Verdict, judge
+
+StepCallback = Callable[[dict], None]  # called with each metrics row as it is written
+
+
+@dataclass
+class ProbeResult:
+    verdict: Verdict
+    rows: list[dict]
+    metrics_path: Path
+    report: dict = field(default_factory=dict)
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise CollapseDoctorError("--device cuda: no CUDA device is available (torch.cuda.is_available() is false)")
+    if device not in ("cpu", "cuda"):
+        raise CollapseDoctorError(f"--device {device!r}: expected auto, cpu or cuda")
+    return torch.device(device)
+
+
+def configure_cpu(probe: ProbeConfig) -> None:
+    """Fix the intra-op thread count (results differ between 1 and 2 threads) and flush subnormals."""
+    torch.set_num_threads(probe.threads)
+    torch.set_flush_denormal(probe.flush_denormal)
+
+
+def default_output_dir() -> Path:
+    """Where probe metrics go unless --out says otherwise: the user's cache directory."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "collapse-doctor" / "probes"
+
+
+def versions() -> dict[str, str]:
+    return {"collapse_doctor": __version__, "torch": torch.__version__, "numpy": np.__version__, "python": platform.python_version()}
+
+
+def run_probe(
+    loaded: LoadedConfig,
+    *,
+    preset: str = "tiny",
+    device: str = "cpu",
+    data: str = "arc-agi-1",
+    solutions: str | None = None,
+    out_dir: Path | None = None,
+    name: str | None = None,
+    on_row: StepCallback | None = None,
+    grad_hook: GradHook | None = None,
+) -> ProbeResult:
+    """Run one probe and judge it. Seed and steps come from the config (probe.seed, probe.steps; the
+    CLI turns --seed/--steps into overrides so the report lists them)."""
+    if preset not in PRESETS:
+        raise CollapseDoctorError(f"--preset {preset!r}: expected one of {', '.join(PRESETS)}")
+    config, changes = apply_preset(loaded, PRESETS[preset])
+    dev = resolve_device(device)
+    tasks_all = load_tasks(data, solutions)
+    tasks = usable_tasks(tasks_all, config.data, config.model.max_grid_size)
+    if not tasks:
+        raise DataError(f"{data}: none of its {len(tasks_all)} tasks fits the {config.model.max_grid_size}x{config.model.max_grid_size} canvas")
+    stats = background_stats(tasks)
+    spe = steps_per_epoch(config)
+    notes = []
+    if dev.type == "cpu":
+        configure_cpu(config.probe)
+        if config.device.mixed_precision:
+            notes.append("device.mixed_precision: true applies on CUDA only; this CPU probe runs float32")
+    trainer = Trainer(config, tasks, seed=config.probe.seed, steps_per_epoch=spe, device=dev, grad_hook=grad_hook)
+    dtype = str(trainer.amp_dtype).replace("torch.", "") if trainer.amp_dtype is not None else "float32"
+
+    out_dir = Path(out_dir) if out_dir is not None else default_output_dir()
+    name = name or f"{Path(loaded.source).stem}-{preset}-seed{config.probe.seed}"
+    metrics_path = out_dir / f"{name}.jsonl"
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        handle = metrics_path.open("w", encoding="utf-8")
+    except OSError as exc:
+        raise CollapseDoctorError(f"{metrics_path}: cannot write metrics: {exc.strerror or exc}") from None
+
+    rows: list[dict] = []
+    started = time.perf_counter()
+    stopped_early = None
+    with handle:
+        for _ in range(config.probe.steps):
+            for row in trainer.train_step():
+                rows.append(row)
+                handle.write(json.dumps(row, sort_keys=True) + "\n")
+                if "event" not in row and on_row is not None:
+                    on_row(row)
+            handle.flush()
+            if trainer.consecutive_nonfinite >= config.verdict.nonfinite_budget:
+                stopped_early = f"stopped after {trainer.consecutive_nonfinite} consecutive non-finite steps (the reference aborts the epoch at {config.verdict.nonfinite_budget})"
+                break
+    elapsed = time.perf_counter() - started
+    verdict = judge(rows, config.verdict)
+    metric_rows = [r for r in rows if "event" not in r]
+    report = {
+        "verdict": verdict.label,
+        "onset_step": verdict.onset_step,
+        "good": verdict.good,
+        "reasons": verdict.reasons,
+        "evidence": verdict.to_json(),
+        "ran": {
+            "config": loaded.source,
+            "overrides": list(loaded.overrides),
+            "preset": preset,
+            "preset_changes": [vars(c) for c in changes],
+            "seed": config.probe.seed,
+            "steps": config.probe.steps,
+            "steps_run": len(metric_rows),
+            "steps_per_epoch": spe,
+            "device": str(dev),
+            "dtype": dtype,
+            "threads": torch.get_num_threads() if dev.type == "cpu" else None,
+            "flush_denormal": config.probe.flush_denormal if dev.type == "cpu" else None,
+            "stopped_early": stopped_early,
+            "skipped_steps": trainer.skipped_steps,
+        },
+        "data": {"source": data, "tasks": len(tasks_all), "tasks_used": len(tasks), "canvas": config.model.max_grid_size, "background_share": stats.background_share},
+        "unused_keys": [vars(u) for u in loaded.unused_keys],
+        "notes": notes,
+        "versions": versions(),
+        "timing": {"seconds": elapsed, "steps_per_second": len(metric_rows) / elapsed if elapsed > 0 else None},
+        "metrics": str(metrics_path),
+        "config": config_to_dict(config),
+    }
+    if trainer.ema is not None:
+        report["ema"] = ema_comparison(trainer)
+    return ProbeResult(verdict, rows, metrics_path, report)
+
+
+@torch.no_grad()
+def ema_comparison(trainer: Trainer) -> dict:
+    """FG/BG accuracy of the raw and the EMA weights on the next training batch (EMA is evaluation-only)."""
+    from collapse_doctor.train.trainer import StepCounts
+
+    t = trainer.config.training
+    batch = trainer.stream.batch(trainer.step * t.grad_accumulation_steps, t.batch_size).to(trainer.device)
+    stage = trainer.stage()
+    out = {}
+    for label, model in (("raw", trainer.model), ("ema", trainer.ema.evaluation_copy(trainer.model))):
+        was_training = model.training
+        model.eval()
+        counts = StepCounts(trainer.config.model.num_classes)
+        counts.add(model(batch.query_input, batch.support_inputs, batch.support_outputs, batch.pair_mask, stage).logits, batch.query_target)
+        model.train(was_training)
+        row = counts.row()
+        out[label] = {k: row[k] for k in ("fg_acc", "bg_acc", "pred_bg_share")}
+    return out
+
+
+def read_rows(path: Path) -> list[dict]:
+    return [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
+

@@ -1,0 +1,360 @@
+"""The trainer of reference section 2, one optimizer step at a time, with a metrics row per step.
+
+Per optimizer step: `grad_accumulation_steps` batches, each forward under the step's `Stage`, RLANLoss
+divided by the accumulation, then (from their start epoch) the LOO and equivariance losses with their
+own immediate backward passes. Then the gradient norm per module is measured before clipping, a step
+with non-finite gradients is skipped and counted, the rest are clipped and taken by AdamW with
+per-module learning rates, and the EMA (evaluation only) is updated.
+
+Metrics describe the raw weights on the step's own training batches, before the update (row `step`
+0 is the initialisation), pooled over valid cells. No wall-clock time goes into a row, so the same
+seed gives the same rows.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from contextlib import nullcontext
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from collapse_doctor.config import Config, DeviceConfig
+from collapse_doctor.data.arc import Sample, Task, make_sample
+from collapse_doctor.model.grid_encoder import PAD
+from collapse_doctor.model.hyper_lora import LORA_TARGETS
+from collapse_doctor.model.rlan import RLAN, build_model
+from collapse_doctor.schedule import Schedule, Stage
+from collapse_doctor.train.ema import EMA
+from collapse_doctor.train.losses import IGNORE_INDEX, rlan_loss
+from collapse_doctor.train.meta import equivariance_loss, loo_loss
+
+NO_DECAY_WORDS = ("bias", "norm", "embedding")  # the reference's name heuristic (2.5), quirks included
+
+
+# --------------------------------------------------------------------------------------------------
+# Batches
+# --------------------------------------------------------------------------------------------------
+@dataclass
+class Batch:
+    query_input: torch.Tensor  # (B, S, S)
+    query_target: torch.Tensor  # (B, S, S), IGNORE_INDEX outside the grid
+    support_inputs: torch.Tensor  # (B, N, S, S)
+    support_outputs: torch.Tensor  # (B, N, S, S)
+    pair_mask: torch.Tensor  # (B, N) bool
+
+    def to(self, device: torch.device) -> "Batch":
+        return Batch(*(t.to(device) for t in (self.query_input, self.query_target, self.support_inputs, self.support_outputs, self.pair_mask)))
+
+
+def collate(samples: list[Sample]) -> Batch:
+    """Stack samples; N is the most pairs in the batch, missing slots are PAD grids with mask False."""
+    n = max(s.support_inputs.shape[0] for s in samples)
+    size = samples[0].query_input.shape[-1]
+    inputs = np.full((len(samples), n, size, size), PAD, dtype=np.int64)
+    outputs = np.full_like(inputs, PAD)
+    mask = np.zeros((len(samples), n), dtype=bool)
+    for i, s in enumerate(samples):
+        k = s.support_inputs.shape[0]
+        inputs[i, :k], outputs[i, :k], mask[i, :k] = s.support_inputs, s.support_outputs, True
+    query = np.stack([s.query_input for s in samples])
+    target = np.stack([s.query_target for s in samples])
+    return Batch(*(torch.from_numpy(a) for a in (query, target, inputs, outputs, mask)))
+
+
+class SampleStream:
+    """Sample number i of a run: task order reshuffled every pass over the tasks, augmentation from (seed, i).
+
+    Any batch can be rebuilt from its index alone, so a resumed or parallel run sees the same data.
+    """
+
+    def __init__(self, tasks: list[Task], config: Config, seed: int):
+        self.tasks, self.data, self.seed = tasks, config.data, seed
+        self.canvas = config.model.max_grid_size
+        self._orders: dict[int, np.ndarray] = {}
+
+    def task_for(self, index: int) -> Task:
+        epoch, position = divmod(index, len(self.tasks))
+        if epoch not in self._orders:
+            self._orders[epoch] = np.random.default_rng([self.seed, epoch, 1]).permutation(len(self.tasks))
+        return self.tasks[int(self._orders[epoch][position])]
+
+    def batch(self, batch_index: int, batch_size: int) -> Batch:
+        first = batch_index * batch_size
+        return collate([make_sample(self.task_for(i), self.data, self.canvas, self.seed, i) for i in range(first, first + batch_size)])
+
+
+# --------------------------------------------------------------------------------------------------
+# Optimizer
+# --------------------------------------------------------------------------------------------------
+def lr_multiplier(name: str, config: Config) -> float:
+    t = config.training
+    if name.startswith("dsc.") or ".dsc." in name:
+        return t.dsc_lr_multiplier
+    if ".msre." in name or name.startswith("msre."):
+        return t.msre_lr_multiplier
+    if "hyper_lora" in name:
+        return t.hyperlora_lr_multiplier
+    return 1.0
+
+
+def parameter_groups(model: RLAN, config: Config) -> list[dict]:
+    """AdamW groups by name (reference 2.5): LR x module multiplier; no weight decay for names
+    containing bias/norm/embedding (which misses norms inside nn.Sequential, as in the reference)."""
+    groups: dict[tuple[float, bool], list] = {}
+    names: dict[tuple[float, bool], list[str]] = {}
+    for name, p in model.named_parameters():
+        decay = not any(word in name for word in NO_DECAY_WORDS)
+        group_key = (lr_multiplier(name, config), decay)
+        groups.setdefault(group_key, []).append(p)
+        names.setdefault(group_key, []).append(name)
+    t = config.training
+    return [
+        {"params": params, "lr": t.learning_rate * mult, "weight_decay": t.weight_decay if decay else 0.0, "names": names[(mult, decay)]}
+        for (mult, decay), params in sorted(groups.items())
+    ]
+
+
+def build_optimizer(model: RLAN, config: Config) -> torch.optim.AdamW:
+    t = config.training
+    return torch.optim.AdamW(parameter_groups(model, config), lr=t.learning_rate, betas=(t.beta1, t.beta2))
+
+
+def grad_group(name: str) -> str:
+    """Module a parameter's gradient norm is reported under: top-level modules, the solver split in parts."""
+    parts = name.split(".")
+    if parts[0] == "solver" and len(parts) > 2 and parts[1] in ("gru", "solver_context", "output_head"):
+        return f"solver.{parts[1]}"
+    return parts[0]
+
+
+# --------------------------------------------------------------------------------------------------
+# Precision
+# --------------------------------------------------------------------------------------------------
+def autocast_dtype(device_cfg: DeviceConfig, device_type: str) -> torch.dtype | None:
+    """The autocast dtype the reference used (2.7) on CUDA; None: full float32 (always on CPU)."""
+    if device_type != "cuda" or not device_cfg.mixed_precision or device_cfg.dtype == "float32":
+        return None
+    return {"bfloat16": torch.bfloat16, "float16": torch.float16}[device_cfg.dtype]
+
+
+# --------------------------------------------------------------------------------------------------
+# Metrics
+# --------------------------------------------------------------------------------------------------
+class StepCounts:
+    """Counts pooled over the valid cells of one optimizer step's batches."""
+
+    def __init__(self, num_classes: int):
+        self.c = num_classes
+        self.pred = np.zeros(num_classes, dtype=np.int64)  # predictions per class over valid cells
+        self.target = np.zeros(num_classes, dtype=np.int64)
+        self.correct = np.zeros(num_classes, dtype=np.int64)  # correct cells per target class
+        self.pred_on_fg = np.zeros(num_classes, dtype=np.int64)  # predictions on FG-target cells
+
+    @torch.no_grad()
+    def add(self, logits: torch.Tensor, target: torch.Tensor) -> None:
+        valid = (target != IGNORE_INDEX) & (target != PAD) & (target < self.c)  # cells of the real grid
+        pred, tgt = logits.argmax(dim=1)[valid], target[valid]
+        c = self.c
+        self.pred += torch.bincount(pred, minlength=c)[:c].cpu().numpy()
+        self.target += torch.bincount(tgt, minlength=c)[:c].cpu().numpy()
+        self.correct += torch.bincount(tgt[pred == tgt], minlength=c)[:c].cpu().numpy()
+        self.pred_on_fg += torch.bincount(pred[tgt != 0], minlength=c)[:c].cpu().numpy()
+
+    def row(self) -> dict:
+        cells = int(self.target.sum())
+        fg_cells = cells - int(self.target[0])
+        fg_preds = int(self.pred_on_fg.sum())
+        mode = int(self.pred_on_fg.argmax()) if fg_preds else None
+        return {
+            "fg_acc": _ratio(int(self.correct[1:].sum()), fg_cells),
+            "bg_acc": _ratio(int(self.correct[0]), int(self.target[0])),
+            "pred_bg_share": _ratio(int(self.pred[0]), cells),
+            "target_bg_share": _ratio(int(self.target[0]), cells),
+            "pred_share": [_ratio(int(v), cells) for v in self.pred],
+            "target_share": [_ratio(int(v), cells) for v in self.target],
+            "fg_pred_mode": mode,
+            "fg_pred_mode_share": _ratio(int(self.pred_on_fg[mode]), fg_preds) if mode is not None else None,
+            "fg_pred_mode_target_share": _ratio(int(self.target[mode]), fg_cells) if mode else None,
+            "fg_pred_share": [_ratio(int(v), fg_preds) for v in self.pred_on_fg],
+            "colours_predicted": int((self.pred > 0).sum()),
+            "colours_present": int((self.target > 0).sum()),
+            "valid_cells": cells,
+        }
+
+
+def _ratio(a: int, b: int) -> float | None:
+    return a / b if b else None
+
+
+def _mean(values: list[float]) -> float | None:
+    return sum(values) / len(values) if values else None
+
+
+# --------------------------------------------------------------------------------------------------
+# The trainer
+# --------------------------------------------------------------------------------------------------
+GradHook = Callable[[RLAN, int], None]  # called after the backward passes, before the step (tests inject faults)
+
+
+class Trainer:
+    def __init__(self, config: Config, tasks: list[Task], *, seed: int, steps_per_epoch: int, device: torch.device | str = "cpu", grad_hook: GradHook | None = None):
+        self.config, self.device = config, torch.device(device)
+        self.steps_per_epoch = steps_per_epoch
+        torch.manual_seed(seed)
+        self.model = build_model(config).to(self.device).train()
+        self.optimizer = build_optimizer(self.model, config)
+        self.ema = EMA.from_config(self.model, config.training)
+        self.schedule = Schedule.from_config(config)
+        self.stream = SampleStream(tasks, config, seed)
+        self.amp_dtype = autocast_dtype(config.device, self.device.type)
+        self.scaler = torch.amp.GradScaler("cuda") if self.amp_dtype is not None else None
+        self.grad_hook = grad_hook
+        self.step = 0
+        self.consecutive_nonfinite = 0
+        self.skipped_steps = 0
+        self._previous_stage: Stage | None = None
+
+    def stage(self) -> Stage:
+        return self.schedule.stage_at(self.step / self.steps_per_epoch)
+
+    def events(self, stage: Stage) -> list[dict]:
+        """Rows for every module or loss that is live now and was not at the previous step."""
+        before = self._previous_stage
+        names = [("hyper_lora", "hyper_lora on"), ("solver_context", "solver_context on"), ("cross_attention", "cross_attention on"), ("hpm", "hpm on"), ("loo", "loo loss on"), ("equivariance", "equivariance loss on")]
+        built = {s.module: s.built for s in self.schedule.modules} | {"loo": True, "equivariance": True}
+        rows = []
+        for attr, label in names:
+            now = getattr(stage, attr)
+            was = getattr(before, attr) if before is not None else None
+            live_now = built[attr] and now not in (None, False)
+            live_before = before is not None and was not in (None, False)
+            if live_now and not live_before:
+                rows.append({"step": self.step, "epoch": stage.epoch, "event": label})
+        return rows
+
+    def _autocast(self):
+        if self.amp_dtype is None:
+            return nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
+
+    def train_step(self) -> list[dict]:
+        """One optimizer step; returns its event rows (if any) followed by its metrics row."""
+        t = self.config.training
+        accumulation = t.grad_accumulation_steps
+        stage = self.stage()
+        rows = self.events(stage)
+        self._previous_stage = stage
+        self.optimizer.zero_grad(set_to_none=True)
+        counts = StepCounts(self.config.model.num_classes)
+        terms: dict[str, list[float]] = {}
+        totals, saturation, delta_norms = [], [], {k: [] for k in LORA_TARGETS}
+        nonfinite_loss = 0
+        progress = stage.epoch / t.max_epochs
+        for micro in range(accumulation):
+            batch = self.stream.batch(self.step * accumulation + micro, t.batch_size).to(self.device)
+            with self._autocast():
+                out = self.model(batch.query_input, batch.support_inputs, batch.support_outputs, batch.pair_mask, stage)
+                loss = rlan_loss(out, batch.query_target, t, progress=progress, hpm_balance_weight=self.config.model.hpm_balance_weight)
+            counts.add(out.logits.detach(), batch.query_target)
+            saturation.append(out.gate_saturation.detach().float().mean(dim=0))
+            if out.lora_deltas is not None:
+                for name, delta in out.lora_deltas.items():
+                    delta_norms[name].append(float(delta.detach().float().flatten(1).norm(dim=1).mean()))
+            for name, value in loss.as_floats().items():
+                terms.setdefault(name, []).append(value)
+            total = float(loss.total.detach())
+            totals.append(total)
+            if not math.isfinite(total):
+                nonfinite_loss += 1
+                self.optimizer.zero_grad(set_to_none=True)  # the reference's skip also wipes what was accumulated
+                continue
+            self._backward(loss.total / accumulation)
+            with self._autocast():
+                if stage.loo:
+                    loo = loo_loss(self.model, (batch.support_inputs, batch.support_outputs, batch.pair_mask), stage, weight=t.loo_training.loss_weight, accumulation=accumulation, min_pairs=t.loo_training.min_pairs_for_loo)
+                    if loo is not None:
+                        terms.setdefault("loo", []).append(loo.value)
+                if stage.equivariance:
+                    equi = equivariance_loss(self.model, out, stage, weight=t.equivariance_training.loss_weight, num_augmentations=t.equivariance_training.num_augmentations, accumulation=accumulation)
+                    if equi is not None:
+                        terms.setdefault("equivariance", []).append(equi.value)
+        if self.grad_hook is not None:
+            self.grad_hook(self.model, self.step)
+        grad_norms = self._grad_norms()
+        grads_finite = all(math.isfinite(v) for v in grad_norms.values())
+        took_step = grads_finite and nonfinite_loss < accumulation
+        if took_step:
+            if self.scaler is not None:
+                self.scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), t.gradient_clip)
+            if self.scaler is not None:
+                self.scaler.step(self.optimizer)
+                self.scaler.update()
+            else:
+                self.optimizer.step()
+            if self.ema is not None:
+                self.ema.update(self.model)
+        else:
+            self.optimizer.zero_grad(set_to_none=True)
+            if self.scaler is not None:
+                self.scaler.update()
+        nonfinite_event = nonfinite_loss > 0 or not grads_finite
+        self.consecutive_nonfinite = self.consecutive_nonfinite + 1 if nonfinite_event else 0
+        self.skipped_steps += 0 if took_step else 1
+        sat = torch.stack(saturation).mean(dim=0)
+        row = {
+            "step": self.step,
+            "epoch": stage.epoch,
+            **counts.row(),
+            "loss": _mean(totals),
+            "loss_terms": {name: _mean(values) for name, values in terms.items()},
+            "grad_norm": {k: v for k, v in grad_norms.items() if k != "total"},
+            "grad_norm_total": grad_norms["total"],
+            "clipped": bool(grads_finite and grad_norms["total"] > t.gradient_clip),
+            "lora_delta_norm": {k: _mean(v) for k, v in delta_norms.items()} if out.lora_deltas is not None else None,
+            "gate_saturation": {"reset": float(sat[0]), "update": float(sat[1])},
+            "temperature": stage.temperature,
+            "nonfinite_loss_batches": nonfinite_loss,
+            "grads_finite": grads_finite,
+            "params_finite": self._params_finite(),
+            "skipped": not took_step,
+            "consecutive_nonfinite": self.consecutive_nonfinite,
+        }
+        self.step += 1
+        return rows + [_clean(row)]
+
+    def _backward(self, loss: torch.Tensor) -> None:
+        (self.scaler.scale(loss) if self.scaler is not None else loss).backward()
+
+    @torch.no_grad()
+    def _grad_norms(self) -> dict[str, float]:
+        """L2 norm of the gradient per module and in total, before clipping (inf/nan when non-finite)."""
+        squares: dict[str, torch.Tensor] = {}
+        for name, p in self.model.named_parameters():
+            if p.grad is None:
+                continue
+            group = grad_group(name)
+            squares[group] = squares.get(group, 0) + p.grad.detach().float().pow(2).sum()
+        norms = {group: float(v.sqrt()) for group, v in squares.items()}
+        norms["total"] = math.sqrt(sum(v * v for v in norms.values())) if norms else 0.0
+        if any(not math.isfinite(v) for v in norms.values()):
+            norms["total"] = float("nan")
+        return norms
+
+    @torch.no_grad()
+    def _params_finite(self) -> bool:
+        return all(bool(torch.isfinite(p).all()) for p in self.model.parameters())
+
+
+def _clean(value):
+    """JSON-safe: non-finite floats become the strings 'nan', 'inf', '-inf' (JSON has no such numbers)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_clean(v) for v in value]
+    return value

@@ -1,0 +1,89 @@
+"""The verdict module on hand-written series, one per verdict, without torch."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from collapse_doctor.config import VerdictConfig
+from collapse_doctor.errors import ExitCode
+from collapse_doctor.verdict import BAD_VERDICTS, GOOD_VERDICTS, exit_code, is_good, judge
+from series import collapsed, collapsed_flickering, diverged, fg_collapse, healthy, inconclusive, row, transient
+
+
+def test_the_verdict_module_does_not_import_torch():
+    code = "import sys, collapse_doctor.verdict; print('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"
+
+
+@pytest.mark.parametrize(
+    "series, label, onset",
+    [
+        (healthy(), "HEALTHY", None),
+        (collapsed(onset=10), "COLLAPSED", 10),
+        (collapsed_flickering(onset=10), "COLLAPSED", None),
+        (transient(start=5, end=15), "TRANSIENT", 5),
+        (fg_collapse(onset=10), "FG_COLLAPSE", 10),
+        (diverged(onset=12), "DIVERGED", 12),
+        (inconclusive(), "INCONCLUSIVE", None),
+    ],
+)
+def test_each_verdict_from_its_series(series, label, onset):
+    verdict = judge(series)
+    assert verdict.label == label, verdict.reasons
+    if onset is not None:
+        assert verdict.onset_step == onset
+    json.dumps(verdict.to_json())  # serialisable as is
+
+
+def test_flickering_fg_accuracy_does_not_split_a_sustained_collapse():
+    """Per-step FG accuracy of 0-4 % around the 2 % floor: pooled, and held while BG stays over-predicted."""
+    verdict = judge(collapsed_flickering(onset=10))
+    assert verdict.label == "COLLAPSED"
+    assert 10 <= verdict.onset_step <= 16
+    assert len(verdict.episodes) == 1
+
+
+def test_a_collapse_needs_min_consecutive_steps():
+    series = [row(s) for s in range(20)]
+    series[8] = row(8, fg=0.0, bg=1.0, pred_bg=0.99, cells=5000)
+    series[9] = row(9, fg=0.0, bg=1.0, pred_bg=0.99, cells=5000)
+    assert judge(series).label == "HEALTHY"
+    assert judge(series, VerdictConfig(min_consecutive=2)).label == "TRANSIENT"
+
+
+def test_onset_is_placed_relative_to_the_activation_before_it():
+    series = collapsed(n=40, onset=25)
+    series.insert(20, {"step": 20, "event": "hyper_lora on"})
+    verdict = judge(series)
+    assert verdict.onset_after == {"event": "hyper_lora on", "step": 20, "steps_after": 5}
+    activation = verdict.activations[0]
+    assert activation.fg_acc_before == pytest.approx(0.4) and activation.fg_acc_after < 0.4
+    assert verdict.to_json()["activations"][0]["relative_fg_drop"] > 0
+
+
+def test_non_finite_runs_shorter_than_the_budget_are_not_divergence():
+    series = diverged(onset=12, budget=4) + [row(s) for s in range(16, 40)]
+    assert judge(series).label == "HEALTHY"
+    assert judge(series, VerdictConfig(nonfinite_budget=4)).label == "DIVERGED"
+
+
+def test_a_log_with_only_accuracies_is_judged_and_says_what_it_lacks():
+    series = [{"step": s, "fg_acc": 0.3 if s < 10 else 0.0, "bg_acc": 0.7 if s < 10 else 1.0} for s in range(30)]
+    verdict = judge(series)
+    assert verdict.label == "COLLAPSED" and verdict.onset_step == 10
+    assert verdict.signals_used == ["fg_acc", "bg_acc"]
+    assert any("background shares" in text for text in verdict.limitations)
+
+
+def test_good_and_bad_classes_and_exit_codes():
+    assert GOOD_VERDICTS == {"HEALTHY", "TRANSIENT"} and BAD_VERDICTS == {"COLLAPSED", "FG_COLLAPSE", "DIVERGED"}
+    assert is_good("INCONCLUSIVE") is None
+    assert [exit_code(v) for v in ("HEALTHY", "TRANSIENT", "COLLAPSED", "FG_COLLAPSE", "DIVERGED", "INCONCLUSIVE")] == [ExitCode.GOOD, ExitCode.GOOD, ExitCode.BAD, ExitCode.BAD, ExitCode.BAD, ExitCode.INCONCLUSIVE]
+
+
+def test_empty_series_is_inconclusive():
+    assert judge([]).label == "INCONCLUSIVE"
