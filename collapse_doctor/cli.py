@@ -17,7 +17,7 @@ from collapse_doctor.errors import CollapseDoctorError
 
 EXIT_CODES_HELP = (
     "Exit codes: 0 good verdict or success; 1 bad verdict (COLLAPSED, FG_COLLAPSE, DIVERGED) or failed check; "
-    "2 bad input (usage, config, data, revision); 3 INCONCLUSIVE."
+    "2 bad input (usage, config, data, revision); 3 INCONCLUSIVE; 130 interrupted."
 )
 
 app = typer.Typer(
@@ -142,3 +142,7 @@ def main() -> None:
         for problem in exc.problems:
             err.print(f"[red]error:[/red] {escape(problem)}", highlight=False, soft_wrap=True)
         sys.exit(int(exc.exit_code))
+    except KeyboardInterrupt:
+        # A probe's JSONL is flushed every step, so the rows written so far stay usable (e.g. by `scan`).
+        err.print("interrupted: nothing was judged; metric rows written so far are kept", highlight=False)
+        sys.exit(130)

@@ -29,8 +29,8 @@ class Preset:
 
 
 PRESETS: dict[str, Preset] = {
-    "tiny": Preset("tiny", 32, 10, 8, 1, 120, "D 32, 10x10 canvas (178 ARC-1 training tasks fit), batch 8, 120 steps: about a minute on 2 CPU cores"),
-    "small": Preset("small", 64, 16, 16, 2, 300, "D 64, 16x16 canvas (284 tasks fit), batch 16 x 2, 300 steps: minutes on CPU"),
+    "tiny": Preset("tiny", 32, 10, 8, 1, 120, "D 32, 10x10 canvas (178 ARC-1 training tasks fit), batch 8, 120 steps: the CPU default"),
+    "small": Preset("small", 64, 16, 8, 2, 200, "D 64, 16x16 canvas (284 tasks fit), batch 8 x 2, 200 steps: a GPU, or a long CPU run"),
     "full": Preset("full", None, None, None, None, 600, "the config's own size and batch, 600 steps: GPU work"),
 }
 

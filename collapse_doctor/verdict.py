@@ -327,7 +327,11 @@ def judge(series: list[dict], cfg: VerdictConfig | None = None) -> Verdict:
     elif any(e.kind == "bg" for e in at_end):
         e = next(e for e in at_end if e.kind == "bg")
         label, onset = COLLAPSED, e.start
-        reasons = [f"background over-predicted with FG accuracy < {cfg.fg_acc_floor:.0%} from step {e.start} to the end ({e.length} steps)", final_text]
+        reasons = [
+            f"background collapse from step {e.start} (background over-predicted, FG accuracy < {cfg.fg_acc_floor:.0%}), not recovered: "
+            f"at the end background is still over-predicted and FG accuracy is below the learned level {cfg.learned_acc:.0%}",
+            final_text,
+        ]
     elif at_end:
         e = at_end[0]
         label, onset = FG_COLLAPSE, e.start

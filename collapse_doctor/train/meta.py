@@ -12,6 +12,7 @@ loss is about 0 by construction (reference 2.3 [analysis]); it is kept because t
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import torch
@@ -24,13 +25,20 @@ from collapse_doctor.schedule import Stage
 from collapse_doctor.train.losses import IGNORE_INDEX
 
 
+Backward = Callable[[torch.Tensor], None]  # the trainer's backward (through its GradScaler on CUDA)
+
+
 @dataclass
 class MetaLoss:
     value: float  # the logged value (mean over holdouts / augmentations), unweighted
     accuracy: float | None = None  # LOO pixel accuracy over valid cells
 
 
-def loo_loss(model: RLAN, query_support: tuple[torch.Tensor, torch.Tensor, torch.Tensor], stage: Stage, *, weight: float, accumulation: int, min_pairs: int) -> MetaLoss | None:
+def _plain_backward(loss: torch.Tensor) -> None:
+    loss.backward()
+
+
+def loo_loss(model: RLAN, query_support: tuple[torch.Tensor, torch.Tensor, torch.Tensor], stage: Stage, *, weight: float, accumulation: int, min_pairs: int, backward: Backward = _plain_backward) -> MetaLoss | None:
     """Runs the LOO loss and its backward; None when some sample has fewer than min_pairs pairs.
 
     The reference loops over holdouts; here all holdouts go through one forward as a batch of B x J
@@ -61,7 +69,7 @@ def loo_loss(model: RLAN, query_support: tuple[torch.Tensor, torch.Tensor, torch
     valid = (targets != IGNORE_INDEX).view(len(holdouts), b, -1)
     ce = per_cell.sum(dim=(1, 2)) / valid.sum(dim=(1, 2)).clamp(min=1)  # (J,): mean over each holdout's valid cells
     if torch.isfinite(ce).all():
-        (weight * ce.sum() / n / accumulation).backward()
+        backward(weight * ce.sum() / n / accumulation)
     correct = (out.logits.argmax(1) == targets).view(len(holdouts), b, -1) & valid
     return MetaLoss(float(ce.detach().mean()), int(correct.sum()) / max(1, int(valid.sum())))
 
@@ -74,7 +82,7 @@ AUGMENTATIONS = (
 )
 
 
-def equivariance_loss(model: RLAN, out: RLANOutput, stage: Stage, *, weight: float, num_augmentations: int, accumulation: int) -> MetaLoss | None:
+def equivariance_loss(model: RLAN, out: RLANOutput, stage: Stage, *, weight: float, num_augmentations: int, accumulation: int, backward: Backward = _plain_backward) -> MetaLoss | None:
     """Runs the equivariance loss and its backward; None when HyperLoRA is not live."""
     features = out.context.support_features
     if model.hyper_lora is None or stage.hyper_lora is None or features is None:
@@ -92,6 +100,6 @@ def equivariance_loss(model: RLAN, out: RLANOutput, stage: Stage, *, weight: flo
             direction = 1.0 - F.cosine_similarity(r, a, dim=1)
             loss = loss + (0.3 * norm_gap + 0.7 * direction).mean()
         if torch.isfinite(loss) and loss.requires_grad:
-            (weight * loss / num_augmentations / accumulation).backward()
+            backward(weight * loss / num_augmentations / accumulation)
         values.append(float(loss.detach()))
     return MetaLoss(sum(values) / len(values))

@@ -274,21 +274,21 @@ class Trainer:
             self._backward(loss.total / accumulation)
             with self._autocast():
                 if stage.loo:
-                    loo = loo_loss(self.model, (batch.support_inputs, batch.support_outputs, batch.pair_mask), stage, weight=t.loo_training.loss_weight, accumulation=accumulation, min_pairs=t.loo_training.min_pairs_for_loo)
+                    loo = loo_loss(self.model, (batch.support_inputs, batch.support_outputs, batch.pair_mask), stage, weight=t.loo_training.loss_weight, accumulation=accumulation, min_pairs=t.loo_training.min_pairs_for_loo, backward=self._backward)
                     if loo is not None:
                         terms.setdefault("loo", []).append(loo.value)
                 if stage.equivariance:
-                    equi = equivariance_loss(self.model, out, stage, weight=t.equivariance_training.loss_weight, num_augmentations=t.equivariance_training.num_augmentations, accumulation=accumulation)
+                    equi = equivariance_loss(self.model, out, stage, weight=t.equivariance_training.loss_weight, num_augmentations=t.equivariance_training.num_augmentations, accumulation=accumulation, backward=self._backward)
                     if equi is not None:
                         terms.setdefault("equivariance", []).append(equi.value)
         if self.grad_hook is not None:
             self.grad_hook(self.model, self.step)
+        if self.scaler is not None:
+            self.scaler.unscale_(self.optimizer)  # norms and clipping see true gradients (reference 2.5)
         grad_norms = self._grad_norms()
         grads_finite = all(math.isfinite(v) for v in grad_norms.values())
         took_step = grads_finite and nonfinite_loss < accumulation
         if took_step:
-            if self.scaler is not None:
-                self.scaler.unscale_(self.optimizer)
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), t.gradient_clip)
             if self.scaler is not None:
                 self.scaler.step(self.optimizer)
