@@ -48,6 +48,10 @@ def _pct(value) -> str:
     return "-" if value is None else f"{value:.1%}"
 
 
+def _pair(a, b) -> str:
+    return "-" if a is None or b is None else f"{a:.0%}/{b:.0%}"
+
+
 def _change(relative_drop: float) -> str:
     return f"{relative_drop:.0%} drop" if relative_drop >= 0 else f"{-relative_drop:.0%} rise"
 
@@ -66,7 +70,7 @@ def render_probe(console: Console, report: dict, rows: list[dict]) -> None:
         console.print(changes)
     marks = sorted({0, 1, len(metric_rows) - 1, *(min(len(metric_rows) - 1, e["step"] + d) for e in events if e["step"] > 0 for d in (-1, 0, 5)), *range(0, len(metric_rows), max(1, len(metric_rows) // 8))})
     table = Table(title="Training-batch metrics (raw weights, before each step's update)")
-    for column in ("step", "FG acc", "BG acc", "pred/target BG", "FG-cell mode", "loss", "|grad|", "gate sat r/u", "*"):
+    for column in ("step", "FG acc", "BG acc", "BG pred/tgt", "FG-cell mode", "loss", "|grad|", "gate sat r/u", "*"):
         table.add_column(column, justify="left" if column in ("FG-cell mode", "*") else "right")
     by_step = {r["step"]: r for r in metric_rows}
     event_steps = {e["step"] for e in events}
@@ -77,7 +81,7 @@ def render_probe(console: Console, report: dict, rows: list[dict]) -> None:
         mode = "-" if r.get("fg_pred_mode") is None else f"{r['fg_pred_mode']} {_pct(r.get('fg_pred_mode_share'))}"
         loss, grad, sat = r.get("loss"), r.get("grad_norm_total"), r.get("gate_saturation") or {}
         table.add_row(
-            str(step), _pct(r.get("fg_acc")), _pct(r.get("bg_acc")), f"{_pct(r.get('pred_bg_share'))}/{_pct(r.get('target_bg_share'))}", mode,
+            str(step), _pct(r.get("fg_acc")), _pct(r.get("bg_acc")), _pair(r.get("pred_bg_share"), r.get("target_bg_share")), mode,
             loss if isinstance(loss, str) else f"{loss:.3f}", grad if isinstance(grad, str) else f"{grad:.2f}",
             f"{sat.get('reset', 0):.0%}/{sat.get('update', 0):.0%}", "*" if step in event_steps else "",
         )

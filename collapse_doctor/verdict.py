@@ -52,6 +52,7 @@ class Activation:
     fg_acc_before: float | None  # mean over window_before steps before the event
     fg_acc_after: float | None  # mean over window_after steps from the event
     relative_fg_drop: float | None  # (before - after) / before
+    onset_offset: int | None = None  # onset step minus this event's step (negative: the onset came first)
 
 
 @dataclass
@@ -346,6 +347,8 @@ def judge(series: list[dict], cfg: VerdictConfig | None = None) -> Verdict:
     else:
         label, onset = INCONCLUSIVE, None
         reasons = [f"no collapse episode of {cfg.min_consecutive}+ steps, but FG or BG accuracy < {cfg.learned_acc:.0%} at the end: not learned within {len(rows)} steps", final_text]
+    if onset is not None:
+        activations = [replace(a, onset_offset=onset - a.step) for a in activations]
     onset_after = None
     if onset is not None:
         prior = [a for a in activations if steps[0] < a.step <= onset]  # modules live from the first step count as the start

@@ -63,6 +63,7 @@ def test_onset_is_placed_relative_to_the_activation_before_it():
     activation = verdict.activations[0]
     assert activation.fg_acc_before == pytest.approx(0.4) and activation.fg_acc_after < 0.4
     assert verdict.to_json()["activations"][0]["relative_fg_drop"] > 0
+    assert activation.onset_offset == 5
 
 
 def test_non_finite_runs_shorter_than_the_budget_are_not_divergence():
