@@ -95,13 +95,20 @@ def speed_table(presets: list[str], steps: int, device: torch.device) -> None:
             print(f"{preset:6} {'meta' if meta else 'early':6} {probe_time:12.3f} {1 / probe_time:8.2f} {bare_time:11.3f} {probe_time / bare_time:9.3f} {flops / 1e9:10.2f} {flops / bare_time / 1e9:8.1f} {flops / bare_time / rate:9.1%}")
 
 
-def denormal_table(steps: int) -> None:
-    """A model driven into saturation (OLD config, 10x LR) probed with and without flush-to-zero."""
-    print("\nflush_denormal on a saturating probe (OLD config, tiny, lr 5e-3):")
+DENORMAL_CASES = {
+    "old": (default_config_path("old"), ["training.learning_rate=5e-3"], "OLD config, tiny, lr 5e-3"),
+    "new": (default_config_path("new"), ["training.meta_learning_start_epoch=1000", "model.hpm_start_epoch=1000"], "NEW config, tiny, gates ~95 % saturated, meta losses and HPM off"),
+}
+
+
+def denormal_table(steps: int, case: str) -> None:
+    """A model driven into saturation probed with and without flush-to-zero."""
+    path, extra, text = DENORMAL_CASES[case]
+    print(f"\nflush_denormal on a saturating probe ({text}):")
     print(f"{'flush':6} {'seconds':>8} {'s/step last half':>16} {'verdict':>10} {'same JSONL':>10}")
     outputs = {}
     for flush in (True, False):
-        loaded = load_config(default_config_path("old"), ["training.learning_rate=5e-3", f"probe.steps={steps}", f"probe.flush_denormal={str(flush).lower()}"])
+        loaded = load_config(path, [*extra, f"probe.steps={steps}", f"probe.flush_denormal={str(flush).lower()}"])
         times: list[float] = []
         last = [time.perf_counter()]
 
@@ -127,12 +134,15 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--denormal-steps", type=int, default=60)
+    parser.add_argument("--denormal-config", choices=sorted(DENORMAL_CASES), default="old")
+    parser.add_argument("--skip-speed", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    speed_table(args.presets, args.steps, device)
+    if not args.skip_speed:
+        speed_table(args.presets, args.steps, device)
     if device.type == "cpu" and args.denormal_steps:
-        denormal_table(args.denormal_steps)
+        denormal_table(args.denormal_steps, args.denormal_config)
 
 
 if __name__ == "__main__":
