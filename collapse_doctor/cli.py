@@ -94,6 +94,72 @@ def probe_command(
     raise typer.Exit(int(result.verdict.exit_code))
 
 
+@app.command("noise", epilog=EXIT_CODES_HELP)
+def noise_command(
+    config: Optional[Path] = ConfigArg,
+    overrides: list[str] = SetOpt,
+    preset: str = typer.Option("tiny", "--preset", help="tiny | small | full (full: the config's own size; cheap with --steps 0)."),
+    steps: int = typer.Option(0, "--steps", min=0, help="Training steps before the second measurement (0: initialisation only)."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Seed of weights and samples (probe.seed)."),
+    data: str = typer.Option("arc-agi-1", "--data", help="arc-agi-1 | arc-agi-2, a task directory, or a Kaggle challenges file."),
+    json_path: Optional[Path] = typer.Option(None, "--json", help="Write the audit as JSON ('-' for stdout)."),
+) -> None:
+    """Init audit: how much each optional module perturbs the features it modifies, at init and after N steps; the background bias; input dependence."""
+    from collapse_doctor.noise import noise_audit
+    from collapse_doctor.presets import PRESETS
+    from collapse_doctor.report import render_noise
+
+    if preset not in PRESETS:
+        raise CollapseDoctorError(f"--preset {preset!r}: expected one of {', '.join(PRESETS)}")
+    extra = [f"probe.seed={seed}"] if seed is not None else []
+    report = noise_audit(load_config(config, [*overrides, *extra]), preset=preset, steps=steps, data=data)
+    if json_path is not None:
+        _write_json(json_path, report.to_json())
+    if json_path is None or str(json_path) != "-":
+        render_noise(out, report)
+
+
+@app.command("ablate", epilog=EXIT_CODES_HELP)
+def ablate_command(
+    config: Optional[Path] = ConfigArg,
+    overrides: list[str] = SetOpt,
+    preset: str = typer.Option("tiny", "--preset", help="tiny | small | full."),
+    seeds: int = typer.Option(3, "--seeds", min=1, help="Seeds per variant (0..N-1)."),
+    steps: Optional[int] = typer.Option(None, "--steps", help="Optimizer steps per probe (default: the preset's)."),
+    only: list[str] = typer.Option([], "--only", help="Run only variants whose name contains this (repeatable); their references are kept."),
+    skip: list[str] = typer.Option([], "--skip", help="Skip variants whose name contains this (repeatable)."),
+    alpha: float = typer.Option(0.05, "--alpha", help="Significance level of Fisher's exact test for naming a culprit."),
+    stage_epoch: int = typer.Option(3, "--stage-epoch", help="Start epoch of the staged variants (the reference's fix used 3)."),
+    jobs: int = typer.Option(1, "--jobs", min=1, help="Probes run in parallel worker processes (results equal a serial run)."),
+    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Probe result cache (default: ~/.cache/collapse-doctor/cache)."),
+    device: str = typer.Option("cpu", "--device", help="auto | cpu | cuda."),
+    data: str = typer.Option("arc-agi-1", "--data", help="arc-agi-1 | arc-agi-2, a task directory, or a Kaggle challenges file."),
+    json_path: Optional[Path] = typer.Option(None, "--json", help="Write the result as JSON ('-' for stdout)."),
+    html_path: Optional[Path] = typer.Option(None, "--html", help="Write an HTML report with plots of every variant."),
+) -> None:
+    """Probe the minimal base plus each suspect, the full config minus each suspect, and staged variants; name culprits only with an exact test."""
+    from collapse_doctor.ablate import run_ablation
+    from collapse_doctor.report import ablation_html, render_ablation
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn("ablate"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[last]}"), TimeElapsedColumn(), console=err, transient=True) as bar:
+        task = bar.add_task("ablate", total=None, last="")
+
+        def progress(done: int, total: int, summary) -> None:
+            bar.update(task, completed=done, total=total, last=f"{summary.label}{' (cached)' if summary.cached else ''}")
+
+        result = run_ablation(config, overrides=overrides, preset=preset, seeds=list(range(seeds)), steps=steps, only=only, skip=skip, alpha=alpha, stage_epoch=stage_epoch, jobs=jobs, cache_dir=cache_dir, data=data, device=device, progress=progress)
+    if json_path is not None:
+        _write_json(json_path, result.to_json())
+    if html_path is not None:
+        try:
+            html_path.write_text(ablation_html(result), encoding="utf-8")
+        except OSError as exc:
+            raise CollapseDoctorError(f"{html_path}: cannot write HTML: {exc.strerror or exc}") from None
+    if json_path is None or str(json_path) != "-":
+        render_ablation(out, result)
+
+
 class _probe_progress:
     """A Rich progress bar on stderr with FG/BG accuracy and predicted background share per step."""
 

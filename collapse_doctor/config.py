@@ -106,6 +106,7 @@ class ModelConfig:
     hpm_use_concept_bank: bool = key(False, doc="Static CONCEPT bank.", ref="1.6", source="rlan_stable.yaml false")
     hpm_use_procedural_bank: bool = key(True, doc="Dynamic PROCEDURAL bank (buffer of stored task codes).", ref="1.6", source="rlan_stable.yaml true")
     hpm_use_instance_bank: bool = key(True, doc="Dynamic INSTANCE bank (buffer of stored contexts).", ref="1.6", source="rlan_stable.yaml true")
+    context_path: Literal["auto", "vector", "spatial"] = key("auto", doc="ContextEncoder path: 'auto' as the reference (spatial when CrossAttentionInjector, SolverCrossAttention or HyperLoRA is built, else vector); 'spatial' forces the spatial path with FiLM on its pooled features (ablate uses it to separate the path change from the modules); 'vector' refuses modules that need spatial features (tool key).", ref="1.1, 1.3", source="tool default 'auto' (the reference's rule)")
     bg_bias: float = key(0.0, doc="Initial output-head bias of class 0 (background).", ref="1.11", source="tool default 0.0; the reference hard-coded -0.5 from b3e7200 to be4fd25, 0.0 at 2a50f2d and from 045427f")
     fg_bias: float = key(0.0, doc="Initial output-head bias of classes 1..C-1.", ref="1.11", source="tool default 0.0 (reference 0.0)")
     use_lcr: bool = key(False, doc="Latent Counting Registers. Not built by this tool: true is listed as unsupported.", ref="1.9", source="YAML false", unsupported_if=bool, unsupported_why="LCR is not built by collapse-doctor (off in every reference config it follows)")
@@ -113,9 +114,14 @@ class ModelConfig:
     use_act: bool = key(False, doc="Adaptive computation time. Not built by this tool: true is listed as unsupported.", ref="1.9", source="YAML false", unsupported_if=bool, unsupported_why="ACT is not built by collapse-doctor (off in every reference config it follows)")
 
     @property
+    def spatial_modules(self) -> tuple[str, ...]:
+        return tuple(k for k in ("use_cross_attention_context", "use_solver_context", "use_hyperlora") if getattr(self, k))
+
+    @property
     def needs_spatial_features(self) -> bool:
-        """The reference's switch (rlan.py@be4fd25 l.274): any of these modules puts the ContextEncoder on its spatial path."""
-        return self.use_context_encoder and (self.use_cross_attention_context or self.use_solver_context or self.use_hyperlora)
+        """The reference's switch (rlan.py@be4fd25 l.274): any of these modules puts the ContextEncoder on
+        its spatial path; context_path 'spatial' forces it (FiLM then reads the pooled spatial features)."""
+        return self.use_context_encoder and (bool(self.spatial_modules) or self.context_path == "spatial")
 
     @property
     def hpm_static_banks(self) -> tuple[str, ...]:
@@ -483,6 +489,8 @@ def cross_field_problems(config: Config) -> list[tuple[str, str]]:
         out.append(("model.hidden_dim", f"{d} is not divisible by model.dsc_num_heads={m.dsc_num_heads} (CrossAttentionInjector heads)"))
     if m.use_solver_context and d % m.solver_context_heads:
         out.append(("model.hidden_dim", f"{d} is not divisible by model.solver_context_heads={m.solver_context_heads}"))
+    if m.context_path == "vector" and m.spatial_modules:
+        out.append(("model.context_path", f"'vector' cannot feed model.{m.spatial_modules[0]}, which reads spatial support features"))
     needs_context = [k for k in ("use_cross_attention_context", "use_solver_context", "use_hyperlora", "use_hpm") if getattr(m, k)]
     if needs_context and not m.use_context_encoder:
         out.append((f"model.{needs_context[0]}", "needs model.use_context_encoder: true (it reads the support features)"))

@@ -119,3 +119,75 @@ def render_probe(console: Console, report: dict, rows: list[dict]) -> None:
         f"metrics: {report['metrics']}  ({report['timing']['seconds']:.0f} s)[/dim]",
         highlight=False,
     )
+
+
+def render_noise(console: Console, report) -> None:
+    """The init audit: per-module relative perturbation (init, trained), HyperLoRA norms, whole-model facts."""
+    table = Table(title=f"Relative perturbation ||f(x) - x|| / ||x||  ({report.config}, {report.preset} preset, seed {report.seed})")
+    for column in ("module", "at init", f"after {report.steps} steps", "reference"):
+        table.add_column(column)
+    for m in report.modules:
+        trained = m.relative_perturbation["trained"]
+        table.add_row(m.module + (" (gain, isotropic y)" if m.module == "hyper_lora" else ""), f"{m.relative_perturbation['init']:.3f}", "-" if trained is None else f"{trained:.3f}", m.reference)
+    console.print(table)
+    lora = next((m for m in report.modules if m.module == "hyper_lora"), None)
+    if lora is not None:
+        norms = Table(title="HyperLoRA ||dW||_F per target")
+        norms.add_column("target")
+        for stage in lora.delta_fro_norm:
+            norms.add_column(stage, justify="right")
+        for target in lora.delta_fro_norm["init"]:
+            norms.add_row(target, *(f"{lora.delta_fro_norm[s][target]:.2f}" for s in lora.delta_fro_norm))
+        console.print(norms)
+    b = report.background_bias
+    console.print(
+        f"output-head background bias: configured {b['configured']:+.2f}; the {b['loss_probability']} bias matching the data's {b['data_background_share']:.1%} "
+        f"background is {b['matching_bias']:+.2f}. At init background is the argmax on {b['bg_argmax_share']:.1%} of valid cells, mean P(BG) {b['mean_p_bg']:.1%}.",
+        highlight=False,
+    )
+    dep = report.input_dependence
+    text = f"input dependence (cells whose prediction changes when the grids are blanked): {dep['init']:.1%} at init"
+    if dep["trained"] is not None:
+        text += f", {dep['trained']:.1%} after {report.steps} steps" + (" -- the model ignores its input" if dep["trained"] < 0.01 else "")
+    console.print(text, highlight=False)
+
+
+def render_ablation(console: Console, result) -> None:
+    table = Table(title=f"ablate {result.config}: {result.preset} preset, seeds {result.seeds}, {result.steps} steps")
+    for column in ("variant", "vs", "path", "verdicts", "bad", "onsets", "final FG", "final pred BG", "p"):
+        table.add_column(column, justify="right" if column in ("bad", "p", "final FG", "final pred BG") else "left")
+    claims = {c.variant: c for c in result.claims}
+    for v in result.variants:
+        counts = " ".join(f"{label[:4]}{n}" for label, n in sorted(v.counts().items()))
+        onsets = ",".join("-" if s.onset_step is None else str(s.onset_step) for s in v.seeds)
+        fg = [s.final.get("fg_acc") for s in v.seeds if s.final.get("fg_acc") is not None]
+        bg = [s.final.get("pred_bg_share") for s in v.seeds if s.final.get("pred_bg_share") is not None]
+        claim = claims.get(v.name)
+        p = "" if claim is None else (f"[bold]{claim.p_value:.3g}[/bold]" if claim.significant else f"{claim.p_value:.3g}")
+        table.add_row(v.name, v.reference or "", "spatial" if v.changes_encoder_path else "", counts, f"{v.bad}/{len(v.seeds)}", onsets, _pct(sum(fg) / len(fg)) if fg else "-", _pct(sum(bg) / len(bg)) if bg else "-", p)
+    console.print(table)
+    significant = [c for c in result.claims if c.significant]
+    if significant:
+        console.print("[bold]claims[/bold] (Fisher's exact test, alpha %g):" % result.alpha)
+        for c in significant:
+            console.print(f"  {c.variant}: {c.text}", highlight=False)
+    else:
+        console.print(f"no culprit named: no variant's bad count differs from its reference's with p < {result.alpha:g}.", highlight=False)
+    if result.smallest_possible_p >= result.alpha:
+        n = len(result.seeds)
+        console.print(f"[yellow]note:[/yellow] with {n} seeds per variant the smallest possible p-value is {result.smallest_possible_p:.3g} (all bad vs none), so no claim can reach {result.alpha:g}; use --seeds 5 or more.", highlight=False)
+    for what, why in result.not_ablated.items():
+        console.print(f"[dim]not ablated: {what}: {why}[/dim]", highlight=False)
+
+
+def ablation_html(result) -> str:
+    from collapse_doctor.html import page, plot
+
+    sections = []
+    for v in result.variants:
+        series = [(s.seed, s.series) for s in v.seeds]
+        events = [e for e in (v.seeds[0].events if v.seeds else []) if e["step"] > 0]
+        text = f"{v.bad}/{len(v.seeds)} bad; " + ", ".join(f"{label} {n}" for label, n in sorted(v.counts().items())) + (f"; vs {v.reference}" if v.reference else "")
+        sections.append((v.name, text, plot(series, events, v.name)))
+    intro = f"{result.config}, {result.preset} preset, seeds {result.seeds}, {result.steps} steps. " + "; ".join(c.text for c in result.claims if c.significant)
+    return page("collapse-doctor ablate", intro, sections)

@@ -68,6 +68,7 @@ EFFECTS: dict[str, tuple] = {
     "model.hpm_use_procedural_bank": ("model", False, {}),
     "model.hpm_use_instance_bank": ("model", False, {}),
     "model.bg_bias": ("model", -0.5, {}),
+    "model.context_path": ("model", "spatial", {"model.use_cross_attention_context": False, "model.use_solver_context": False, "model.use_hyperlora": False}),
     "model.fg_bias": ("model", 0.5, {}),
     "model.use_lcr": ("unsupported", True, {}),
     "model.use_sph": ("unsupported", True, {}),

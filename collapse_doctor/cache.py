@@ -1,0 +1,53 @@
+"""On-disk cache of probe results, keyed by everything that can change them.
+
+The key hashes the resolved config after the preset (which holds seed, steps and thread count in its
+`probe:` section), the preset name, the data source and the tool version. A sweep that is interrupted
+resumes where it stopped, and a rerun is instant. Entries are written atomically (temporary file, then
+rename), so a killed worker never leaves half an entry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from collapse_doctor import __version__
+from collapse_doctor.config import Config, config_to_dict
+from collapse_doctor.errors import CollapseDoctorError
+
+
+def default_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "collapse-doctor" / "cache"
+
+
+def probe_key(config: Config, preset: str, data: str, solutions: str | None, device: str) -> str:
+    payload = {"config": config_to_dict(config), "preset": preset, "data": str(data), "solutions": str(solutions) if solutions else None, "device": device, "version": __version__}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:32]
+
+
+class ProbeCache:
+    def __init__(self, directory: Path | None):
+        self.directory = Path(directory) if directory is not None else default_cache_dir()
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise CollapseDoctorError(f"{self.directory}: cannot create the cache directory: {exc.strerror or exc}") from None
+
+    def path(self, key: str) -> Path:
+        return self.directory / f"{key}.json"
+
+    def get(self, key: str) -> dict | None:
+        try:
+            return json.loads(self.path(key).read_text(encoding="utf-8"))
+        except (FileNotFoundError, json.JSONDecodeError):
+            return None
+
+    def put(self, key: str, entry: dict) -> None:
+        fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".tmp-", suffix=".json")
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(entry, handle)
+        os.replace(tmp, self.path(key))

@@ -1,0 +1,135 @@
+"""Running many probes: a job list, the on-disk cache, and a local pool of worker processes.
+
+Every probe fixes its own thread count (probe.threads), so a probe gives the same numbers in a worker
+process as in the main one, and parallel sweeps equal serial ones. Results land in the cache as soon
+as each probe finishes; an interrupted sweep resumes from there.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+
+from collapse_doctor.cache import ProbeCache, probe_key
+from collapse_doctor.config import load_config
+from collapse_doctor.presets import PRESETS, apply_preset
+from collapse_doctor.probe import resolve_device, run_probe
+from collapse_doctor.verdict import is_good
+
+SERIES_FIELDS = ("step", "fg_acc", "bg_acc", "pred_bg_share", "target_bg_share")
+
+
+@dataclass(frozen=True)
+class ProbeJob:
+    config_path: str | None
+    overrides: tuple[str, ...]
+    preset: str
+    data: str
+    solutions: str | None
+    device: str
+    tag: str = ""  # which variant / commit it belongs to
+
+    def key(self) -> str:
+        loaded = load_config(self.config_path, list(self.overrides))
+        config, _ = apply_preset(loaded, PRESETS[self.preset])
+        return probe_key(config, self.preset, self.data, self.solutions, str(resolve_device(self.device)))
+
+
+@dataclass
+class ProbeSummary:
+    label: str
+    onset_step: int | None
+    seed: int
+    final: dict
+    reasons: list[str]
+    seconds: float
+    key: str
+    metrics: str
+    series: list[dict] = field(default_factory=list)  # per step: SERIES_FIELDS
+    events: list[dict] = field(default_factory=list)
+    cached: bool = False
+
+    @property
+    def good(self) -> bool | None:
+        return is_good(self.label)
+
+    def to_json(self, compact: bool = False) -> dict:
+        data = {k: v for k, v in vars(self).items() if not (compact and k in ("series", "events"))}
+        data["good"] = self.good
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict, cached: bool = False) -> ProbeSummary:
+        fields = {k: data[k] for k in ("label", "onset_step", "seed", "final", "reasons", "seconds", "key", "metrics", "series", "events")}
+        return cls(**fields, cached=cached)
+
+
+def execute(job: ProbeJob, key: str, metrics_dir: str) -> dict:
+    """Run one probe (in this process or a worker) and return its summary as JSON."""
+    loaded = load_config(job.config_path, list(job.overrides))
+    result = run_probe(loaded, preset=job.preset, device=job.device, data=job.data, solutions=job.solutions, out_dir=metrics_dir, name=key)
+    rows = [r for r in result.rows if "event" not in r]
+    summary = ProbeSummary(
+        label=result.verdict.label,
+        onset_step=result.verdict.onset_step,
+        seed=result.report["ran"]["seed"],
+        final=result.verdict.final,
+        reasons=result.verdict.reasons,
+        seconds=result.report["timing"]["seconds"],
+        key=key,
+        metrics=str(result.metrics_path),
+        series=[{k: r.get(k) for k in SERIES_FIELDS} for r in rows],
+        events=[r for r in result.rows if "event" in r],
+    )
+    return summary.to_json()
+
+
+ProgressCallback = Callable[[int, int, ProbeSummary], None]  # (done, total, the summary that just finished)
+
+
+def run_jobs(jobs_list: list[ProbeJob], *, jobs: int = 1, cache_dir=None, progress: ProgressCallback | None = None) -> list[ProbeSummary]:
+    """Summaries in job order: cached ones at once, the rest run here (jobs=1) or in worker processes."""
+    cache = ProbeCache(cache_dir)
+    metrics_dir = str(cache.directory / "metrics")
+    keys = [job.key() for job in jobs_list]
+    results: list[ProbeSummary | None] = [None] * len(jobs_list)
+    done = 0
+
+    def finish(i: int, summary: ProbeSummary) -> None:
+        nonlocal done
+        results[i] = summary
+        done += 1
+        if progress is not None:
+            progress(done, len(jobs_list), summary)
+
+    pending = []
+    for i, key in enumerate(keys):
+        entry = cache.get(key)
+        if entry is not None:
+            finish(i, ProbeSummary.from_json(entry, cached=True))
+        elif key not in [keys[j] for j in pending]:
+            pending.append(i)
+    duplicates = [i for i in range(len(keys)) if results[i] is None and i not in pending]
+    if jobs <= 1:
+        for i in pending:
+            entry = execute(jobs_list[i], keys[i], metrics_dir)
+            cache.put(keys[i], entry)
+            finish(i, ProbeSummary.from_json(entry))
+    else:
+        # spawn, not fork: a forked child would inherit torch's thread pools mid-state.
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+            futures = {pool.submit(execute, jobs_list[i], keys[i], metrics_dir): i for i in pending}
+            try:
+                for future in as_completed(futures):
+                    i = futures[future]
+                    entry = future.result()
+                    cache.put(keys[i], entry)
+                    finish(i, ProbeSummary.from_json(entry))
+            except BaseException:
+                pool.shutdown(wait=False, cancel_futures=True)
+                raise
+    for i in duplicates:  # the same probe asked twice (e.g. identical variants) runs once
+        finish(i, ProbeSummary.from_json(cache.get(keys[i]), cached=True))
+    return results  # type: ignore[return-value]

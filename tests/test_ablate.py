@@ -1,0 +1,113 @@
+"""ablate and the init audit: variants from a config, exact tests, parallel = serial, the cache, noise."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from collapse_doctor.ablate import build_variants, run_ablation, select
+from collapse_doctor.config import default_config_path, load_config
+from collapse_doctor.noise import matching_background_bias, noise_audit
+from collapse_doctor.report import ablation_html
+from collapse_doctor.stats import fisher_exact, smallest_p
+from conftest import tiny_raw
+
+
+def test_fisher_exact_matches_known_values():
+    assert fisher_exact(3, 3, 0, 3) == pytest.approx(0.1)
+    assert fisher_exact(1, 3, 0, 3) == pytest.approx(1.0)
+    assert fisher_exact(8, 10, 2, 10) == pytest.approx(0.023014, abs=1e-5)  # scipy.stats.fisher_exact
+    assert fisher_exact(2, 10, 8, 10) == fisher_exact(8, 10, 2, 10)
+    assert smallest_p(3, 3) == pytest.approx(0.1) and smallest_p(5, 5) < 0.01
+
+
+def test_variants_of_the_new_config():
+    variants = {v.name: v for v in build_variants(load_config(None).config)}
+    assert {"base", "base + spatial context path", "full"} <= set(variants)
+    for label in ("HyperLoRA", "SolverCrossAttention", "CrossAttentionInjector", "HPM", "LOO loss", "equivariance loss", "gradient checkpointing", "EMA off", "bg_bias"):
+        assert variants[f"base + {label}"].reference == "base"
+        assert variants[f"full - {label}"].reference == "full"
+    assert variants["base + HyperLoRA"].changes_encoder_path and not variants["base + HPM"].changes_encoder_path
+    assert not variants["full - HyperLoRA"].changes_encoder_path  # two other modules keep the spatial path
+    assert "model.bg_bias=-0.5" in variants["base + bg_bias"].overrides
+    assert "training.use_ema=false" in variants["base + EMA off"].overrides
+    staged = [v.name for v in variants.values() if v.group == "stage"]
+    assert len(staged) == 8 and "full, HyperLoRA from epoch 3 + 2-epoch ramp" in staged
+    base = load_config(None, list(variants["base"].overrides)).config
+    assert not (base.model.use_hyperlora or base.model.use_hpm or base.training.loo_training.enabled) and base.training.use_ema and base.model.bg_bias == 0
+
+
+def test_old_config_has_no_suspect_to_ablate():
+    assert [v.name for v in build_variants(load_config(default_config_path("old")).config)] == ["base", "full"]
+
+
+def test_only_keeps_the_references():
+    variants = build_variants(load_config(None).config)
+    assert [v.name for v in select(variants, ["full - HPM"], [])] == ["full", "full - HPM"]
+    assert "base + HPM" not in [v.name for v in select(variants, [], ["HPM"])]
+
+
+def small_config(tmp_path):
+    raw = tiny_raw(training={"batch_size": 2, "grad_accumulation_steps": 1, "meta_learning_start_epoch": 1}, probe={"steps": 3})
+    raw["model"].update({"use_hpm": False, "use_cross_attention_context": False, "use_solver_context": False, "bg_bias": -0.5})
+    raw["training"]["equivariance_training"] = {"enabled": False}
+    path = tmp_path / "small.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def test_parallel_equals_serial_and_the_cache_makes_a_rerun_instant(tmp_path):
+    path = small_config(tmp_path)
+    serial = run_ablation(path, preset="tiny", seeds=[0, 1], only=["HyperLoRA"], cache_dir=tmp_path / "a")
+    parallel = run_ablation(path, preset="tiny", seeds=[0, 1], only=["HyperLoRA"], jobs=2, cache_dir=tmp_path / "b")
+    assert [v.name for v in serial.variants] == ["base", "base + HyperLoRA", "full", "full - HyperLoRA", "full, HyperLoRA from epoch 3", "full, HyperLoRA from epoch 3 + 2-epoch ramp"]
+    for a, b in zip(serial.variants, parallel.variants):
+        assert [(s.label, s.onset_step, s.final, s.series) for s in a.seeds] == [(s.label, s.onset_step, s.final, s.series) for s in b.seeds]
+    again = run_ablation(path, preset="tiny", seeds=[0, 1], only=["HyperLoRA"], cache_dir=tmp_path / "a")
+    assert all(s.cached for v in again.variants for s in v.seeds)
+    assert [s.final for v in again.variants for s in v.seeds] == [s.final for v in serial.variants for s in v.seeds]
+    data = serial.to_json()
+    assert data["smallest_possible_p"] == pytest.approx(1 / 3)
+    assert all(len(v["per_seed"]) == 2 for v in data["variants"])
+    assert {c["reference"] for c in data["claims"]} == {"base", "full"}
+    page = ablation_html(serial)
+    assert page.count("<svg") == 6 and "full - HyperLoRA" in page
+
+
+def test_an_interrupted_sweep_resumes_from_the_cache(tmp_path):
+    path = small_config(tmp_path)
+    first = run_ablation(path, preset="tiny", seeds=[0], only=["base + HyperLoRA"], cache_dir=tmp_path / "c")
+    assert not any(s.cached for v in first.variants for s in v.seeds)
+    wider = run_ablation(path, preset="tiny", seeds=[0], only=["HyperLoRA"], cache_dir=tmp_path / "c")
+    cached = {v.name: v.seeds[0].cached for v in wider.variants}
+    assert cached["base"] and cached["base + HyperLoRA"] and not cached["full"]
+
+
+def test_matching_background_bias_from_the_reference():
+    assert matching_background_bias(0.534, 10, softmax=True) == pytest.approx(2.33, abs=0.01)
+    assert matching_background_bias(0.534, 10, softmax=False) == pytest.approx(9.31, abs=0.01)
+
+
+def test_noise_audit_measures_every_module_of_the_new_config():
+    report = noise_audit(load_config(None), preset="tiny", steps=2)
+    modules = {m.module: m for m in report.modules}
+    assert set(modules) == {"cross_attention", "solver_context", "hpm", "hyper_lora"}
+    lora = modules["hyper_lora"]
+    assert 5 < lora.relative_perturbation["init"] < 40  # the rescaled tiny preset keeps the ~13x gain of D 256
+    assert set(lora.delta_fro_norm) == {"init", "trained"} and set(lora.gain["init"]) == {"gru_reset", "gru_update", "gru_candidate", "output_head"}
+    assert all(m.relative_perturbation["trained"] is not None for m in report.modules)
+    bias = report.background_bias
+    assert bias["configured"] == -0.5 and bias["matching_bias"] > 9 and bias["bg_argmax_share"] < 0.1
+    assert 0 < report.input_dependence["init"] <= 1 and report.input_dependence["trained"] is not None
+    json.dumps(report.to_json())
+
+
+def test_cli_noise_json_to_stdout():
+    result = subprocess.run([sys.executable, "-m", "collapse_doctor", "noise", str(default_config_path("old")), "--json", "-"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["modules"] == [] and data["background_bias"]["configured"] == 0.0
