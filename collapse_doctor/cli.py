@@ -160,6 +160,36 @@ def ablate_command(
         render_ablation(out, result)
 
 
+@app.command("diff", epilog=EXIT_CODES_HELP)
+def diff_command(
+    rev_a: str = typer.Argument(..., help="Older revision (hash, branch, tag)."),
+    rev_b: str = typer.Argument("HEAD", help="Newer revision (default HEAD)."),
+    config_path: Optional[str] = typer.Option(None, "--config", help="Config path inside the repository (default: [tool.collapse-doctor] config in pyproject.toml)."),
+    repo_path: Path = typer.Option(Path("."), "--repo", help="The git repository (default: the current directory)."),
+    json_path: Optional[Path] = typer.Option(None, "--json", help="Write the changes as JSON ('-' for stdout)."),
+) -> None:
+    """Side-by-side table of the config keys that differ between two revisions, read from git objects (nothing is checked out)."""
+    from collapse_doctor.config_diff import diff_raw, parse_raw
+    from collapse_doctor.errors import GitError
+    from collapse_doctor.gitrepo import choose_config_path, open_repo, read_file, resolve
+    from collapse_doctor.report import render_diff
+
+    repo = open_repo(repo_path)
+    a, b = resolve(repo, rev_a), resolve(repo, rev_b)
+    path = choose_config_path(repo, b, config_path)
+    texts = []
+    for rev, commit in ((rev_a, a), (rev_b, b)):
+        text = read_file(commit, path)
+        if text is None:
+            raise GitError(f"{rev} ({commit.hexsha[:7]}): no file {path}")
+        texts.append(parse_raw(text, f"{commit.hexsha[:7]}:{path}"))
+    changes = diff_raw(*texts)
+    if json_path is not None:
+        _write_json(json_path, {"a": a.hexsha, "b": b.hexsha, "config": path, "changes": [c.to_json() for c in changes]})
+    if json_path is None or str(json_path) != "-":
+        render_diff(out, f"{rev_a} ({a.hexsha[:7]})", f"{rev_b} ({b.hexsha[:7]})", changes)
+
+
 class _probe_progress:
     """A Rich progress bar on stderr with FG/BG accuracy and predicted background share per step."""
 

@@ -152,13 +152,16 @@ def render_noise(console: Console, report) -> None:
     console.print(text, highlight=False)
 
 
+VERDICT_CODE = {"HEALTHY": "H", "TRANSIENT": "T", "COLLAPSED": "C", "FG_COLLAPSE": "F", "DIVERGED": "D", "INCONCLUSIVE": "I"}
+
+
 def render_ablation(console: Console, result) -> None:
     table = Table(title=f"ablate {result.config}: {result.preset} preset, seeds {result.seeds}, {result.steps} steps")
     for column in ("variant", "vs", "path", "verdicts", "bad", "onsets", "final FG", "final pred BG", "p"):
         table.add_column(column, justify="right" if column in ("bad", "p", "final FG", "final pred BG") else "left")
     claims = {c.variant: c for c in result.claims}
     for v in result.variants:
-        counts = " ".join(f"{label[:4]}{n}" for label, n in sorted(v.counts().items()))
+        counts = " ".join(f"{VERDICT_CODE[label]}{n}" for label, n in sorted(v.counts().items()))
         onsets = ",".join("-" if s.onset_step is None else str(s.onset_step) for s in v.seeds)
         fg = [s.final.get("fg_acc") for s in v.seeds if s.final.get("fg_acc") is not None]
         bg = [s.final.get("pred_bg_share") for s in v.seeds if s.final.get("pred_bg_share") is not None]
@@ -166,6 +169,7 @@ def render_ablation(console: Console, result) -> None:
         p = "" if claim is None else (f"[bold]{claim.p_value:.3g}[/bold]" if claim.significant else f"{claim.p_value:.3g}")
         table.add_row(v.name, v.reference or "", "spatial" if v.changes_encoder_path else "", counts, f"{v.bad}/{len(v.seeds)}", onsets, _pct(sum(fg) / len(fg)) if fg else "-", _pct(sum(bg) / len(bg)) if bg else "-", p)
     console.print(table)
+    console.print("[dim]verdicts: " + ", ".join(f"{code} {label}" for label, code in VERDICT_CODE.items()) + "; path: the variant moves the ContextEncoder to its spatial path; p: Fisher's exact test against the 'vs' variant[/dim]", highlight=False)
     significant = [c for c in result.claims if c.significant]
     if significant:
         console.print("[bold]claims[/bold] (Fisher's exact test, alpha %g):" % result.alpha)
@@ -191,3 +195,14 @@ def ablation_html(result) -> str:
         sections.append((v.name, text, plot(series, events, v.name)))
     intro = f"{result.config}, {result.preset} preset, seeds {result.seeds}, {result.steps} steps. " + "; ".join(c.text for c in result.claims if c.significant)
     return page("collapse-doctor ablate", intro, sections)
+
+
+def render_diff(console: Console, label_a: str, label_b: str, changes) -> None:
+    table = Table(title=f"config keys: {label_a} -> {label_b}")
+    for column in ("section", "key", label_a, label_b, "kind"):
+        table.add_column(column)
+    section = None
+    for c in changes:
+        table.add_row(c.section if c.section != section else "", c.key + ("" if c.known else " [dim](unknown)[/dim]"), str(c.old), str(c.new), c.kind)
+        section = c.section
+    console.print(table if changes else f"no key differs between {label_a} and {label_b}")
