@@ -331,22 +331,25 @@ class Trainer:
 
     @torch.no_grad()
     def _grad_norms(self) -> dict[str, float]:
-        """L2 norm of the gradient per module and in total, before clipping (inf/nan when non-finite)."""
-        squares: dict[str, torch.Tensor] = {}
-        for name, p in self.model.named_parameters():
-            if p.grad is None:
-                continue
-            group = grad_group(name)
-            squares[group] = squares.get(group, 0) + p.grad.detach().float().pow(2).sum()
-        norms = {group: float(v.sqrt()) for group, v in squares.items()}
-        norms["total"] = math.sqrt(sum(v * v for v in norms.values())) if norms else 0.0
-        if any(not math.isfinite(v) for v in norms.values()):
-            norms["total"] = float("nan")
-        return norms
+        """L2 norm of the gradient per module and in total, before clipping (nan when non-finite)."""
+        named = [(name, p.grad) for name, p in self.model.named_parameters() if p.grad is not None]
+        if not named:
+            return {"total": 0.0}
+        norms = torch.stack(torch._foreach_norm([g.float() for _, g in named]))  # one pass, one sync below
+        groups = [grad_group(name) for name, _ in named]
+        order = sorted(set(groups))
+        index = torch.tensor([order.index(g) for g in groups], device=norms.device)
+        squares = torch.zeros(len(order), dtype=norms.dtype, device=norms.device).index_add_(0, index, norms.square())
+        values = squares.sqrt().tolist()
+        out = dict(zip(order, values))
+        total = math.sqrt(sum(v * v for v in values))
+        out["total"] = total if all(math.isfinite(v) for v in values) else float("nan")
+        return out
 
     @torch.no_grad()
     def _params_finite(self) -> bool:
-        return all(bool(torch.isfinite(p).all()) for p in self.model.parameters())
+        # The max-abs norm is finite exactly when every entry is (it cannot overflow, unlike the L2 norm).
+        return bool(torch.isfinite(torch.stack(torch._foreach_norm(list(self.model.parameters()), float("inf")))).all())
 
 
 def _clean(value):
