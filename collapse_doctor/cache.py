@@ -19,9 +19,14 @@ from collapse_doctor.config import Config, config_to_dict
 from collapse_doctor.errors import CollapseDoctorError
 
 
-def default_cache_dir() -> Path:
+def user_cache_dir() -> Path:
+    """~/.cache/collapse-doctor, or under $XDG_CACHE_HOME when set."""
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "collapse-doctor" / "cache"
+    return Path(base) / "collapse-doctor"
+
+
+def default_cache_dir() -> Path:
+    return user_cache_dir() / "cache"
 
 
 def probe_key(config: Config, preset: str, data: str, solutions: str | None, device: str) -> str:

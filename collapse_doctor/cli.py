@@ -89,8 +89,8 @@ def probe_command(
 
     extra = ([f"probe.seed={seed}"] if seed is not None else []) + ([f"probe.steps={steps}"] if steps is not None else [])
     loaded = load_config(config, [*overrides, *extra], strict=strict)
-    with _probe_progress() as on_row_factory:
-        result = run_probe(loaded, preset=preset, device=device, data=data, solutions=str(solutions) if solutions else None, out_dir=out_dir, on_row=on_row_factory(loaded, preset))
+    with _ProbeProgress() as progress:
+        result = run_probe(loaded, preset=preset, device=device, data=data, solutions=str(solutions) if solutions else None, out_dir=out_dir, on_row=progress.on_row, on_start=progress.on_start)
     if json_path is not None:
         _write_json(json_path, result.report)
     if json_path is None or str(json_path) != "-":
@@ -194,7 +194,7 @@ def diff_command(
         render_diff(out, f"{rev_a} ({a.hexsha[:7]})", f"{rev_b} ({b.hexsha[:7]})", changes)
 
 
-class _probe_progress:
+class _ProbeProgress:
     """A Rich progress bar on stderr with FG/BG accuracy and predicted background share per step."""
 
     def __enter__(self):
@@ -202,20 +202,16 @@ class _probe_progress:
 
         self.progress = Progress(TextColumn("probe"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[signals]}"), TimeElapsedColumn(), TimeRemainingColumn(), console=err, transient=True)
         self.progress.__enter__()
-        return self.factory
+        self.task = self.progress.add_task("probe", total=None, signals="")
+        return self
 
-    def factory(self, loaded, preset):
-        from collapse_doctor.presets import apply_preset, PRESETS
+    def on_start(self, total: int) -> None:
+        self.progress.update(self.task, total=total)
 
-        total = apply_preset(loaded, PRESETS[preset])[0].probe.steps if preset in PRESETS else None
-        task = self.progress.add_task("probe", total=total, signals="")
-
-        def on_row(row: dict) -> None:
-            fg, bg = row.get("fg_acc"), row.get("bg_acc")
-            text = f"FG {'-' if fg is None else f'{fg:.0%}'}  BG {'-' if bg is None else f'{bg:.0%}'}  pred BG {row['pred_bg_share']:.0%} / {row['target_bg_share']:.0%}"
-            self.progress.update(task, advance=1, signals=text)
-
-        return on_row
+    def on_row(self, row: dict) -> None:
+        fg, bg = row.get("fg_acc"), row.get("bg_acc")
+        text = f"FG {'-' if fg is None else f'{fg:.0%}'}  BG {'-' if bg is None else f'{bg:.0%}'}  pred BG {row['pred_bg_share']:.0%} / {row['target_bg_share']:.0%}"
+        self.progress.update(self.task, advance=1, signals=text)
 
     def __exit__(self, *exc):
         self.progress.__exit__(*exc)

@@ -22,6 +22,7 @@ from collapse_doctor.model.grid_encoder import PAD
 from collapse_doctor.model.injection import CrossAttentionInjector
 from collapse_doctor.model.rlan import RLAN
 from collapse_doctor.presets import PRESETS, apply_preset
+from collapse_doctor.probe import configure_cpu
 from collapse_doctor.schedule import FULL_STAGE
 from collapse_doctor.train.losses import IGNORE_INDEX, stablemax_log_probs
 from collapse_doctor.train.trainer import Batch, Trainer
@@ -74,9 +75,9 @@ def measure_modules(model: RLAN, batch: Batch) -> dict[str, dict]:
         handles.append(model.context_injector.register_forward_hook(keep("cross_attention")))
     if model.solver.solver_context is not None:
         handles.append(model.solver.solver_context.register_forward_hook(keep("solver_context")))
-    if model.hpm is not None:
+    if model.hpm is not None and model.dsc is not None:  # the DSC's input is the features HPM added to
         handles.append(model.hpm.register_forward_hook(keep("hpm")))
-        handles.append((model.dsc or model.solver).register_forward_hook(keep("after_hpm")))
+        handles.append(model.dsc.register_forward_hook(keep("after_hpm")))
     if model.hyper_lora is not None:
         handles.append(model.hyper_lora.register_forward_hook(keep("hyper_lora")))
     was_training = model.training
@@ -150,7 +151,7 @@ def noise_audit(loaded: LoadedConfig, *, preset: str = "tiny", steps: int = 0, d
     tasks = usable_tasks(tasks_all, config.data, config.model.max_grid_size)
     if not tasks:
         raise DataError(f"{data}: none of its tasks fits the {config.model.max_grid_size}x{config.model.max_grid_size} canvas")
-    torch.set_num_threads(config.probe.threads)
+    configure_cpu(config.probe)
     trainer = Trainer(config, tasks, seed=config.probe.seed, steps_per_epoch=max(1, steps or 1))
     # A fixed evaluation batch far from the training stream's first indices.
     batch = trainer.stream.batch(10**6, batch_size)

@@ -8,7 +8,6 @@ threads, versions and the data it used.
 from __future__ import annotations
 
 import json
-import os
 import platform
 import time
 from collections.abc import Callable
@@ -23,7 +22,7 @@ from collapse_doctor.config import LoadedConfig, ProbeConfig, config_to_dict
 from collapse_doctor.data.arc import background_stats, load_tasks, usable_tasks
 from collapse_doctor.errors import CollapseDoctorError, DataError
 from collapse_doctor.presets import PRESETS, apply_preset, steps_per_epoch
-from collapse_doctor.train.trainer import GradHook, Trainer
+from collapse_doctor.train.trainer import GradHook, StepCounts, Trainer
 from collapse_doctor.verdict import Verdict, judge
 
 StepCallback = Callable[[dict], None]  # called with each metrics row as it is written
@@ -55,8 +54,9 @@ def configure_cpu(probe: ProbeConfig) -> None:
 
 def default_output_dir() -> Path:
     """Where probe metrics go unless --out says otherwise: the user's cache directory."""
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "collapse-doctor" / "probes"
+    from collapse_doctor.cache import user_cache_dir
+
+    return user_cache_dir() / "probes"
 
 
 def versions() -> dict[str, str]:
@@ -73,6 +73,7 @@ def run_probe(
     out_dir: Path | None = None,
     name: str | None = None,
     on_row: StepCallback | None = None,
+    on_start: Callable[[int], None] | None = None,
     grad_hook: GradHook | None = None,
 ) -> ProbeResult:
     """Run one probe and judge it. Seed and steps come from the config (probe.seed, probe.steps; the
@@ -104,6 +105,8 @@ def run_probe(
     except OSError as exc:
         raise CollapseDoctorError(f"{metrics_path}: cannot write metrics: {exc.strerror or exc}") from None
 
+    if on_start is not None:
+        on_start(config.probe.steps)
     rows: list[dict] = []
     started = time.perf_counter()
     stopped_early = None
@@ -159,8 +162,6 @@ def run_probe(
 @torch.no_grad()
 def ema_comparison(trainer: Trainer) -> dict:
     """FG/BG accuracy of the raw and the EMA weights on the next training batch (EMA is evaluation-only)."""
-    from collapse_doctor.train.trainer import StepCounts
-
     t = trainer.config.training
     batch = trainer.stream.batch(trainer.step * t.grad_accumulation_steps, t.batch_size).to(trainer.device)
     stage = trainer.stage()

@@ -104,14 +104,17 @@ def run_jobs(jobs_list: list[ProbeJob], *, jobs: int = 1, cache_dir=None, progre
         if progress is not None:
             progress(done, len(jobs_list), summary)
 
-    pending = []
+    first_of: dict[str, int] = {}  # the same probe asked twice (e.g. identical variants) runs once
+    pending, duplicates = [], []
     for i, key in enumerate(keys):
         entry = cache.get(key)
         if entry is not None:
             finish(i, ProbeSummary.from_json(entry, cached=True))
-        elif key not in [keys[j] for j in pending]:
+        elif key in first_of:
+            duplicates.append(i)
+        else:
+            first_of[key] = i
             pending.append(i)
-    duplicates = [i for i in range(len(keys)) if results[i] is None and i not in pending]
     if jobs <= 1:
         for i in pending:
             entry = execute(jobs_list[i], keys[i], metrics_dir)
@@ -130,6 +133,6 @@ def run_jobs(jobs_list: list[ProbeJob], *, jobs: int = 1, cache_dir=None, progre
             except BaseException:
                 pool.shutdown(wait=False, cancel_futures=True)
                 raise
-    for i in duplicates:  # the same probe asked twice (e.g. identical variants) runs once
+    for i in duplicates:
         finish(i, ProbeSummary.from_json(cache.get(keys[i]), cached=True))
     return results  # type: ignore[return-value]
