@@ -13,7 +13,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 
 from collapse_doctor.cache import ProbeCache, probe_key
-from collapse_doctor.config import load_config
+from collapse_doctor.config import LoadedConfig, load_config, parse_config_text
 from collapse_doctor.presets import PRESETS, apply_preset
 from collapse_doctor.probe import resolve_device, run_probe
 from collapse_doctor.verdict import is_good
@@ -30,10 +30,16 @@ class ProbeJob:
     solutions: str | None
     device: str
     tag: str = ""  # which variant / commit it belongs to
+    config_text: str | None = None  # the YAML itself (a config read from a git commit); wins over config_path
+    source: str = ""  # how messages name config_text, e.g. "abc1234:configs/rlan.yaml"
+
+    def load(self) -> LoadedConfig:
+        if self.config_text is not None:
+            return parse_config_text(self.config_text, source=self.source or "<config text>", overrides=list(self.overrides))
+        return load_config(self.config_path, list(self.overrides))
 
     def key(self) -> str:
-        loaded = load_config(self.config_path, list(self.overrides))
-        config, _ = apply_preset(loaded, PRESETS[self.preset])
+        config, _ = apply_preset(self.load(), PRESETS[self.preset])
         return probe_key(config, self.preset, self.data, self.solutions, str(resolve_device(self.device)))
 
 
@@ -68,8 +74,7 @@ class ProbeSummary:
 
 def execute(job: ProbeJob, key: str, metrics_dir: str) -> dict:
     """Run one probe (in this process or a worker) and return its summary as JSON."""
-    loaded = load_config(job.config_path, list(job.overrides))
-    result = run_probe(loaded, preset=job.preset, device=job.device, data=job.data, solutions=job.solutions, out_dir=metrics_dir, name=key)
+    result = run_probe(job.load(), preset=job.preset, device=job.device, data=job.data, solutions=job.solutions, out_dir=metrics_dir, name=key)
     rows = [r for r in result.rows if "event" not in r]
     summary = ProbeSummary(
         label=result.verdict.label,
