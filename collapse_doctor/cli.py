@@ -164,6 +164,63 @@ def ablate_command(
         render_ablation(out, result)
 
 
+@app.command("bisect", epilog=EXIT_CODES_HELP + " bisect: 0 answer found (or --scan done); 1 an endpoint behaved the other way or --cmd aborted; 3 no single answer (undecided endpoint, skipped commits).")
+def bisect_command(
+    from_rev: str = typer.Option(..., "--from", help="A good revision (hash, branch, tag), e.g. 2a50f2d."),
+    to_rev: str = typer.Option("HEAD", "--to", help="A bad revision (default HEAD)."),
+    repo_path: Path = typer.Option(Path("."), "--repo", help="The git repository (default: the current directory). Nothing in it is checked out or written."),
+    config_path: Optional[str] = typer.Option(None, "--config", help="Config path inside the repository (default: [tool.collapse-doctor] config in pyproject.toml)."),
+    overrides: list[str] = SetOpt,
+    preset: str = PresetOpt,
+    steps: Optional[int] = typer.Option(None, "--steps", help="Optimizer steps per probe (default: the preset's)."),
+    seeds: int = typer.Option(3, "--seeds", min=1, help="Seeds per commit; more are added while they disagree."),
+    max_seeds: int = typer.Option(9, "--max-seeds", min=1, help="Most seeds per commit; at this cap a strict majority decides, else the commit is skipped."),
+    scan: bool = typer.Option(False, "--scan", help="Probe every distinct config instead of bisecting, and list every good/bad transition."),
+    minimize: bool = typer.Option(False, "--minimize", help="Reduce the first bad commit's key changes to the smallest set that still collapses (ddmin)."),
+    command: Optional[str] = typer.Option(None, "--cmd", help="Judge each commit with this shell command in a temporary checkout: exit 0 good, 125 skip, 1-127 bad, 128+ abort."),
+    command_timeout: Optional[float] = typer.Option(None, "--cmd-timeout", help="Seconds before --cmd is stopped (counts as bad, exit 124)."),
+    jobs: int = typer.Option(1, "--jobs", min=1, help="Probes run in parallel worker processes."),
+    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Probe result cache, shared with ablate (default: ~/.cache/collapse-doctor/cache)."),
+    device: str = typer.Option("cpu", "--device", help="auto | cpu | cuda."),
+    data: str = DataOpt,
+    json_path: Optional[Path] = JsonOpt,
+) -> None:
+    """Find the first commit whose config makes training collapse: endpoints first, then a binary search over first-parent commits, each judged on adaptive seeds."""
+    from collapse_doctor.bisect import BisectResult, CommandAborted, SeedPolicy, run_bisect
+    from collapse_doctor.report import render_bisect
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    result = BisectResult("interrupted", "", str(repo_path), config_path, from_rev, to_rev)
+
+    def finish() -> None:
+        if json_path is not None:
+            _write_json(json_path, result.to_json())
+
+    try:
+        with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err, transient=True) as bar:
+            task = bar.add_task("bisect: reading the history", total=None)
+
+            def progress(status) -> None:
+                left = "" if status.commits_left is None else f"{status.commits_left} commits left" + ("" if status.rounds_left is None else f" (~{status.rounds_left} rounds)") + ", "
+                bar.update(task, description=f"{status.phase}: {left}{status.probes_run} probes run, {status.probes_cached} cached  {status.current}")
+
+            run_bisect(good_rev=from_rev, bad_rev=to_rev, repo_path=repo_path, config_path=config_path, overrides=overrides, preset=preset, steps=steps, policy=SeedPolicy(seeds, max_seeds), scan=scan, minimize=minimize, command=command, command_timeout=command_timeout, jobs=jobs, cache_dir=cache_dir, data=data, device=device, progress=progress, result=result)
+    except CommandAborted as exc:
+        result.outcome, result.message = "aborted", exc.problems[0]
+    except CollapseDoctorError as exc:
+        result.outcome, result.message = "error", exc.problems[0]
+        finish()
+        raise
+    except KeyboardInterrupt:
+        result.outcome, result.message = "interrupted", "interrupted; probes that finished are in the cache, a rerun resumes from them"
+        finish()
+        raise
+    finish()
+    if json_path is None or str(json_path) != "-":
+        render_bisect(out, result)
+    raise typer.Exit(result.exit_code)
+
+
 @app.command("diff", epilog=EXIT_CODES_HELP)
 def diff_command(
     rev_a: str = typer.Argument(..., help="Older revision (hash, branch, tag)."),

@@ -206,3 +206,56 @@ def render_diff(console: Console, label_a: str, label_b: str, changes) -> None:
         table.add_row(c.section if c.section != section else "", c.key + ("" if c.known else " [dim](unknown)[/dim]"), str(c.old), str(c.new), c.kind)
         section = c.section
     console.print(table if changes else f"no key differs between {label_a} and {label_b}")
+
+
+DECISION_STYLE = {"good": "green", "bad": "red", "skip": "yellow"}
+
+
+def render_bisect(console: Console, result) -> None:
+    """The commits judged, the answer (or why there is none), and what it cost."""
+    ran = result.ran
+    judged_by = f"--cmd {ran.get('command')!r}" if result.judge == "cmd" else f"{ran.get('preset')} preset, {ran.get('seeds')} seeds (up to {ran.get('max_seeds')})" + (f", overrides {' '.join(ran['overrides'])}" if ran.get("overrides") else "")
+    if result.good and result.bad:
+        console.rule(f"[bold]{result.method} {result.good.short}..{result.bad.short}[/bold]  {len(result.commits)} commits, config {result.config_path or '-'}")
+        console.print(f"judged by: {judged_by}", highlight=False)
+    if result.judgements:
+        table = Table(title="commits judged (a judgement covers every commit with the same resolved config)")
+        for column in ("commit", "date", "subject", "commits covered", "evidence", "decision"):
+            table.add_column(column)
+        for index, judgement in sorted(result.judgements.items()):
+            segment = result.segments[index]
+            first = segment.first.info
+            style = DECISION_STYLE.get(judgement.decision, "")
+            table.add_row(first.short, first.date[:10], first.subject[:48], str(len(segment.commits)), judgement.counts_text(), f"[{style}]{judgement.decision}[/{style}]")
+        console.print(table)
+    skipped = result.untestable()
+    if skipped:
+        console.print(f"[yellow]untestable commits ({len(skipped)}), skipped:[/yellow] " + "; ".join(f"{c.info.short} ({c.problem})" for c in skipped), highlight=False, soft_wrap=True)
+    for t in result.transitions:
+        console.print(f"[bold]{t.direction}[/bold] at {t.after.info.short} {t.after.info.subject} (after {t.before.info.short})", highlight=False)
+        if t.changes:
+            render_diff(console, t.before.info.short, t.after.info.short, t.changes)
+    if result.outcome == "found":
+        c, p = result.first_bad.info, result.parent.info
+        console.print(f"[bold red]first bad commit[/bold red] {c.hexsha}\n  {c.date}  {c.author}\n  {c.subject}\n  parent {p.short} ({p.subject})", highlight=False)
+        render_diff(console, p.short, c.short, result.changes)
+        if result.files_changed:
+            console.print(f"files it changed: {', '.join(result.files_changed)}", highlight=False)
+    else:
+        style = "green" if result.outcome == "scanned" else "yellow" if result.exit_code in (2, 3) else "red"
+        console.print(f"[bold {style}]{result.outcome}[/bold {style}]: {result.message}", highlight=False)
+    if result.evidence and "text" in result.evidence:
+        console.print(f"evidence: {result.evidence['text']}", highlight=False)
+        seeds = result.evidence.get("good_side", {}).get("seeds", []) + result.evidence.get("bad_side", {}).get("seeds", [])
+        if seeds and result.evidence["p_value"] >= 0.05:
+            console.print(f"[yellow]note:[/yellow] p = {result.evidence['p_value']:.3g}: this many seeds cannot rule out chance at 0.05; --seeds 5 or more can.", highlight=False)
+    if result.minimization is not None:
+        m = result.minimization
+        keys = ", ".join(f"{c.key}: {c.old} -> {c.new}" for c in m.changes)
+        console.print(f"[bold]smallest collapsing change[/bold] (ddmin, {len(m.trials)} trials): {keys}", highlight=False)
+        if m.confirmation is not None:
+            console.print(f"  confirmation on fresh seeds: {m.confirmation.counts_text()} -> {'confirmed' if m.confirmed else '[yellow]not confirmed[/yellow]'}", highlight=False)
+    probes = result.probes
+    if result.judge == "probe":
+        console.print(f"[dim]cost: {probes.run} probes run ({probes.seconds:.0f} s of probe time), {probes.cached} from the cache; {result.rounds} commits judged after the endpoints[/dim]", highlight=False)
+    console.print(f"[dim]{result.limitations}[/dim]", highlight=False)

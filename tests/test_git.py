@@ -26,7 +26,8 @@ def snapshot(repo: Path) -> tuple:
     """Everything a read-only tool must leave as it was: HEAD, refs, index, working files, stash, worktrees."""
     run = lambda *a: subprocess.run(["git", *a], cwd=repo, capture_output=True, text=True).stdout  # noqa: E731
     files = sorted((str(p.relative_to(repo)), hashlib.sha256(p.read_bytes()).hexdigest()) for p in repo.rglob("*") if p.is_file() and ".git" not in p.parts)
-    index = hashlib.sha256((repo / ".git" / "index").read_bytes()).hexdigest()
+    index_file = repo / ".git" / "index"  # a --no-checkout clone has none, and must still have none after
+    index = hashlib.sha256(index_file.read_bytes()).hexdigest() if index_file.exists() else None
     return run("rev-parse", "HEAD"), run("show-ref"), run("symbolic-ref", "HEAD"), index, files, run("stash", "list"), run("worktree", "list"), run("status", "--porcelain")
 
 

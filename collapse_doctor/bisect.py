@@ -1,0 +1,701 @@
+"""bisect: the first commit whose config makes training collapse.
+
+The history is read from git objects only (`gitrepo`): the config at every first-parent commit between
+GOOD and BAD, parsed and resolved with the preset. Consecutive commits whose resolved configs are
+equal form one *segment*: they would run the same probes, so the search runs over segments, and
+segments with equal configs anywhere in the history share their probes (a memo here, the probe cache
+across runs). A commit whose config is missing or invalid is untestable, as `git bisect skip`.
+
+A config is judged on several seeds, adaptively as Chromium's Pinpoint does: K seeds, more while they
+disagree (or any is INCONCLUSIVE), up to a cap; at the cap a strict majority decides, otherwise the
+config is undecided and its commits count as skipped.
+
+With `--cmd` the user's own command judges each commit in a temporary shared clone, with the exit-code
+contract of `git bisect run`; then every commit is its own segment (the code may change, not only the
+config).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from collapse_doctor.config_diff import ABSENT, KeyChange, diff_raw, parse_raw
+from collapse_doctor.errors import CollapseDoctorError, ExitCode, GitError
+from collapse_doctor.gitrepo import CommitInfo, choose_config_path, first_parent_range, info, open_repo, read_file, resolve
+from collapse_doctor.stats import fisher_exact
+from collapse_doctor.sweep import ProbeJob, ProbeSummary, run_jobs
+from collapse_doctor.verdict import is_good
+
+GOOD, BAD, SKIP = "good", "bad", "skip"
+
+LIMITATIONS = (
+    "bisect on configs sees only what the YAML changes: a commit that changed the user's own model, data "
+    "pipeline or trainer code is invisible to it (the bundled model runs every config); use --cmd to judge "
+    "commits with the user's own code."
+)
+
+# How each outcome exits: 0 an answer; 1 the premise failed (an endpoint behaved the other way, or the
+# command asked to abort); 3 no single answer (undecided endpoint, or skipped commits hide it).
+OUTCOME_EXIT = {
+    "found": ExitCode.GOOD,
+    "scanned": ExitCode.GOOD,
+    "good_endpoint_bad": ExitCode.BAD,
+    "bad_endpoint_good": ExitCode.BAD,
+    "aborted": ExitCode.BAD,
+    "good_endpoint_undecided": ExitCode.INCONCLUSIVE,
+    "bad_endpoint_undecided": ExitCode.INCONCLUSIVE,
+    "ambiguous": ExitCode.INCONCLUSIVE,
+    "endpoint_invalid": ExitCode.BAD_INPUT,
+    "error": ExitCode.BAD_INPUT,
+    "interrupted": 130,
+}
+
+
+# --------------------------------------------------------------------------------------------------
+# Adaptive seeds
+# --------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class SeedPolicy:
+    first: int = 3  # seeds of the first round (and of every further round)
+    cap: int = 9  # no config gets more seeds than this
+
+    def decide(self, labels: list[str]) -> str | None:
+        """good / bad when the seeds agree (or, at the cap, a strict majority); skip when the cap
+        leaves it undecided; None while more seeds are needed."""
+        n = len(labels)
+        good = sum(1 for label in labels if is_good(label) is True)
+        bad = sum(1 for label in labels if is_good(label) is False)
+        if n < self.first:
+            return None
+        if bad == n:
+            return BAD
+        if good == n:
+            return GOOD
+        if n < self.cap:
+            return None
+        if 2 * bad > n:
+            return BAD
+        if 2 * good > n:
+            return GOOD
+        return SKIP
+
+
+@dataclass
+class Judgement:
+    """How one config (or one commit, with --cmd) was judged."""
+
+    decision: str  # good / bad / skip
+    summaries: list[ProbeSummary] = field(default_factory=list)
+    exit_status: int | None = None  # --cmd: the command's exit status
+    output_tail: str = ""  # --cmd: the end of its output
+
+    @property
+    def bad(self) -> int:
+        return sum(1 for s in self.summaries if s.good is False)
+
+    @property
+    def good(self) -> int:
+        return sum(1 for s in self.summaries if s.good is True)
+
+    @property
+    def seeds(self) -> int:
+        return len(self.summaries)
+
+    def counts_text(self) -> str:
+        if self.exit_status is not None or not self.summaries:
+            return f"exit {self.exit_status}"
+        undecided = self.seeds - self.bad - self.good
+        return f"{self.bad} of {self.seeds} collapsed" + (f" ({undecided} inconclusive)" if undecided else "")
+
+    def to_json(self) -> dict:
+        data: dict[str, Any] = {"decision": self.decision}
+        if self.exit_status is not None:
+            data.update(exit_status=self.exit_status, output_tail=self.output_tail)
+        else:
+            data.update(
+                bad=self.bad,
+                good=self.good,
+                seeds=[{"seed": s.seed, "label": s.label, "onset_step": s.onset_step, "final": s.final, "cached": s.cached, "key": s.key} for s in self.summaries],
+            )
+        return data
+
+
+# --------------------------------------------------------------------------------------------------
+# The history: commits, their configs, segments
+# --------------------------------------------------------------------------------------------------
+@dataclass
+class CommitConfig:
+    info: CommitInfo
+    status: str  # ok / missing / invalid
+    problem: str | None = None
+    text: str | None = None
+    identity: str | None = None  # equal identities run the same probes
+
+    def to_json(self) -> dict:
+        return {**self.info.to_json(), "status": self.status, "problem": self.problem, "identity": self.identity}
+
+
+@dataclass
+class Segment:
+    """Consecutive commits that would run the same probes."""
+
+    commits: list[CommitConfig]
+    index: int
+
+    @property
+    def first(self) -> CommitConfig:
+        return self.commits[0]
+
+    @property
+    def last(self) -> CommitConfig:
+        return self.commits[-1]
+
+    @property
+    def testable(self) -> bool:
+        return self.first.status == "ok"
+
+    @property
+    def identity(self) -> str | None:
+        return self.first.identity
+
+
+def segments_of(commits: list[CommitConfig]) -> list[Segment]:
+    segments: list[Segment] = []
+    for commit in commits:
+        group = (commit.status, commit.identity, commit.problem if commit.status != "ok" else None)
+        if segments and (segments[-1].first.status, segments[-1].identity, segments[-1].first.problem if segments[-1].first.status != "ok" else None) == group:
+            segments[-1].commits.append(commit)
+        else:
+            segments.append(Segment([commit], len(segments)))
+    return segments
+
+
+# --------------------------------------------------------------------------------------------------
+# Search strategies (pure: a classify callback decides each segment)
+# --------------------------------------------------------------------------------------------------
+def binary_search(count: int, classify: Callable[[int], str], on_step: Callable[[int, int, list[int]], None] | None = None) -> tuple[int, int, list[int]]:
+    """Positions 0 (good) and count-1 (bad) are known. Returns (last good, first bad, skipped between):
+    the first bad position is `first bad` when nothing is skipped between them, else one of the skipped
+    or `first bad`. Among untested positions the one nearest the middle is tested next."""
+    lo, hi = 0, count - 1
+    skipped: set[int] = set()
+    while True:
+        candidates = [i for i in range(lo + 1, hi) if i not in skipped]
+        if on_step is not None:
+            on_step(lo, hi, candidates)
+        if not candidates:
+            break
+        middle = (lo + hi) / 2
+        i = min(candidates, key=lambda c: (abs(c - middle), c))
+        decision = classify(i)
+        if decision == GOOD:
+            lo = i
+        elif decision == BAD:
+            hi = i
+        else:
+            skipped.add(i)
+    return lo, hi, sorted(i for i in skipped if lo < i < hi)
+
+
+def ddmin(changes: list, fails: Callable[[list], bool | None]) -> list:
+    """Zeller's delta debugging: a 1-minimal subset of `changes` for which `fails` is True (the full
+    list must fail, the empty one pass). `fails` may answer None (unresolved, e.g. an invalid config),
+    which counts as not failing."""
+    current, n = list(changes), 2
+    while len(current) >= 2:
+        subsets = [current[i * len(current) // n : (i + 1) * len(current) // n] for i in range(n)]
+        reduced = False
+        for subset in subsets:
+            if fails(subset) is True:
+                current, n, reduced = subset, 2, True
+                break
+        if not reduced and n > 2:  # with two halves the complements are the halves themselves
+            for subset in subsets:
+                complement = [c for c in current if c not in subset]
+                if fails(complement) is True:
+                    current, n, reduced = complement, max(n - 1, 2), True
+                    break
+        if not reduced:
+            if n >= len(current):
+                break
+            n = min(len(current), 2 * n)
+    return current
+
+
+def apply_changes(raw: dict, changes: list[KeyChange]) -> dict:
+    """A copy of raw YAML data with the given key changes applied (ABSENT deletes the key)."""
+    import copy
+
+    out = copy.deepcopy(raw)
+    for change in changes:
+        *parents, last = change.key.split(".")
+        node = out
+        for part in parents:
+            child = node.get(part)
+            if not isinstance(child, dict):
+                child = node[part] = {}
+            node = child
+        if change.new == ABSENT:
+            node.pop(last, None)
+        else:
+            node[last] = change.new
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+# Judges: probes of the bundled model, or the user's command
+# --------------------------------------------------------------------------------------------------
+@dataclass
+class ProbeCounter:
+    run: int = 0
+    cached: int = 0
+    seconds: float = 0.0
+
+
+class ProbeJudge:
+    """Judges a config text on adaptive seeds; equal resolved configs are judged once."""
+
+    def __init__(self, *, overrides: list[str], preset: str, data: str, device: str, policy: SeedPolicy, jobs: int, cache_dir, on_probe: Callable[[ProbeSummary], None] | None = None):
+        self.overrides, self.preset, self.data, self.device = list(overrides), preset, data, device
+        self.policy, self.jobs, self.cache_dir, self.on_probe = policy, jobs, cache_dir, on_probe
+        self.memo: dict[tuple[str, int], Judgement] = {}
+        self.counter = ProbeCounter()
+
+    def job(self, text: str, source: str, seed: int, tag: str = "") -> ProbeJob:
+        return ProbeJob(None, (*self.overrides, f"probe.seed={seed}"), self.preset, self.data, None, self.device, tag, config_text=text, source=source)
+
+    def identity(self, text: str, source: str) -> str:
+        """The probe key of seed 0: equal for configs that resolve the same (raises ConfigError)."""
+        return self.job(text, source, 0).key()
+
+    def judge(self, text: str, source: str, seed_start: int = 0) -> Judgement:
+        memo_key = (self.identity(text, source), seed_start)
+        if memo_key in self.memo:
+            return self.memo[memo_key]
+        summaries: list[ProbeSummary] = []
+        while (decision := self.policy.decide([s.label for s in summaries])) is None:
+            start = seed_start + len(summaries)
+            round_size = min(self.policy.first, self.policy.cap - len(summaries))
+            jobs = [self.job(text, source, seed, source) for seed in range(start, start + round_size)]
+            summaries += run_jobs(jobs, jobs=self.jobs, cache_dir=self.cache_dir, progress=self._count)
+        self.memo[memo_key] = Judgement(decision, summaries)
+        return self.memo[memo_key]
+
+    def _count(self, done: int, total: int, summary: ProbeSummary) -> None:
+        if summary.cached:
+            self.counter.cached += 1
+        else:
+            self.counter.run += 1
+            self.counter.seconds += summary.seconds
+        if self.on_probe is not None:
+            self.on_probe(summary)
+
+
+def decision_of_exit_status(status: int) -> str | None:
+    """git bisect run's contract: 0 good, 125 skip, 1-127 bad, 128 and above (or a signal) abort (None)."""
+    if status == 0:
+        return GOOD
+    if status == 125:
+        return SKIP
+    if 1 <= status <= 127:
+        return BAD
+    return None
+
+
+class CommandAborted(CollapseDoctorError):
+    exit_code = ExitCode.BAD
+
+
+class CommandJudge:
+    """Runs the user's command in a temporary shared clone, checked out at each commit.
+
+    `git clone --shared` reads the user's objects through an alternates file and writes nothing into
+    their repository; the clone is deleted afterwards, also on Ctrl-C (the `with` block)."""
+
+    def __init__(self, repo, command: str, timeout: float | None = None):
+        self.repo, self.command, self.timeout = repo, command, timeout
+        self.directory: Path | None = None
+        self.memo: dict[str, Judgement] = {}
+
+    def __enter__(self):
+        self.directory = Path(tempfile.mkdtemp(prefix="collapse-doctor-bisect-"))
+        source = self.repo.common_dir if hasattr(self.repo, "common_dir") else self.repo.git_dir
+        self._git(None, "clone", "--quiet", "--shared", "--no-checkout", str(source), str(self.directory / "checkout"))
+        return self
+
+    def __exit__(self, *exc):
+        if self.directory is not None:
+            shutil.rmtree(self.directory, ignore_errors=True)
+            self.directory = None
+        return False
+
+    def _git(self, cwd: Path | None, *args: str) -> None:
+        env = {**os.environ, "GIT_TERMINAL_PROMPT": "0"}
+        done = subprocess.run(["git", *args], cwd=cwd, env=env, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise GitError(f"git {args[0]} in the temporary checkout failed: {done.stderr.strip().splitlines()[-1] if done.stderr.strip() else done.returncode}")
+
+    def judge(self, commit: CommitConfig) -> Judgement:
+        if commit.info.hexsha in self.memo:
+            return self.memo[commit.info.hexsha]
+        checkout = self.directory / "checkout"
+        self._git(checkout, "checkout", "--quiet", "--force", "--detach", commit.info.hexsha)
+        self._git(checkout, "clean", "--quiet", "-ffdx")
+        env = {**os.environ, "COLLAPSE_DOCTOR_COMMIT": commit.info.hexsha}
+        try:
+            done = subprocess.run(self.command, shell=True, cwd=checkout, env=env, capture_output=True, text=True, timeout=self.timeout)
+            status, output = done.returncode, (done.stdout + done.stderr)
+        except subprocess.TimeoutExpired:
+            status, output = 124, f"timed out after {self.timeout:g} s"
+        status = status if status >= 0 else 128 - status  # killed by a signal: 128 + signal, as a shell reports it
+        decision = decision_of_exit_status(status)
+        if decision is None:
+            raise CommandAborted(f"--cmd exited {status} at {commit.info.short}: 128 and above abort the bisect (git bisect run semantics)")
+        self.memo[commit.info.hexsha] = Judgement(decision, exit_status=status, output_tail=output[-2000:])
+        return self.memo[commit.info.hexsha]
+
+
+# --------------------------------------------------------------------------------------------------
+# The result
+# --------------------------------------------------------------------------------------------------
+@dataclass
+class Transition:
+    before: CommitConfig  # last commit of the earlier decided segment
+    after: CommitConfig  # first commit of the next decided segment
+    direction: str  # "good->bad" or "bad->good"
+    changes: list[KeyChange]
+
+    def to_json(self) -> dict:
+        return {"before": self.before.info.hexsha, "after": self.after.info.hexsha, "after_info": self.after.info.to_json(), "direction": self.direction, "changes": [c.to_json() for c in self.changes]}
+
+
+@dataclass
+class Minimization:
+    changes: list[KeyChange]  # the smallest set found
+    trials: list[dict]  # {keys, decision, counts}
+    confirmed: bool
+    confirmation: Judgement | None
+
+    def to_json(self) -> dict:
+        return {"changes": [c.to_json() for c in self.changes], "trials": self.trials, "confirmed": self.confirmed, "confirmation": self.confirmation.to_json() if self.confirmation else None}
+
+
+@dataclass
+class BisectResult:
+    outcome: str
+    message: str
+    repo: str
+    config_path: str | None
+    good_rev: str
+    bad_rev: str
+    good: CommitInfo | None = None
+    bad: CommitInfo | None = None
+    method: str = "bisect"  # bisect / scan
+    judge: str = "probe"  # probe / cmd
+    ran: dict = field(default_factory=dict)
+    commits: list[CommitConfig] = field(default_factory=list)
+    judgements: dict[int, Judgement] = field(default_factory=dict)  # segment index -> judgement
+    segments: list[Segment] = field(default_factory=list)
+    first_bad: CommitConfig | None = None
+    parent: CommitConfig | None = None
+    candidates: list[CommitConfig] = field(default_factory=list)  # ambiguous: the first bad is one of these
+    changes: list[KeyChange] = field(default_factory=list)
+    files_changed: list[str] = field(default_factory=list)
+    evidence: dict | None = None
+    transitions: list[Transition] = field(default_factory=list)
+    minimization: Minimization | None = None
+    probes: ProbeCounter = field(default_factory=ProbeCounter)
+    rounds: int = 0  # segments judged after the endpoints
+    limitations: str = LIMITATIONS
+
+    @property
+    def exit_code(self) -> int:
+        return int(OUTCOME_EXIT[self.outcome])
+
+    def decision_of(self, commit: CommitConfig) -> str | None:
+        for segment in self.segments:
+            if commit in segment.commits:
+                judgement = self.judgements.get(segment.index)
+                return judgement.decision if judgement else (SKIP if not segment.testable else None)
+        return None
+
+    def untestable(self) -> list[CommitConfig]:
+        return [c for c in self.commits if c.status != "ok"]
+
+    def to_json(self) -> dict:
+        return {
+            "outcome": self.outcome,
+            "message": self.message,
+            "exit_code": self.exit_code,
+            "method": self.method,
+            "judge": self.judge,
+            "repo": self.repo,
+            "config": self.config_path,
+            "good": {"rev": self.good_rev, **(self.good.to_json() if self.good else {})},
+            "bad": {"rev": self.bad_rev, **(self.bad.to_json() if self.bad else {})},
+            "ran": self.ran,
+            "first_bad": self.first_bad.info.hexsha if self.first_bad else None,
+            "first_bad_info": self.first_bad.info.to_json() if self.first_bad else None,
+            "parent": self.parent.info.to_json() if self.parent else None,
+            "candidates": [c.info.hexsha for c in self.candidates],
+            "changes": [c.to_json() for c in self.changes],
+            "files_changed": self.files_changed,
+            "evidence": self.evidence,
+            "transitions": [t.to_json() for t in self.transitions],
+            "minimize": self.minimization.to_json() if self.minimization else None,
+            "skipped": [{"hexsha": c.info.hexsha, "status": c.status, "problem": c.problem} for c in self.untestable()],
+            "commits": [{**c.to_json(), "decision": self.decision_of(c)} for c in self.commits],
+            "judgements": [{"segment": i, "commits": [c.info.hexsha for c in self.segments[i].commits], **j.to_json()} for i, j in sorted(self.judgements.items())],
+            "probes": vars(self.probes),
+            "rounds": self.rounds,
+            "limitations": self.limitations,
+        }
+
+
+@dataclass
+class BisectStatus:
+    """What the progress display shows."""
+
+    phase: str  # reading / endpoints / bisect / scan / minimize
+    commits_left: int | None = None
+    rounds_left: int | None = None
+    probes_run: int = 0
+    probes_cached: int = 0
+    current: str = ""
+
+
+# --------------------------------------------------------------------------------------------------
+# Running it
+# --------------------------------------------------------------------------------------------------
+def read_history(repo, good, bad, config_path: str | None, identity_of: Callable[[str, str], str] | None) -> list[CommitConfig]:
+    """The config at every first-parent commit from GOOD to BAD, oldest first. With `identity_of`
+    (probe mode) each config is resolved: equal identities share probes, and a missing or invalid
+    config makes its commit untestable. Without it (--cmd) the user's command judges every commit, so
+    each commit is its own identity and the config is read only to show what changed."""
+    by_text: dict[str, tuple[str, str | None, str | None]] = {}
+    out = []
+    for commit in [good, *first_parent_range(repo, good, bad)]:
+        meta = info(commit)
+        text = read_file(commit, config_path) if config_path is not None else None
+        if identity_of is None:
+            out.append(CommitConfig(meta, "ok", text=text, identity=commit.hexsha))
+        elif text is None:
+            out.append(CommitConfig(meta, "missing", f"no file {config_path}"))
+        else:
+            if text not in by_text:
+                try:
+                    by_text[text] = ("ok", None, identity_of(text, f"{meta.short}:{config_path}"))
+                except CollapseDoctorError as exc:
+                    by_text[text] = ("invalid", exc.problems[0], None)
+            status, problem, identity = by_text[text]
+            out.append(CommitConfig(meta, status, problem, text, identity))
+    return out
+
+
+def _diff(before: CommitConfig, after: CommitConfig) -> list[KeyChange]:
+    if before.text is None or after.text is None:
+        return []
+    try:
+        return diff_raw(parse_raw(before.text, before.info.short), parse_raw(after.text, after.info.short))
+    except CollapseDoctorError:
+        return []
+
+
+def run_bisect(
+    *,
+    good_rev: str,
+    bad_rev: str = "HEAD",
+    repo_path: str | Path = ".",
+    config_path: str | None = None,
+    overrides: list[str] | None = None,
+    preset: str = "tiny",
+    steps: int | None = None,
+    policy: SeedPolicy = SeedPolicy(),
+    scan: bool = False,
+    minimize: bool = False,
+    command: str | None = None,
+    command_timeout: float | None = None,
+    jobs: int = 1,
+    cache_dir=None,
+    data: str = "arc-agi-1",
+    device: str = "cpu",
+    progress: Callable[[BisectStatus], None] | None = None,
+    result: BisectResult | None = None,
+) -> BisectResult:
+    """Bisect (or scan) the first-parent history from good_rev to bad_rev. `result`, when given, is
+    filled in place as the run goes, so a caller that is interrupted still holds what was learned."""
+    from collapse_doctor.presets import PRESETS
+
+    if preset not in PRESETS:
+        raise CollapseDoctorError(f"--preset {preset!r}: expected one of {', '.join(PRESETS)}")
+    if policy.first < 1 or policy.cap < policy.first:
+        raise CollapseDoctorError(f"--seeds {policy.first} / --max-seeds {policy.cap}: need 1 <= seeds <= max-seeds")
+    if minimize and command is not None:
+        raise CollapseDoctorError("--minimize works on config keys; it cannot be combined with --cmd")
+    overrides = list(overrides or []) + ([f"probe.steps={steps}"] if steps is not None else [])
+    r = result if result is not None else BisectResult("interrupted", "", str(repo_path), config_path, good_rev, bad_rev)
+    r.outcome, r.message, r.method, r.judge = "interrupted", "interrupted before an answer", "scan" if scan else "bisect", "cmd" if command else "probe"
+    probe_judge = None
+    if command is None:
+        probe_judge = ProbeJudge(overrides=overrides, preset=preset, data=data, device=device, policy=policy, jobs=jobs, cache_dir=cache_dir, on_probe=lambda summary: report())
+        r.probes = probe_judge.counter
+    status = BisectStatus("reading")
+
+    def report(**changes) -> None:
+        for k, v in changes.items():
+            setattr(status, k, v)
+        if probe_judge is not None:
+            status.probes_run, status.probes_cached = probe_judge.counter.run, probe_judge.counter.cached
+        if progress is not None:
+            progress(status)
+
+    repo = open_repo(repo_path)
+    r.repo = repo.working_tree_dir or repo.git_dir
+    good, bad = resolve(repo, good_rev), resolve(repo, bad_rev)
+    r.good, r.bad = info(good), info(bad)
+    if command is None or config_path is not None:
+        config_path = choose_config_path(repo, bad, config_path)
+    r.config_path = config_path
+    r.ran = {"preset": preset, "overrides": overrides, "seeds": policy.first, "max_seeds": policy.cap, "data": data, "device": device, "command": command, "scan": scan, "minimize": minimize}
+    report()
+    r.commits = read_history(repo, good, bad, config_path, probe_judge.identity if probe_judge is not None else None)
+    r.segments = segments = segments_of(r.commits)
+
+    cmd_judge = CommandJudge(repo, command, command_timeout) if command is not None else None
+    with cmd_judge if cmd_judge is not None else _Nothing():
+
+        def classify(index: int) -> str:
+            segment = segments[index]
+            if not segment.testable:
+                return SKIP
+            report(current=f"{segment.first.info.short} {segment.first.info.subject[:40]}")
+            if cmd_judge is not None:
+                judgement = cmd_judge.judge(segment.first)
+            else:
+                judgement = probe_judge.judge(segment.first.text, f"{segment.first.info.short}:{config_path}")
+            r.judgements[index] = judgement
+            return judgement.decision
+
+        # Endpoints first: the premise of a bisect is that GOOD is good and BAD is bad.
+        report(phase="endpoints", commits_left=len(r.commits))
+        for which, segment in (("good", segments[0]), ("bad", segments[-1])):
+            if not segment.testable:
+                commit = segment.first
+                r.outcome, r.message = "endpoint_invalid", f"the {which} endpoint {commit.info.short} has no usable config: {commit.problem}"
+                return r
+        # Both are judged before anything else, so a stop can say which one surprised (or both did).
+        decisions = {"good": classify(0), "bad": classify(len(segments) - 1)}
+        surprises = []
+        for which, index, expected in (("good", 0, GOOD), ("bad", len(segments) - 1, BAD)):
+            decision = decisions[which]
+            if decision != expected:
+                commit, j = segments[index].first, r.judgements[index]
+                surprises.append((f"{which}_endpoint_{'undecided' if decision == SKIP else decision}", f"the {which} endpoint {commit.info.short} was judged {decision} ({j.counts_text()}), not {expected}"))
+        if surprises and not scan:
+            r.outcome = surprises[0][0]
+            r.message = "; ".join(text for _, text in surprises) + ": nothing to bisect"
+            _evidence(r, 0, len(segments) - 1)
+            return r
+
+        if scan:
+            _scan(r, segments, classify, report)
+            return r
+        lo, hi, skipped = binary_search(len(segments), classify, on_step=lambda lo, hi, cands: report(phase="bisect", commits_left=sum(len(s.commits) for s in segments[lo + 1 : hi]), rounds_left=math.ceil(math.log2(len(cands) + 1))))
+        r.rounds = len(r.judgements) - 2
+        if skipped:
+            r.candidates = [segments[i].first for i in skipped] + [segments[hi].first]
+            r.outcome = "ambiguous"
+            r.message = f"skipped commits hide the answer: the first bad commit is one of {', '.join(c.info.short for c in r.candidates)}"
+            _evidence(r, lo, hi)
+            return r
+        r.first_bad, r.parent = segments[hi].first, segments[hi - 1].last
+        r.changes = _diff(r.parent, r.first_bad)
+        r.files_changed = repo.git.diff("--name-only", r.parent.info.hexsha, r.first_bad.info.hexsha).split()
+        _evidence(r, lo, hi)
+        r.outcome = "found"
+        r.message = f"first bad commit {r.first_bad.info.short} ({r.first_bad.info.subject})"
+        if minimize and probe_judge is not None:
+            report(phase="minimize", commits_left=None, rounds_left=None)
+            r.minimization = _minimize(r, probe_judge, config_path, report)
+    return r
+
+
+class _Nothing:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def _evidence(r: BisectResult, lo: int, hi: int) -> None:
+    good_j, bad_j = r.judgements.get(lo), r.judgements.get(hi)
+    if good_j is None or bad_j is None:
+        return
+    evidence = {"good_side": {"commit": r.segments[lo].first.info.hexsha, **good_j.to_json()}, "bad_side": {"commit": r.segments[hi].first.info.hexsha, **bad_j.to_json()}}
+    if good_j.summaries and bad_j.summaries:
+        evidence["p_value"] = fisher_exact(bad_j.bad, bad_j.seeds, good_j.bad, good_j.seeds)
+        good_c, bad_c = r.segments[lo].first.info.short, r.segments[hi].first.info.short
+        evidence["text"] = f"{bad_c}: {bad_j.bad} of {bad_j.seeds} seeds collapsed; {good_c}: {good_j.bad} of {good_j.seeds} (Fisher's exact p = {evidence['p_value']:.3g})"
+    r.evidence = evidence
+
+
+def _scan(r: BisectResult, segments: list[Segment], classify, report) -> None:
+    decided: list[tuple[Segment, str]] = []
+    for segment in segments:
+        report(phase="scan", commits_left=sum(len(s.commits) for s in segments[segment.index :]), rounds_left=None)
+        decision = r.judgements[segment.index].decision if segment.index in r.judgements else classify(segment.index)
+        if decision in (GOOD, BAD):
+            decided.append((segment, decision))
+    r.rounds = len(r.judgements)
+    for (before, a), (after, b) in zip(decided, decided[1:]):
+        if a != b:
+            r.transitions.append(Transition(before.last, after.first, f"{a}->{b}", _diff(before.last, after.first)))
+    first = next((t for t in r.transitions if t.direction == "good->bad"), None)
+    if first is not None:
+        r.first_bad = first.after
+        r.parent = r.commits[r.commits.index(first.after) - 1]
+        r.changes = _diff(r.parent, r.first_bad)
+    r.outcome = "scanned"
+    r.message = f"{len(r.transitions)} transition{'s' if len(r.transitions) != 1 else ''}: " + (", ".join(f"{t.direction} at {t.after.info.short}" for t in r.transitions) or "none")
+
+
+def _minimize(r: BisectResult, judge: ProbeJudge, config_path: str, report) -> Minimization:
+    """ddmin over the key changes of the first bad commit, each trial judged on adaptive seeds; the
+    final set is confirmed on fresh seeds (a re-run that could disagree, unlike a cache hit)."""
+    good_raw = parse_raw(r.parent.text, r.parent.info.short)
+    changes = r.changes
+    trials: list[dict] = []
+    memo: dict[tuple[str, ...], bool | None] = {}
+
+    def text_of(subset: list[KeyChange]) -> str:
+        return yaml.safe_dump(apply_changes(good_raw, subset), sort_keys=False)
+
+    def fails(subset: list[KeyChange]) -> bool | None:
+        keys = tuple(c.key for c in subset)
+        if keys in memo:
+            return memo[keys]
+        report(current="trial: " + (", ".join(keys) or "no change"))
+        try:
+            judgement = judge.judge(text_of(subset), f"{r.parent.info.short}:{config_path} + {', '.join(keys) or 'nothing'}")
+            memo[keys] = True if judgement.decision == BAD else False if judgement.decision == GOOD else None
+            trials.append({"keys": list(keys), "decision": judgement.decision, "bad": judgement.bad, "seeds": judgement.seeds})
+        except CollapseDoctorError as exc:
+            memo[keys] = None
+            trials.append({"keys": list(keys), "decision": "invalid", "problem": exc.problems[0]})
+        return memo[keys]
+
+    smallest = ddmin(changes, fails) if len(changes) > 1 else list(changes)
+    used = max((j.seeds for j in judge.memo.values()), default=judge.policy.first)
+    confirmation = judge.judge(text_of(smallest), f"{r.parent.info.short}:{config_path} + {', '.join(c.key for c in smallest)} (confirmation)", seed_start=used)
+    return Minimization(smallest, trials, confirmation.decision == BAD, confirmation)
