@@ -221,6 +221,29 @@ def bisect_command(
     raise typer.Exit(result.exit_code)
 
 
+@app.command("grad-check", epilog=EXIT_CODES_HELP)
+def grad_check_command(
+    config: Optional[Path] = typer.Argument(None, help="YAML config; default: every module on (the seed's NEW config with all optional modules enabled).", show_default=False),
+    overrides: list[str] = SetOpt,
+    dtype: str = typer.Option("float32", "--dtype", help="float32 | bfloat16 (CPU autocast)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the weights, the batch and the dropout masks."),
+    data: str = DataOpt,
+    json_path: Optional[Path] = JsonOpt,
+) -> None:
+    """Checkpointed against plain gradients, per module, for use_reentrant False and True, on the seed's cases and the real hazards."""
+    from collapse_doctor.gradcheck import ALL_MODULES_ON, grad_check
+    from collapse_doctor.report import render_grad_check
+
+    loaded = load_config(config, overrides) if config is not None else load_config(None, [*ALL_MODULES_ON, *overrides])
+    with err.status("grad-check: forward/backward with and without checkpointing ..."):
+        report = grad_check(loaded, dtype=dtype, seed=seed, data=data)
+    if json_path is not None:
+        _write_json(json_path, report.to_json())
+    if json_path is None or str(json_path) != "-":
+        render_grad_check(out, report)
+    raise typer.Exit(report.exit_code)
+
+
 @app.command("diff", epilog=EXIT_CODES_HELP)
 def diff_command(
     rev_a: str = typer.Argument(..., help="Older revision (hash, branch, tag)."),

@@ -259,3 +259,70 @@ def render_bisect(console: Console, result) -> None:
     if result.judge == "probe":
         console.print(f"[dim]cost: {probes.run} probes run ({probes.seconds:.0f} s of probe time), {probes.cached} from the cache; {result.rounds} commits judged after the endpoints[/dim]", highlight=False)
     console.print(f"[dim]{result.limitations}[/dim]", highlight=False)
+
+
+def _num(value, digits: int = 2) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float) and value != value:
+        return "n/a"
+    return f"{value:.{digits}e}" if value and (abs(value) < 1e-2 or abs(value) >= 1e3) else f"{value:.{digits}f}"
+
+
+def _short_error(text: str) -> str:
+    """torch's messages run long: the first clause names the failure."""
+    cut = min((i for i in (text.find(" ("), text.find(". ")) if i > 0), default=len(text))
+    return text[:cut]
+
+
+def render_grad_check(console: Console, report) -> None:
+    """Per mode: the per-module table of the as-configured case; then every case and hazard in one line each."""
+    tol = report.tolerance
+    console.rule(f"[bold]grad-check {report.config}[/bold]  {report.dtype}, seed {report.seed}, D {report.size['hidden_dim']}, canvas {report.size['canvas']}, T {report.size['solver_steps']}, batch {report.size['batch']}")
+    console.print(f"match: relative L2 <= {tol.rel_l2:g} or max |diff| <= {tol.abs_floor:g}, same None/zero/non-zero state; two identical reference runs differ by {report.baseline.get('max_abs', 0):g} ({'bit-identical' if report.baseline.get('bit_identical') else 'not bit-identical'})", highlight=False)
+    for mode, cases in report.modes.items():
+        main = cases["as_configured"]
+        trained = " (the mode this config trains with)" if mode == report.trains_with else ""
+        if main.error:
+            console.print(f"[bold]{mode}[/bold]{trained}: [red]error[/red] {_short_error(main.error)}", highlight=False)
+        else:
+            table = Table(title=f"{mode}{trained}: checkpointed vs plain gradients, every module live")
+            for column in ("module", "params", "plain none/zero/nz", "ckpt none/zero/nz", "max |diff|", "max rel", "rel L2", "cosine", "match"):
+                table.add_column(column, justify="left" if column in ("module", "match") else "right")
+            for m in main.modules:
+                states = lambda c: f"{c['none']}/{c['zero']}/{c['nonzero']}"  # noqa: E731
+                table.add_row(m.module, str(m.params), states(m.reference), states(m.checkpointed), _num(m.max_abs), _num(m.max_rel), _num(m.rel_l2), _num(m.cosine, 6), "[green]yes[/green]" if m.match else "[red]NO[/red]")
+            console.print(table)
+        if main.buffers_changed:
+            console.print(f"  [red]buffers updated differently under checkpointing:[/red] {', '.join(main.buffers_changed)}", highlight=False)
+    cases_table = Table(title="the seed's cases")
+    cases_table.add_column("case")
+    cases_table.add_column("what it passes")
+    for mode in report.modes:
+        cases_table.add_column(mode)
+    for case in report.cases:
+        cells = []
+        for mode in report.modes:
+            c = report.modes[mode][case.name]
+            lora = "" if c.hyperlora_grad is None else (" HyperLoRA grad: yes" if c.hyperlora_grad else " HyperLoRA grad: no")
+            cells.append("[red]error[/red]: " + _short_error(c.error) if c.error else ("[green]match[/green]" if c.match else "[red]mismatch[/red] " + ", ".join(c.mismatching_modules())) + lora)
+        cases_table.add_row(case.name, case.description, *cells)
+    console.print(cases_table)
+    if report.hazards:
+        hazards = Table(title=f"hazards that do corrupt checkpointed gradients ({report.trains_with})")
+        for column in ("hazard", "caught", "how", "your loop can hit it", "why"):
+            hazards.add_column(column)
+        for h in report.hazards:
+            if h.result is None:
+                how, caught = "not applicable here", "-"
+            elif h.result.error:
+                how, caught = _short_error(h.result.error), "[green]yes[/green]"
+            else:
+                bad = h.result.mismatching_modules()
+                worst = max((m.rel_l2 for m in h.result.modules), default=0.0)
+                how, caught = (f"silent: {len(bad)} modules differ, worst rel L2 {worst:.2g}", "[green]yes[/green]") if bad else ("no difference", "[red]no[/red]")
+            hazards.add_row(h.name, caught, how, "yes" if h.reachable else "no", h.why)
+        console.print(hazards)
+    verdict = "[green]gradients match[/green]" if report.match else "[red]gradients do not match[/red]: " + (_short_error(report.mode_error(report.trains_with) or "") or ", ".join(report.mismatching_modules(report.trains_with)))
+    use = "trains with" if report.checkpointing_on else "would train with (checkpointing is off in this config)"
+    console.print(f"{report.trains_with}, the mode this config {use}: {verdict}", highlight=False)

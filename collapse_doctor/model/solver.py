@@ -145,6 +145,7 @@ class RecursiveSolver(nn.Module):
         self.output_head = OutputHead(cfg)
         self.gradient_checkpointing = gradient_checkpointing
         self.checkpoint_use_reentrant = checkpoint_use_reentrant
+        self.checkpoint_preserve_rng_state = True  # the reference's call uses the default; grad-check turns it off to show the hazard
 
     def _solver_step(self, combined: torch.Tensor, h: torch.Tensor | None, support_features: torch.Tensor | None, lora_deltas: dict | None, context_scale: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
         """ConvGRU step (with LoRA), then SolverCrossAttention when support features are passed."""
@@ -173,7 +174,9 @@ class RecursiveSolver(nn.Module):
         for t in range(self.num_steps):
             combined = self.input_dropout(torch.cat([aggregated, embedded], dim=1))  # (B, 2D, H, W)
             if self.gradient_checkpointing and self.training and torch.is_grad_enabled():
-                h, sat = checkpoint(self._solver_step, combined, h, support_features, step_deltas, context_scale, use_reentrant=self.checkpoint_use_reentrant)
+                h, sat = checkpoint(
+                    self._solver_step, combined, h, support_features, step_deltas, context_scale, use_reentrant=self.checkpoint_use_reentrant, preserve_rng_state=self.checkpoint_preserve_rng_state
+                )
             else:
                 h, sat = self._solver_step(combined, h, support_features, step_deltas, context_scale)
             if t == 0:
