@@ -247,7 +247,7 @@ def render_bisect(console: Console, result) -> None:
     if result.evidence and "text" in result.evidence:
         console.print(f"evidence: {result.evidence['text']}", highlight=False)
         seeds = result.evidence.get("good_side", {}).get("seeds", []) + result.evidence.get("bad_side", {}).get("seeds", [])
-        if seeds and result.evidence["p_value"] >= 0.05:
+        if seeds and result.outcome == "found" and result.evidence["p_value"] >= 0.05:
             console.print(f"[yellow]note:[/yellow] p = {result.evidence['p_value']:.3g}: this many seeds cannot rule out chance at 0.05; --seeds 5 or more can.", highlight=False)
     if result.minimization is not None:
         m = result.minimization
