@@ -254,6 +254,7 @@ class ProbeConfig:
     steps_per_epoch: Optional[int] = key(None, ge=1, consumer="probe", doc="Optimizer steps that make one probe 'epoch' for the staging schedule and temperature; null = chosen so the last staged activation falls at 40% of the steps.", ref="2.11", source="tool default null (the reference had 1,212-1,333 steps per epoch)")
     seed: int = key(0, ge=0, consumer="probe", doc="Seed of the weights, dropout and the sample stream (--seed overrides).", ref="2.1", source="tool default 0")
     threads: int = key(1, ge=1, consumer="probe", doc="CPU intra-op threads (torch.set_num_threads): results differ between thread counts, so it is fixed and recorded.", ref="-", source="tool default 1")
+    early_stop_after: Optional[int] = key(40, ge=1, consumer="probe", doc="Stop a probe once a collapse episode has lasted this many steps without recovering (and on divergence); null: always run every step. The report says how many steps it saved.", ref="0.11, 7.3", source="tool default 40: 3x the longest recovered episode measured in 39 tiny probes (13 steps, docs/verdicts.md); the reference's one recovered all-background episode was 'short'")
     flush_denormal: bool = key(True, consumer="probe", doc="torch.set_flush_denormal on CPU: saturated gates make subnormal floats that slow CPU steps.", ref="-", source="tool default true (see bench/README.md)")
 
 

@@ -22,8 +22,9 @@ from collapse_doctor.config import LoadedConfig, ProbeConfig, config_to_dict
 from collapse_doctor.data.arc import background_stats, load_tasks, usable_tasks
 from collapse_doctor.errors import CollapseDoctorError, DataError
 from collapse_doctor.presets import PRESETS, apply_preset, steps_per_epoch
+from collapse_doctor.schedule import Schedule
 from collapse_doctor.train.trainer import GradHook, StepCounts, Trainer
-from collapse_doctor.verdict import Verdict, judge
+from collapse_doctor.verdict import Verdict, early_stop, judge
 
 StepCallback = Callable[[dict], None]  # called with each metrics row as it is written
 
@@ -121,9 +122,13 @@ def run_probe(
             if trainer.consecutive_nonfinite >= config.verdict.nonfinite_budget:
                 stopped_early = f"stopped after {trainer.consecutive_nonfinite} consecutive non-finite steps (the reference aborts the epoch at {config.verdict.nonfinite_budget})"
                 break
+            if config.probe.early_stop_after is not None and (reason := early_stop(rows, config.verdict, config.probe.early_stop_after)):
+                stopped_early = f"stopped early: {reason}"
+                break
     elapsed = time.perf_counter() - started
     verdict = judge(rows, config.verdict)
     metric_rows = [r for r in rows if "event" not in r]
+    not_reached = [f"{name} (step {epoch * spe})" for epoch, name in Schedule.from_config(config).events() if epoch * spe >= len(metric_rows)]
     report = {
         "verdict": verdict.label,
         "onset_step": verdict.onset_step,
@@ -144,6 +149,8 @@ def run_probe(
             "threads": torch.get_num_threads() if dev.type == "cpu" else None,
             "flush_denormal": config.probe.flush_denormal if dev.type == "cpu" else None,
             "stopped_early": stopped_early,
+            "steps_saved": config.probe.steps - len(metric_rows),
+            "activations_not_reached": not_reached if stopped_early else [],
             "skipped_steps": trainer.skipped_steps,
         },
         "data": {"source": data, "tasks": len(tasks_all), "tasks_used": len(tasks), "canvas": config.model.max_grid_size, "background_share": stats.background_share},

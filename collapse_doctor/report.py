@@ -101,6 +101,10 @@ def render_probe(console: Console, report: dict, rows: list[dict]) -> None:
     console.print(f"[bold {style}]{label}[/bold {style}]{onset}", highlight=False)
     for reason in report["reasons"]:
         console.print(f"  {reason}", highlight=False)
+    if ran.get("stopped_early"):
+        console.print(f"  {ran['stopped_early']}: saved {ran.get('steps_saved', 0)} of {ran['steps']} steps", highlight=False)
+        if ran.get("activations_not_reached"):
+            console.print(f"  not reached before the stop: {', '.join(ran['activations_not_reached'])} (--set probe.early_stop_after=null runs them)", highlight=False)
     seen_steps = set()
     for a in evidence.get("activations", []):
         if a["step"] > 0 and a["step"] not in seen_steps:

@@ -55,6 +55,8 @@ class ProbeSummary:
     metrics: str
     series: list[dict] = field(default_factory=list)  # per step: SERIES_FIELDS
     events: list[dict] = field(default_factory=list)
+    steps_run: int = 0
+    steps_saved: int = 0  # by early stopping
     cached: bool = False
 
     @property
@@ -69,7 +71,7 @@ class ProbeSummary:
     @classmethod
     def from_json(cls, data: dict, cached: bool = False) -> ProbeSummary:
         fields = {k: data[k] for k in ("label", "onset_step", "seed", "final", "reasons", "seconds", "key", "metrics", "series", "events")}
-        return cls(**fields, cached=cached)
+        return cls(**fields, steps_run=data.get("steps_run", len(data["series"])), steps_saved=data.get("steps_saved", 0), cached=cached)
 
 
 def execute(job: ProbeJob, key: str, metrics_dir: str) -> dict:
@@ -87,6 +89,8 @@ def execute(job: ProbeJob, key: str, metrics_dir: str) -> dict:
         metrics=str(result.metrics_path),
         series=[{k: r.get(k) for k in SERIES_FIELDS} for r in rows],
         events=[r for r in result.rows if "event" in r],
+        steps_run=result.report["ran"]["steps_run"],
+        steps_saved=result.report["ran"]["steps_saved"],
     )
     return summary.to_json()
 

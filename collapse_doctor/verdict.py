@@ -353,3 +353,22 @@ def judge(series: list[dict], cfg: VerdictConfig | None = None) -> Verdict:
         else:
             onset_after = {"event": "start", "step": steps[0], "steps_after": onset - steps[0]}
     return Verdict(label, onset, reasons, len(rows), final, episodes, activations, onset_after, signals, limitations)
+
+
+def early_stop(series: list[dict], cfg: VerdictConfig, after: int | None) -> str | None:
+    """Why a running probe may stop now, or None to go on: a collapse episode still open after `after`
+    metric steps has lasted longer than any recovered episode the calibration has seen, so the rest of
+    the run cannot change the verdict's class except by a recovery the calibration does not expect."""
+    if after is None:
+        return None
+    rows = [r for r in series if not r.get("event") and "step" in r]
+    if len(rows) < after:
+        return None
+    verdict = judge(series, cfg)
+    if verdict.label not in (COLLAPSED, FG_COLLAPSE):
+        return None
+    episode = next(e for e in verdict.episodes if e.at_end and (e.kind == "bg") == (verdict.label == COLLAPSED))
+    lasted = sum(1 for r in rows if r["step"] >= episode.start)
+    if lasted < after:
+        return None
+    return f"{verdict.label} from step {episode.start}, still open after {lasted} steps (probe.early_stop_after {after})"

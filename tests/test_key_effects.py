@@ -22,9 +22,9 @@ from collapse_doctor.data.arc import make_sample, usable_tasks
 from collapse_doctor.presets import replace_key, steps_per_epoch
 from collapse_doctor.probe import configure_cpu, run_probe
 from collapse_doctor.train.trainer import Trainer, autocast_dtype
-from collapse_doctor.verdict import judge
+from collapse_doctor.verdict import early_stop, judge
 from conftest import arc_tasks, make_batch, tiny_raw
-from series import VERDICT_SERIES
+from series import VERDICT_SERIES, collapsed
 
 # key -> (effect, alternative value, extra overrides that make the effect observable)
 EFFECTS: dict[str, tuple] = {
@@ -141,6 +141,7 @@ EFFECTS: dict[str, tuple] = {
     "probe.steps_per_epoch": ("probe_epoch", 7, {}),
     "probe.threads": ("probe_cpu", 2, {}),
     "probe.flush_denormal": ("probe_cpu", False, {}),
+    "probe.early_stop_after": ("probe_early_stop", 5, {}),
 }
 # verdict keys: the verdict of a fixed hand-written series changes
 for dotted, alternative in {
@@ -310,6 +311,10 @@ def test_key_has_its_effect(dotted):
             torch.set_num_threads(threads)
             torch.set_flush_denormal(False)
         assert before != after
+    elif effect == "probe_early_stop":
+        series = collapsed(n=30, onset=10)  # collapsed for 20 steps at the end
+        assert early_stop(series, base.config.verdict, base.config.probe.early_stop_after) is None
+        assert "still open after" in early_stop(series, changed.config.verdict, changed.config.probe.early_stop_after)
     elif effect == "verdict":
         assert judge(VERDICT_SERIES, base.config.verdict).to_json() != judge(VERDICT_SERIES, changed.config.verdict).to_json()
     elif effect == "unsupported":

@@ -10,7 +10,7 @@ import pytest
 
 from collapse_doctor.config import VerdictConfig
 from collapse_doctor.errors import ExitCode
-from collapse_doctor.verdict import BAD_VERDICTS, GOOD_VERDICTS, exit_code, is_good, judge
+from collapse_doctor.verdict import BAD_VERDICTS, GOOD_VERDICTS, early_stop, exit_code, is_good, judge
 from series import collapsed, collapsed_flickering, diverged, fg_collapse, healthy, inconclusive, row, transient
 
 
@@ -88,3 +88,14 @@ def test_good_and_bad_classes_and_exit_codes():
 
 def test_empty_series_is_inconclusive():
     assert judge([]).label == "INCONCLUSIVE"
+
+
+
+def test_early_stop_waits_for_an_episode_longer_than_any_recovered_one():
+    cfg = VerdictConfig()
+    assert "COLLAPSED from step 10, still open after 50 steps" in early_stop(collapsed(n=60, onset=10), cfg, 40)
+    assert early_stop(collapsed(n=45, onset=10), cfg, 40) is None  # open 35 steps: could still recover
+    assert early_stop(collapsed(n=60, onset=10), cfg, None) is None  # disabled
+    assert early_stop(transient(n=60, start=5, end=15), cfg, 5) is None  # recovered: go on
+    assert early_stop(healthy(n=60), cfg, 5) is None
+    assert "FG_COLLAPSE" in early_stop(fg_collapse(n=60, onset=10), cfg, 40)
