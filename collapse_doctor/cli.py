@@ -244,6 +244,44 @@ def grad_check_command(
     raise typer.Exit(report.exit_code)
 
 
+@app.command("gate", epilog=EXIT_CODES_HELP)
+def gate_command(
+    config: Optional[Path] = typer.Argument(None, help="YAML config; default: [tool.collapse-doctor] config in the nearest pyproject.toml, else the embedded NEW config.", show_default=False),
+    overrides: list[str] = SetOpt,
+    seeds: Optional[int] = typer.Option(None, "--seeds", min=1, help="Seeds, decided by majority (default 3, or [tool.collapse-doctor] seeds)."),
+    steps: Optional[int] = typer.Option(None, "--steps", min=1, help="Optimizer steps per probe (default: the tiny preset's 120)."),
+    jobs: Optional[int] = typer.Option(None, "--jobs", min=1, help="Parallel probes (default: the CPU count, at most the seeds)."),
+    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Probe result cache (default: ~/.cache/collapse-doctor/cache)."),
+    data: str = DataOpt,
+    junit: Optional[Path] = typer.Option(None, "--junit", help="Write JUnit XML: one test case per seed, a failure element with the evidence."),
+    json_path: Optional[Path] = JsonOpt,
+) -> None:
+    """CI smoke gate: a short tiny-preset probe on a few seeds, majority verdict, exit codes as probe; JUnit XML and GitHub Actions annotations."""
+    import os
+
+    from collapse_doctor.gate import github_annotation, junit_xml, run_gate, step_summary
+
+    with err.status("gate: probing ...") as status:
+
+        def progress(done: int, total: int, summary) -> None:
+            status.update(f"gate: seed {summary.seed} {summary.label}{' (cached)' if summary.cached else ''}")
+
+        result = run_gate(config, overrides=overrides, seeds=seeds, steps=steps, jobs=jobs, cache_dir=cache_dir, data=data, progress=progress)
+    if junit is not None:
+        _write_text(junit, junit_xml(result), "JUnit XML")
+    if json_path is not None:
+        _write_json(json_path, result.to_json())
+    if os.environ.get("GITHUB_ACTIONS") == "true":
+        annotation = github_annotation(result, os.environ.get("GITHUB_WORKSPACE"))
+        if annotation:
+            print(annotation)
+        if os.environ.get("GITHUB_STEP_SUMMARY"):
+            _write_text(Path(os.environ["GITHUB_STEP_SUMMARY"]), step_summary(result), "step summary", append=True)
+    if json_path is None or str(json_path) != "-":
+        out.print(result.one_line(), highlight=False, soft_wrap=True)
+    raise typer.Exit(result.exit_code)
+
+
 @app.command("diff", epilog=EXIT_CODES_HELP)
 def diff_command(
     rev_a: str = typer.Argument(..., help="Older revision (hash, branch, tag)."),
@@ -308,6 +346,15 @@ def _write_json(path: Path, data: dict) -> None:
         path.write_text(text + "\n", encoding="utf-8")
     except OSError as exc:
         raise CollapseDoctorError(f"{path}: cannot write JSON: {exc.strerror or exc}") from None
+
+
+def _write_text(path: Path, text: str, what: str, append: bool = False) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a" if append else "w", encoding="utf-8") as handle:
+            handle.write(text)
+    except OSError as exc:
+        raise CollapseDoctorError(f"{path}: cannot write {what}: {exc.strerror or exc}") from None
 
 
 def main() -> None:

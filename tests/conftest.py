@@ -67,3 +67,10 @@ def arc_tasks(version: str = "arc-agi-1"):
 @pytest.fixture
 def batch():
     return make_batch()
+
+
+@pytest.fixture(scope="session")
+def probe_cache(tmp_path_factory):
+    """One probe-result cache for the whole session: bisect and gate run the same two fixture configs
+    (good and bad class weights), so whichever test comes first pays for their probes."""
+    return tmp_path_factory.mktemp("probe-cache")

@@ -83,8 +83,8 @@ def test_exit_status_follows_git_bisect_run():
 # Real histories, real probes
 # --------------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def cache_dir(tmp_path_factory):
-    return tmp_path_factory.mktemp("bisect-cache")
+def cache_dir(probe_cache):
+    return probe_cache
 
 
 @pytest.fixture(scope="module")

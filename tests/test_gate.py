@@ -1,0 +1,130 @@
+"""gate: majority of seeds, exit codes, JUnit XML, GitHub annotations, [tool.collapse-doctor] settings.
+
+The real gates run the two configs of the bisect fixture history (good: weighted stablemax with
+background weight 0.2; bad: weight 2.0) through the session's probe cache.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from collapse_doctor.config import load_config
+from collapse_doctor.errors import ConfigError
+from collapse_doctor.gate import GateResult, ToolTable, _culprit, find_tool_table, github_annotation, junit_xml, key_line, majority
+from collapse_doctor.presets import PRESETS, apply_preset
+from collapse_doctor.sweep import ProbeSummary
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "fixtures"))
+import git_history  # noqa: E402
+
+
+def test_majority_decides_as_soon_as_more_than_half_of_the_planned_seeds_agree():
+    assert majority([True, True], 3) is True
+    assert majority([False, False], 3) is False
+    assert majority([True, False], 3) is None  # the third seed decides
+    assert majority([True, None], 3) is None
+    assert majority([None, None], 3) == "undecided"  # the third cannot make a majority
+    assert majority([True, False, None], 3) == "undecided"
+    assert majority([False, False, True], 3) is False
+
+
+def test_key_line_finds_nested_keys_and_falls_back_to_the_section():
+    text = "# comment\nmodel:\n  hidden_dim: 64\n  use_hyperlora: true\ntraining:\n  lr: 1\n  loo_training:\n    enabled: true\n    start_epoch: 3\n"
+    assert key_line(text, "model.use_hyperlora") == 4
+    assert key_line(text, "training.loo_training.start_epoch") == 9
+    assert key_line(text, "training.solver_context_start_epoch") == 5  # absent: its section
+    assert key_line(text, "data.max_grid_size") is None
+
+
+def test_tool_table_from_pyproject(tmp_path):
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "pyproject.toml").write_text('[tool.collapse-doctor]\nconfig = "c.yaml"\nseeds = 5\n[tool.collapse-doctor.verdict]\nbg_excess = 0.2\n[tool.collapse-doctor.probe]\nearly_stop_after = 30\n')
+    table = find_tool_table(tmp_path / "sub")
+    assert table.config == "c.yaml" and table.seeds == 5
+    assert table.overrides == ["verdict.bg_excess=0.2", "probe.early_stop_after=30"]
+    (tmp_path / "pyproject.toml").write_text("[tool.collapse-doctor]\nseeds = 0\n")
+    with pytest.raises(ConfigError, match="seeds: expected a positive integer"):
+        find_tool_table(tmp_path)
+    (tmp_path / "pyproject.toml").write_text("[project]\nname = 'x'\n")
+    assert find_tool_table(tmp_path / "sub").path is None
+
+
+def _summary(seed, label, onset, events=(), good=None):
+    s = ProbeSummary(label, onset, seed, {"fg_acc": 0.01, "bg_acc": 0.99, "pred_bg_share": 0.97, "target_bg_share": 0.6}, [f"{label} reason"], 1.5, "k", "m", [], list(events))
+    return s
+
+
+def test_a_collapse_right_after_an_activation_points_at_its_staging_key(tmp_path):
+    yaml_path = tmp_path / "c.yaml"
+    yaml_path.write_text("model:\n  use_hyperlora: true\n  hyperlora_start_epoch: 2\ntraining:\n  batch_size: 8\n")
+    config, _ = apply_preset(load_config(None, ["model.hyperlora_start_epoch=2"]), PRESETS["tiny"])
+    events = [{"step": 32, "event": "hyper_lora on"}]
+    culprit = _culprit([_summary(0, "COLLAPSED", 35, events), _summary(1, "COLLAPSED", 40, events)], config, str(yaml_path))
+    assert culprit == {"event": "hyper_lora on", "key": "model.hyperlora_start_epoch", "line": 3, "seeds": 2}
+    assert _culprit([_summary(0, "COLLAPSED", 3, events), _summary(1, "COLLAPSED", 5, events)], config, str(yaml_path)) is None  # before it
+
+
+def test_junit_and_annotation_carry_the_evidence():
+    result = GateResult("COLLAPSED", False, 3, [_summary(0, "COLLAPSED", 7), _summary(1, "HEALTHY", None), _summary(2, "COLLAPSED", 5)], "/ws/configs/x.yaml", [], 120, 9.5, {"event": "hyper_lora on", "key": "training.hyperlora_start_epoch", "line": 12, "seeds": 2})
+    suite = ET.fromstring(junit_xml(result)).find("testsuite")
+    assert suite.get("tests") == "3" and suite.get("failures") == "2"
+    failure = suite.findall("testcase")[0].find("failure")
+    assert failure.get("type") == "COLLAPSED" and "onset step 7" in failure.text and "predicted BG 97.0%" in failure.text
+    assert suite.findall("testcase")[1].find("failure") is None
+    annotation = github_annotation(result, "/ws")
+    assert annotation.startswith("::error file=configs/x.yaml,line=12,title=collapse-doctor gate: COLLAPSED::")
+    assert github_annotation(GateResult("HEALTHY", True, 3, [], "x.yaml", [], 120, 1.0), None) is None
+
+
+# --------------------------------------------------------------------------------------------------
+# Real gates
+# --------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def configs(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("gate")
+    good, bad = directory / "good.yaml", directory / "bad.yaml"
+    good.write_text(git_history._old_config(git_history.GOOD_CHANGES))
+    bad.write_text(git_history._old_config(git_history.BAD_CHANGES))
+    return good, bad
+
+
+def gate(*args, cwd, env=None):
+    return subprocess.run([sys.executable, "-m", "collapse_doctor", "gate", *args], capture_output=True, text=True, cwd=cwd, env={**os.environ, **(env or {})})
+
+
+def test_gate_fails_a_collapsing_config_with_junit_annotation_and_summary(configs, probe_cache, tmp_path):
+    _, bad = configs
+    summary = tmp_path / "summary.md"
+    env = {"GITHUB_ACTIONS": "true", "GITHUB_STEP_SUMMARY": str(summary), "GITHUB_WORKSPACE": str(bad.parent)}
+    result = gate(str(bad), "--cache-dir", str(probe_cache), "--jobs", "2", "--junit", str(tmp_path / "j.xml"), "--json", str(tmp_path / "g.json"), cwd=tmp_path, env=env)
+    assert result.returncode == 1, result.stderr
+    data = json.loads((tmp_path / "g.json").read_text())
+    assert data["label"] == "COLLAPSED" and len(data["seeds"]) == 2  # two of three agree: the third is not run
+    assert data["steps_saved"] > 0 and all(s["steps_run"] < 120 for s in data["seeds"])  # early stop
+    assert "::error file=bad.yaml,title=collapse-doctor gate: COLLAPSED::" in result.stdout
+    assert result.stdout.strip().splitlines()[-1].startswith("collapse-doctor gate: COLLAPSED")
+    assert ET.parse(tmp_path / "j.xml").getroot().find("testsuite").get("failures") == "2"
+    assert "| 0 | COLLAPSED |" in summary.read_text()
+
+
+def test_gate_passes_a_healthy_config_named_in_pyproject(configs, probe_cache, tmp_path):
+    good, _ = configs
+    (tmp_path / "pyproject.toml").write_text(f'[tool.collapse-doctor]\nconfig = "{good}"\njobs = 2\n')
+    result = gate("--cache-dir", str(probe_cache), "--json", "-", cwd=tmp_path)
+    data = json.loads(result.stdout)
+    assert result.returncode == 0 and data["good"] is True and data["config"] == str(good)
+    assert data["tool_table"] == str(tmp_path / "pyproject.toml")
+
+
+def test_gate_bad_input_exits_2(tmp_path):
+    (tmp_path / "bad.yaml").write_text("training:\n  learning_rate: fast\n")
+    result = gate(str(tmp_path / "bad.yaml"), cwd=tmp_path)
+    assert result.returncode == 2 and "training.learning_rate" in result.stderr and "Traceback" not in result.stderr
