@@ -27,7 +27,7 @@ from collapse_doctor.config import Config, load_config
 from collapse_doctor.errors import CollapseDoctorError
 from collapse_doctor.presets import PRESETS, apply_preset, get_key
 from collapse_doctor.stats import fisher_exact, smallest_p
-from collapse_doctor.sweep import ProbeJob, ProbeSummary, run_jobs
+from collapse_doctor.sweep import Executor, ProbeJob, ProbeSummary, run_jobs
 from collapse_doctor.verdict import is_good
 
 
@@ -217,6 +217,7 @@ def run_ablation(
     data: str = "arc-agi-1",
     device: str = "cpu",
     progress: Callable[[int, int, ProbeSummary], None] | None = None,
+    executor: Executor | None = None,
 ) -> AblationResult:
     if preset not in PRESETS:
         raise CollapseDoctorError(f"--preset {preset!r}: expected one of {', '.join(PRESETS)}")
@@ -228,7 +229,7 @@ def run_ablation(
     for v in variants:
         load_config(config_path, [*user, *v.overrides])  # every variant must be a valid config before anything runs
     probe_jobs = [ProbeJob(str(config_path) if config_path else None, (*user, *v.overrides, f"probe.seed={seed}"), preset, data, None, device, v.name) for v in variants for seed in seeds]
-    results = run_jobs(probe_jobs, jobs=jobs, cache_dir=cache_dir, progress=progress)
+    results = run_jobs(probe_jobs, jobs=jobs, cache_dir=cache_dir, progress=progress, executor=executor)
     by_variant: dict[str, list[ProbeSummary]] = {}
     for job, summary in zip(probe_jobs, results):
         by_variant.setdefault(job.tag, []).append(summary)

@@ -17,6 +17,7 @@ config).
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import shutil
@@ -31,9 +32,9 @@ import yaml
 
 from collapse_doctor.config_diff import ABSENT, KeyChange, diff_raw, parse_raw
 from collapse_doctor.errors import CollapseDoctorError, ExitCode, GitError
-from collapse_doctor.gitrepo import CommitInfo, choose_config_path, first_parent_range, info, open_repo, read_file, resolve
+from collapse_doctor.gitrepo import CommitInfo, choose_config_path, config_path_from_pyproject, first_parent_range, info, open_repo, read_file, resolve
 from collapse_doctor.stats import fisher_exact
-from collapse_doctor.sweep import ProbeJob, ProbeSummary, run_jobs
+from collapse_doctor.sweep import Executor, ProbeJob, ProbeSummary, run_jobs
 from collapse_doctor.verdict import is_good
 
 GOOD, BAD, SKIP = "good", "bad", "skip"
@@ -125,7 +126,7 @@ class Judgement:
             data.update(
                 bad=self.bad,
                 good=self.good,
-                seeds=[{"seed": s.seed, "label": s.label, "onset_step": s.onset_step, "final": s.final, "cached": s.cached, "key": s.key} for s in self.summaries],
+                seeds=[{"seed": s.seed, "label": s.label, "onset_step": s.onset_step, "final": s.final, "cached": s.cached, "key": s.key, "worker": s.worker} for s in self.summaries],
             )
         return data
 
@@ -265,9 +266,9 @@ class ProbeCounter:
 class ProbeJudge:
     """Judges a config text on adaptive seeds; equal resolved configs are judged once."""
 
-    def __init__(self, *, overrides: list[str], preset: str, data: str, device: str, policy: SeedPolicy, jobs: int, cache_dir, on_probe: Callable[[ProbeSummary], None] | None = None):
+    def __init__(self, *, overrides: list[str], preset: str, data: str, device: str, policy: SeedPolicy, jobs: int, cache_dir, on_probe: Callable[[ProbeSummary], None] | None = None, executor: Executor | None = None):
         self.overrides, self.preset, self.data, self.device = list(overrides), preset, data, device
-        self.policy, self.jobs, self.cache_dir, self.on_probe = policy, jobs, cache_dir, on_probe
+        self.policy, self.jobs, self.cache_dir, self.on_probe, self.executor = policy, jobs, cache_dir, on_probe, executor
         self.memo: dict[tuple[str, int], Judgement] = {}
         self.counter = ProbeCounter()
 
@@ -287,7 +288,7 @@ class ProbeJudge:
             start = seed_start + len(summaries)
             round_size = min(self.policy.first, self.policy.cap - len(summaries))
             jobs = [self.job(text, source, seed, source) for seed in range(start, start + round_size)]
-            summaries += run_jobs(jobs, jobs=self.jobs, cache_dir=self.cache_dir, progress=self._count)
+            summaries += run_jobs(jobs, jobs=self.jobs, cache_dir=self.cache_dir, progress=self._count, executor=self.executor)
         self.memo[memo_key] = Judgement(decision, summaries)
         return self.memo[memo_key]
 
@@ -531,6 +532,7 @@ def run_bisect(
     device: str = "cpu",
     progress: Callable[[BisectStatus], None] | None = None,
     result: BisectResult | None = None,
+    executor: Executor | None = None,
 ) -> BisectResult:
     """Bisect (or scan) the first-parent history from good_rev to bad_rev. `result`, when given, is
     filled in place as the run goes, so a caller that is interrupted still holds what was learned."""
@@ -547,7 +549,7 @@ def run_bisect(
     r.outcome, r.message, r.method, r.judge = "interrupted", "interrupted before an answer", "scan" if scan else "bisect", "cmd" if command else "probe"
     probe_judge = None
     if command is None:
-        probe_judge = ProbeJudge(overrides=overrides, preset=preset, data=data, device=device, policy=policy, jobs=jobs, cache_dir=cache_dir, on_probe=lambda summary: report())
+        probe_judge = ProbeJudge(overrides=overrides, preset=preset, data=data, device=device, policy=policy, jobs=jobs, cache_dir=cache_dir, on_probe=lambda summary: report(), executor=executor)
         r.probes = probe_judge.counter
     status = BisectStatus("reading")
 
@@ -563,8 +565,10 @@ def run_bisect(
     r.repo = repo.working_tree_dir or repo.git_dir
     good, bad = resolve(repo, good_rev), resolve(repo, bad_rev)
     r.good, r.bad = info(good), info(bad)
-    if command is None or config_path is not None:
+    if command is None:
         config_path = choose_config_path(repo, bad, config_path)
+    else:  # --cmd judges without a config; one is read only to show what the first bad commit changed
+        config_path = config_path or config_path_from_pyproject(repo, bad)
     r.config_path = config_path
     r.ran = {"preset": preset, "overrides": overrides, "seeds": policy.first, "max_seeds": policy.cap, "data": data, "device": device, "command": command, "scan": scan, "minimize": minimize}
     report()
@@ -572,7 +576,7 @@ def run_bisect(
     r.segments = segments = segments_of(r.commits)
 
     cmd_judge = CommandJudge(repo, command, command_timeout) if command is not None else None
-    with cmd_judge if cmd_judge is not None else _Nothing():
+    with cmd_judge if cmd_judge is not None else contextlib.nullcontext():
 
         def classify(index: int) -> str:
             segment = segments[index]
@@ -628,14 +632,6 @@ def run_bisect(
             report(phase="minimize", commits_left=None, rounds_left=None)
             r.minimization = _minimize(r, probe_judge, config_path, report)
     return r
-
-
-class _Nothing:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
 
 
 def _evidence(r: BisectResult, lo: int, hi: int) -> None:

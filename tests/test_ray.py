@@ -1,0 +1,61 @@
+"""The Ray executor against a real local Ray instance (skipped where the [ray] extra is not installed;
+.ci/run installs it)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from collapse_doctor.ablate import run_ablation
+from collapse_doctor.sweep import FAILED, LocalExecutor, ProbeJob, run_jobs
+
+ONLY = ["base + HyperLoRA", "base + bg_bias"]  # with their reference "base": 3 variants
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    ray = pytest.importorskip("ray")
+    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
+    ray.init(num_cpus=os.cpu_count() or 2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    yield ray
+    ray.shutdown()
+
+
+def _ablate(executor, cache_dir):
+    return run_ablation(None, seeds=[0, 1], steps=8, only=ONLY, cache_dir=cache_dir, executor=executor)
+
+
+def test_an_ablation_on_ray_equals_the_local_one_and_records_its_workers(local_ray, tmp_path):
+    from collapse_doctor.ray_executor import RayExecutor
+
+    on_ray = _ablate(RayExecutor(), tmp_path / "ray-cache")
+    local = _ablate(LocalExecutor(jobs=1), tmp_path / "local-cache")
+    assert [v.name for v in on_ray.variants] == [v.name for v in local.variants] == ["base", "base + HyperLoRA", "base + bg_bias"]
+    for r, l in zip(on_ray.variants, local.variants):
+        for a, b in zip(r.seeds, l.seeds):
+            assert (a.seed, a.label, a.onset_step, a.series) == (b.seed, b.label, b.onset_step, b.series), r.name
+            assert a.worker["executor"] == "ray" and a.worker["node_id"] and a.worker["worker_id"]
+            assert b.worker["executor"] == "local"
+    node = local_ray.get_runtime_context().get_node_id()
+    assert {s.worker["node_id"] for v in on_ray.variants for s in v.seeds} == {node}
+    rerun = _ablate(RayExecutor(), tmp_path / "ray-cache")  # the cache holds Ray's results like local ones
+    assert all(s.cached for v in rerun.variants for s in v.seeds)
+
+
+def test_a_failing_task_is_retried_once_then_reported_as_failed_not_cached(local_ray, tmp_path):
+    from collapse_doctor.ray_executor import RayExecutor
+
+    job = ProbeJob(None, ("probe.steps=2",), "tiny", str(tmp_path / "no-such-data"), None, "cpu", "broken")
+    [summary] = run_jobs([job], cache_dir=tmp_path / "cache", executor=RayExecutor())
+    assert summary.label == FAILED and summary.good is None
+    assert "retry" in summary.reasons[0] and "no-such-data" in summary.reasons[0]
+    assert not list((tmp_path / "cache").glob("*.json"))  # a failure is never cached
+
+
+def test_asking_for_ray_without_it_installed_says_how_to_install():
+    code = "import sys; sys.modules['ray'] = None\nfrom collapse_doctor.cli import main\nsys.argv = ['collapse-doctor', 'ablate', '--executor', 'ray', '--only', 'base']\nmain()"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 2 and "pip install 'collapse-doctor[ray]'" in result.stderr and "Traceback" not in result.stderr
