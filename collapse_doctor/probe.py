@@ -23,7 +23,7 @@ from collapse_doctor.data.arc import background_stats, load_tasks, usable_tasks
 from collapse_doctor.errors import CollapseDoctorError, DataError
 from collapse_doctor.presets import PRESETS, apply_preset, steps_per_epoch
 from collapse_doctor.schedule import Schedule
-from collapse_doctor.train.trainer import GradHook, StepCounts, Trainer
+from collapse_doctor.train.trainer import GradHook, Trainer, step_counts
 from collapse_doctor.verdict import Verdict, early_stop, judge
 
 StepCallback = Callable[[dict], None]  # called with each metrics row as it is written
@@ -176,7 +176,7 @@ def ema_comparison(trainer: Trainer) -> dict:
     for label, model in (("raw", trainer.model), ("ema", trainer.ema.evaluation_copy(trainer.model))):
         was_training = model.training
         model.eval()
-        counts = StepCounts(trainer.config.model.num_classes)
+        counts = step_counts(trainer.config.model.num_classes)
         counts.add(model(batch.query_input, batch.support_inputs, batch.support_outputs, batch.pair_mask, stage).logits, batch.query_target)
         model.train(was_training)
         row = counts.row()

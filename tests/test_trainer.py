@@ -6,7 +6,7 @@ import torch
 
 from collapse_doctor.data.arc import usable_tasks
 from collapse_doctor.model import build_model
-from collapse_doctor.train.trainer import SampleStream, StepCounts, parameter_groups
+from collapse_doctor.train.trainer import SampleStream, parameter_groups, step_counts
 from conftest import arc_tasks, tiny_config
 
 
@@ -42,7 +42,7 @@ def test_sample_stream_rebuilds_any_batch_from_its_index():
 
 
 def test_step_counts_pool_valid_cells_and_exclude_padding():
-    counts = StepCounts(10)
+    counts = step_counts(10)
     target = torch.tensor([[0, 0, 3, 3, -100, 10]])
     logits = torch.zeros(1, 10, 6)
     for cell, cls in enumerate([0, 3, 3, 0, 5, 5]):

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from collapse_doctor.config import Config, DeviceConfig
+from collapse_doctor.counts import CellCounts
 from collapse_doctor.data.arc import Sample, Task, make_sample
 from collapse_doctor.model.grid_encoder import PAD
 from collapse_doctor.model.hyper_lora import LORA_TARGETS
@@ -143,50 +144,9 @@ def autocast_dtype(device_cfg: DeviceConfig, device_type: str) -> torch.dtype | 
 # --------------------------------------------------------------------------------------------------
 # Metrics
 # --------------------------------------------------------------------------------------------------
-class StepCounts:
-    """Counts pooled over the valid cells of one optimizer step's batches."""
-
-    def __init__(self, num_classes: int):
-        self.c = num_classes
-        self.pred = np.zeros(num_classes, dtype=np.int64)  # predictions per class over valid cells
-        self.target = np.zeros(num_classes, dtype=np.int64)
-        self.correct = np.zeros(num_classes, dtype=np.int64)  # correct cells per target class
-        self.pred_on_fg = np.zeros(num_classes, dtype=np.int64)  # predictions on FG-target cells
-
-    @torch.no_grad()
-    def add(self, logits: torch.Tensor, target: torch.Tensor) -> None:
-        valid = (target != IGNORE_INDEX) & (target != PAD) & (target < self.c)  # cells of the real grid
-        pred, tgt = logits.argmax(dim=1)[valid], target[valid]
-        c = self.c
-        self.pred += torch.bincount(pred, minlength=c)[:c].cpu().numpy()
-        self.target += torch.bincount(tgt, minlength=c)[:c].cpu().numpy()
-        self.correct += torch.bincount(tgt[pred == tgt], minlength=c)[:c].cpu().numpy()
-        self.pred_on_fg += torch.bincount(pred[tgt != 0], minlength=c)[:c].cpu().numpy()
-
-    def row(self) -> dict:
-        cells = int(self.target.sum())
-        fg_cells = cells - int(self.target[0])
-        fg_preds = int(self.pred_on_fg.sum())
-        mode = int(self.pred_on_fg.argmax()) if fg_preds else None
-        return {
-            "fg_acc": _ratio(int(self.correct[1:].sum()), fg_cells),
-            "bg_acc": _ratio(int(self.correct[0]), int(self.target[0])),
-            "pred_bg_share": _ratio(int(self.pred[0]), cells),
-            "target_bg_share": _ratio(int(self.target[0]), cells),
-            "pred_share": [_ratio(int(v), cells) for v in self.pred],
-            "target_share": [_ratio(int(v), cells) for v in self.target],
-            "fg_pred_mode": mode,
-            "fg_pred_mode_share": _ratio(int(self.pred_on_fg[mode]), fg_preds) if mode is not None else None,
-            "fg_pred_mode_target_share": _ratio(int(self.target[mode]), fg_cells) if mode else None,
-            "fg_pred_share": [_ratio(int(v), fg_preds) for v in self.pred_on_fg],
-            "colours_predicted": int((self.pred > 0).sum()),
-            "colours_present": int((self.target > 0).sum()),
-            "valid_cells": cells,
-        }
-
-
-def _ratio(a: int, b: int) -> float | None:
-    return a / b if b else None
+def step_counts(num_classes: int) -> CellCounts:
+    """Counts over the real grid's cells: the ignore index and PAD (a class only without ignore_padding_in_loss) are not cells."""
+    return CellCounts(num_classes, ignore=(IGNORE_INDEX, PAD))
 
 
 def _mean(values: list[float]) -> float | None:
@@ -248,7 +208,7 @@ class Trainer:
         rows = self.events(stage)
         self._previous_stage = stage
         self.optimizer.zero_grad(set_to_none=True)
-        counts = StepCounts(self.config.model.num_classes)
+        counts = step_counts(self.config.model.num_classes)
         terms: dict[str, list[float]] = {}
         totals, saturation, delta_norms = [], [], {k: [] for k in LORA_TARGETS}
         nonfinite_loss = 0
