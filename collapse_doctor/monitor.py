@@ -1,0 +1,152 @@
+"""The detector inside any PyTorch training loop: two lines.
+
+    monitor = CollapseMonitor(num_classes=10)            # background class 0, ignore index -100
+    ...
+    monitor.update(logits, targets)                       # once per optimizer step (or add() per micro-batch, then step())
+
+`monitor.verdict` is the probe's verdict on the steps so far (the same `verdict.judge`), with onset and
+evidence; `monitor.mark("hyperlora on")` records an activation so onsets are reported relative to it;
+`on_collapse` is called (and `CollapseDetected` raised when `raise_on_collapse`) once a collapse is
+certain in the sense of early stopping: still open after `early_stop_after` steps (docs/verdicts.md).
+Users who count cells themselves call `update_counts(...)` instead.
+
+The cost per step is a few bincounts on the logits' device and one small copy; the verdict over a
+trailing window is recomputed every `check_every` steps (bench/monitor_overhead.py).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from collapse_doctor.config import VerdictConfig
+from collapse_doctor.counts import CellCounts
+from collapse_doctor.verdict import Verdict, early_stop, judge
+
+
+class CollapseDetected(RuntimeError):
+    """Raised by a monitor with raise_on_collapse once a collapse is certain."""
+
+    def __init__(self, verdict: Verdict):
+        self.verdict = verdict
+        super().__init__(f"{verdict.label} from step {verdict.onset_step}: " + "; ".join(verdict.reasons))
+
+
+class CollapseMonitor:
+    def __init__(
+        self,
+        num_classes: int,
+        *,
+        background: int = 0,
+        ignore_index: int | None = -100,
+        verdict: VerdictConfig | None = None,
+        early_stop_after: int | None = 40,
+        check_every: int = 1,
+        on_collapse: Callable[[Verdict], None] | None = None,
+        raise_on_collapse: bool = False,
+        log_path: str | Path | None = None,
+    ):
+        """num_classes: the logits' class dimension; background: the dominant class; ignore_index:
+        target value of cells that are not cells (padding); early_stop_after: steps a collapse must
+        last to count as certain (None: never); log_path: append every row as JSONL (scan reads it)."""
+        self.num_classes, self.background = num_classes, background
+        self.ignore = (ignore_index,) if ignore_index is not None else ()
+        self.cfg = verdict or VerdictConfig()
+        self.early_stop_after, self.check_every = early_stop_after, max(1, check_every)
+        self.on_collapse, self.raise_on_collapse = on_collapse, raise_on_collapse
+        self.rows: list[dict] = []  # metric rows and event rows, in step order
+        self.step = 0
+        self.collapse: Verdict | None = None  # set once, when a collapse became certain
+        self._pending = CellCounts(num_classes, background=background, ignore=self.ignore)
+        self._log = Path(log_path).open("a", encoding="utf-8") if log_path is not None else None
+
+    # ---- feeding it ----------------------------------------------------------------------------
+    def add(self, logits: torch.Tensor, target: torch.Tensor) -> None:
+        """Count one micro-batch: logits (B, C, ...) with classes in dimension 1, target (B, ...)."""
+        if logits.dim() < 2 or logits.shape[1] != self.num_classes:
+            raise ValueError(f"logits of shape {tuple(logits.shape)}: expected the {self.num_classes} classes in dimension 1")
+        self._pending.add(logits.detach(), target.detach())
+
+    def step_done(self, loss: float | None = None) -> dict:
+        """Close the step: its row joins the series and the collapse check runs."""
+        row = {"step": self.step, **self._pending.row()}
+        if loss is not None:
+            row["loss"] = float(loss)
+        self._pending = CellCounts(self.num_classes, background=self.background, ignore=self.ignore)
+        return self._append(row)
+
+    def update(self, logits: torch.Tensor, target: torch.Tensor, loss: float | torch.Tensor | None = None) -> dict:
+        """One optimizer step in one call: count and close the step."""
+        self.add(logits, target)
+        if isinstance(loss, torch.Tensor):
+            loss = loss.detach().item()
+        return self.step_done(loss)
+
+    def update_counts(self, *, fg_correct: int, fg_total: int, bg_correct: int, bg_total: int, pred_bg: int | None = None, loss: float | None = None) -> dict:
+        """A step from counts the user computed: correct and total FG-target and BG-target cells, and
+        (better) how many cells were predicted background."""
+        cells = fg_total + bg_total
+        row = {
+            "step": self.step,
+            "fg_acc": fg_correct / fg_total if fg_total else None,
+            "bg_acc": bg_correct / bg_total if bg_total else None,
+            "target_bg_share": bg_total / cells if cells else None,
+            "valid_cells": cells,
+        }
+        if pred_bg is not None and cells:
+            row["pred_bg_share"] = pred_bg / cells
+        if loss is not None:
+            row["loss"] = float(loss)
+        return self._append(row)
+
+    def mark(self, event: str) -> None:
+        """Record an activation (a module switched on, a loss added) at the current step."""
+        row = {"step": self.step, "event": str(event)}
+        self.rows.append(row)
+        self._write(row)
+
+    # ---- reading it ----------------------------------------------------------------------------
+    @property
+    def verdict(self) -> Verdict:
+        """The verdict on every step so far."""
+        return judge(self.rows, self.cfg)
+
+    @property
+    def collapsed(self) -> bool:
+        return self.collapse is not None
+
+    def close(self) -> None:
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    # ---- internals -----------------------------------------------------------------------------
+    def _append(self, row: dict) -> dict:
+        self.rows.append(row)
+        self._write(row)
+        self.step += 1
+        if self.collapse is None and self.early_stop_after is not None and self.step % self.check_every == 0:
+            self._check()
+        return row
+
+    def _check(self) -> None:
+        # Only the trailing window can hold an episode that is still open: judge it, not the whole run.
+        window = self.early_stop_after + 2 * self.cfg.min_consecutive + 64
+        metric_rows = [r for r in self.rows[-4 * window :] if "event" not in r][-window:]
+        first = metric_rows[0]["step"] if metric_rows else 0
+        recent = [r for r in self.rows[-4 * window :] if r["step"] >= first]
+        if early_stop(recent, self.cfg, self.early_stop_after) is None:
+            return
+        self.collapse = self.verdict
+        if self.on_collapse is not None:
+            self.on_collapse(self.collapse)
+        if self.raise_on_collapse:
+            raise CollapseDetected(self.collapse)
+
+    def _write(self, row: dict) -> None:
+        if self._log is not None:
+            self._log.write(json.dumps(row) + "\n")
+            self._log.flush()
