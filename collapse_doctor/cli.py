@@ -294,6 +294,34 @@ def gate_command(
     raise typer.Exit(result.exit_code)
 
 
+@app.command("scan", epilog=EXIT_CODES_HELP)
+def scan_command(
+    metrics: Path = typer.Argument(..., help="Metric log: JSONL (the probe's, the monitor's, any) or CSV/TSV, one row per step."),
+    mapping: list[str] = typer.Option([], "--map", help="Read a canonical signal from another column, e.g. --map fg_acc=FG (repeatable; step, fg_acc, bg_acc, pred_bg_share, target_bg_share, loss, event)."),
+    percent: bool = typer.Option(False, "--percent", help="Accuracies and shares are percentages (0-100), not fractions."),
+    overrides: list[str] = typer.Option([], "--set", help="Verdict thresholds, e.g. --set verdict.bg_excess=0.2 (repeatable)."),
+    json_path: Optional[Path] = JsonOpt,
+    html_path: Optional[Path] = typer.Option(None, "--html", help="Write an HTML page with the plot of the run."),
+) -> None:
+    """The verdict for an existing run from its metric log, with the signals it used and what their absence limits."""
+    from collapse_doctor.config import parse_config
+    from collapse_doctor.report import render_scan, scan_html
+    from collapse_doctor.scan import parse_map, scan_log
+
+    bad = [o for o in overrides if not o.strip().startswith("verdict.")]
+    if bad:
+        raise CollapseDoctorError(f"--set {bad[0]!r}: scan takes verdict.* keys only")
+    cfg = parse_config({}, source="--set", overrides=overrides).config.verdict
+    result = scan_log(metrics, mapping=parse_map(mapping), percent=percent, cfg=cfg)
+    if json_path is not None:
+        _write_json(json_path, result.to_json())
+    if html_path is not None:
+        _write_text(html_path, scan_html(result), "HTML")
+    if json_path is None or str(json_path) != "-":
+        render_scan(out, result)
+    raise typer.Exit(int(result.verdict.exit_code))
+
+
 @app.command("diff", epilog=EXIT_CODES_HELP)
 def diff_command(
     rev_a: str = typer.Argument(..., help="Older revision (hash, branch, tag)."),

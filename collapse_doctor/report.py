@@ -334,3 +334,31 @@ def render_grad_check(console: Console, report) -> None:
     verdict = "[green]gradients match[/green]" if report.match else "[red]gradients do not match[/red]: " + (_short_error(report.mode_error(report.trains_with) or "") or ", ".join(report.mismatching_modules(report.trains_with)))
     use = "trains with" if report.checkpointing_on else "would train with (checkpointing is off in this config)"
     console.print(f"{report.trains_with}, the mode this config {use}: {verdict}", highlight=False)
+
+
+def render_scan(console: Console, result) -> None:
+    v = result.verdict
+    style = VERDICT_STYLE.get(v.label, "bold")
+    onset = "" if v.onset_step is None else f" at step {v.onset_step}"
+    if v.onset_after and v.onset_step is not None:
+        after = v.onset_after
+        onset += f" ({after['steps_after']} steps after {'the start' if after['event'] == 'start' else after['event'] + ' at step ' + str(after['step'])})"
+    console.print(f"[bold {style}]{v.label}[/bold {style}]{onset}  [dim]{result.source}: {v.steps} steps, {result.events} events[/dim]", highlight=False)
+    for reason in v.reasons:
+        console.print(f"  {reason}", highlight=False)
+    mapped = ", ".join(f"{name} <- {column}" if name != column else name for name, column in result.mapping.items())
+    console.print(f"  signals used: {', '.join(v.signals_used) or 'none'}  (columns read: {mapped})", highlight=False)
+    for limitation in v.limitations:
+        console.print(f"  [yellow]limited:[/yellow] {limitation}", highlight=False)
+    for note in result.notes:
+        console.print(f"  [dim]note: {note}[/dim]", highlight=False)
+
+
+def scan_html(result) -> str:
+    from collapse_doctor.html import page, plot
+
+    metric_rows = [r for r in result.rows if "event" not in r]
+    events = [r for r in result.rows if "event" in r]
+    v = result.verdict
+    text = f"{v.label}" + (f" from step {v.onset_step}" if v.onset_step is not None else "") + "; " + "; ".join(v.reasons)
+    return page("collapse-doctor scan", f"{result.source}: signals used {', '.join(v.signals_used)}", [(v.label, text, plot([(0, metric_rows)], events, result.source))])

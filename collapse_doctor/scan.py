@@ -1,0 +1,166 @@
+"""scan: the verdict for a run that already happened, from its metric log.
+
+Any JSONL (the probe's own, the monitor's, anyone's) or CSV/TSV with one row per step. Canonical
+columns: step, fg_acc, bg_acc, pred_bg_share, target_bg_share, loss (fractions in [0, 1]); `--map
+fg_acc=FG` reads another column name; rows with a non-empty `event` column mark activations. The
+verdict is `verdict.judge`, the same code the probe, gate and monitor use; it says which signals it
+rested on and what their absence limits.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from collapse_doctor.config import VerdictConfig
+from collapse_doctor.errors import DataError
+from collapse_doctor.verdict import Verdict, judge
+
+CANONICAL = ("step", "fg_acc", "bg_acc", "pred_bg_share", "target_bg_share", "loss")
+FRACTIONS = ("fg_acc", "bg_acc", "pred_bg_share", "target_bg_share")
+REQUIRED = ("fg_acc", "bg_acc")
+
+
+@dataclass
+class ScanResult:
+    source: str
+    verdict: Verdict
+    rows: list[dict]
+    columns: list[str]  # as found in the file
+    mapping: dict[str, str]  # canonical name -> the file's column it was read from
+    events: int
+    notes: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        return {
+            "source": self.source,
+            "verdict": self.verdict.label,
+            "onset_step": self.verdict.onset_step,
+            "good": self.verdict.good,
+            "exit_code": int(self.verdict.exit_code),
+            "reasons": self.verdict.reasons,
+            "signals_used": self.verdict.signals_used,
+            "limitations": self.verdict.limitations,
+            "mapping": self.mapping,
+            "columns": self.columns,
+            "steps": self.verdict.steps,
+            "events": self.events,
+            "notes": self.notes,
+            "evidence": self.verdict.to_json(),
+        }
+
+
+def parse_map(items: list[str]) -> dict[str, str]:
+    """--map fg_acc=FG (repeatable) -> {"fg_acc": "FG"}; only canonical names (and event) may be mapped."""
+    mapping = {}
+    for item in items:
+        name, sep, column = item.partition("=")
+        name, column = name.strip(), column.strip()
+        if not sep or not name or not column:
+            raise DataError(f"--map {item!r}: expected CANONICAL=COLUMN, e.g. fg_acc=FG")
+        if name not in (*CANONICAL, "event"):
+            raise DataError(f"--map {item!r}: {name} is not one of {', '.join((*CANONICAL, 'event'))}")
+        mapping[name] = column
+    return mapping
+
+
+def read_table(path: Path) -> tuple[list[dict], list[str]]:
+    """Rows as dicts and the column names, from JSONL or CSV/TSV (by extension, else by content)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such metrics file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path}: cannot read metrics: {exc}") from None
+    if not text.strip():
+        raise DataError(f"{path}: the metrics file is empty")
+    is_json = path.suffix.lower() in (".jsonl", ".json", ".ndjson") or (path.suffix.lower() not in (".csv", ".tsv") and text.lstrip().startswith("{"))
+    rows: list[dict] = []
+    if is_json:
+        for number, line in enumerate(text.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DataError(f"{path}:{number}: not a JSON object ({exc.msg})") from None
+            if not isinstance(row, dict):
+                raise DataError(f"{path}:{number}: expected one JSON object per line")
+            rows.append(row)
+        columns = list(dict.fromkeys(k for r in rows for k in r))
+    else:
+        dialect = csv.excel_tab if path.suffix.lower() == ".tsv" or ("\t" in text.splitlines()[0] and "," not in text.splitlines()[0]) else csv.excel
+        reader = csv.DictReader(text.splitlines(), dialect=dialect)
+        if not reader.fieldnames:
+            raise DataError(f"{path}: no header row")
+        columns = [c.strip() for c in reader.fieldnames]
+        rows = [{(k or "").strip(): v for k, v in r.items()} for r in reader]
+    return rows, columns
+
+
+def _number(value, where: str) -> float | None:
+    if value is None or (isinstance(value, str) and value.strip().lower() in ("", "none", "null", "nan")):
+        return None if value is None or str(value).strip().lower() != "nan" else math.nan
+    if isinstance(value, bool):
+        raise DataError(f"{where}: expected a number, got {value!r}")
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise DataError(f"{where}: expected a number, got {value!r}") from None
+
+
+def normalise(rows: list[dict], columns: list[str], mapping: dict[str, str], source: str, percent: bool = False) -> tuple[list[dict], dict[str, str]]:
+    """Rows in the verdict's vocabulary. Keeps every other column the probe's own JSONL carries."""
+    used: dict[str, str] = {}
+    for name in (*CANONICAL, "event"):
+        column = mapping.get(name, name)
+        if column in columns:
+            used[name] = column
+        elif name in mapping:
+            raise DataError(f"{source}: --map {name}={column}: no column {column!r} (columns: {', '.join(columns)})")
+    missing = [n for n in REQUIRED if n not in used]
+    if missing:
+        raise DataError(f"{source}: no {' or '.join(missing)} column (columns: {', '.join(columns[:20])}); map yours with --map {missing[0]}=COLUMN")
+    out = []
+    renamed = {column: name for name, column in used.items()}
+    for index, raw in enumerate(rows):
+        where = f"{source}: row {index + 1}"
+        row = {k: v for k, v in raw.items() if k not in renamed and k not in CANONICAL and k != "event"}  # extra signals (valid_cells, shares) help the verdict
+        step = _number(raw.get(used["step"]), f"{where}, column {used['step']}") if "step" in used else None
+        row["step"] = int(step) if step is not None and not math.isnan(step) else index
+        event = raw.get(used["event"]) if "event" in used else None
+        if event not in (None, "") and str(event).strip():
+            out.append({"step": row["step"], "event": str(event).strip()})
+            if all(raw.get(used[n]) in (None, "") for n in REQUIRED):
+                continue  # an event row only
+        for name in ("fg_acc", "bg_acc", "pred_bg_share", "target_bg_share", "loss"):
+            if name not in used:
+                continue
+            value = _number(raw.get(used[name]), f"{where}, column {used[name]}")
+            if value is not None and name in FRACTIONS and not math.isnan(value):
+                if percent:
+                    value /= 100.0
+                if not 0.0 <= value <= 1.0:
+                    raise DataError(f"{where}, column {used[name]}: {value:g} is not a fraction in [0, 1]" + ("" if percent else " (percentages? add --percent)"))
+            row[name] = value
+        out.append(row)
+    return out, used
+
+
+def scan_log(path: str | Path, *, mapping: dict[str, str] | None = None, percent: bool = False, cfg: VerdictConfig | None = None) -> ScanResult:
+    path = Path(path)
+    rows, columns = read_table(path)
+    series, used = normalise(rows, columns, mapping or {}, str(path), percent)
+    metric_rows = [r for r in series if "event" not in r]
+    if not metric_rows:
+        raise DataError(f"{path}: no metric rows (only events)")
+    notes = []
+    if "step" not in used:
+        notes.append("no step column: rows are numbered 0, 1, 2, ... in file order")
+    if any(isinstance(r.get("fg_acc"), float) and math.isnan(r["fg_acc"]) for r in metric_rows):
+        notes.append("some rows have NaN accuracy: they count as unknown")
+    verdict = judge(series, cfg or VerdictConfig())
+    return ScanResult(str(path), verdict, series, columns, used, sum(1 for r in series if "event" in r), notes)
