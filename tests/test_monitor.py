@@ -1,0 +1,174 @@
+"""The monitor in a plain PyTorch loop, the Lightning callback with a real Trainer, and scan on logs."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+from torch import nn
+
+from collapse_doctor import CollapseDetected, CollapseMonitor
+from collapse_doctor.config import load_config
+from collapse_doctor.counts import CellCounts
+from collapse_doctor.probe import run_probe
+from collapse_doctor.scan import scan_log
+
+C = 4  # classes; 0 is background
+
+
+def grids(seed: int, n: int = 16, size: int = 6):
+    """One-hot input grids and the identity target: about 70 % background, as ARC outputs are ~55 %."""
+    g = torch.Generator().manual_seed(seed)
+    target = torch.where(torch.rand(n, size, size, generator=g) < 0.7, 0, torch.randint(1, C, (n, size, size), generator=g))
+    return nn.functional.one_hot(target, C).permute(0, 3, 1, 2).float(), target
+
+
+def train(model, monitor, steps: int, lr: float, mark_at: int | None = None):
+    """A plain loop: the two monitor lines are the constructor and `monitor.update`."""
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr)
+    for step in range(steps):
+        if step == mark_at:
+            monitor.mark("new module on")
+        x, y = grids(step)
+        logits = model(x)
+        loss = nn.functional.cross_entropy(logits, y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        monitor.update(logits, y, loss)
+
+
+def test_a_model_that_learns_is_healthy():
+    torch.manual_seed(0)
+    monitor = CollapseMonitor(num_classes=C)
+    train(nn.Conv2d(C, C, 1), monitor, 40, lr=2.0)
+    verdict = monitor.verdict
+    assert verdict.good and not monitor.collapsed  # HEALTHY, or TRANSIENT if the first steps over-predict background
+    assert verdict.final["fg_acc"] > 0.9 and abs(verdict.final["pred_bg_share"] - verdict.final["target_bg_share"]) < 0.05
+
+
+def _background_model():
+    model = nn.Conv2d(C, C, 1)
+    with torch.no_grad():
+        model.weight.mul_(0.01)
+        model.bias.copy_(torch.tensor([5.0, 0.0, 0.0, 0.0]))  # background everywhere, from the first step
+    return model
+
+
+def test_a_collapse_calls_back_once_then_raises_after_the_early_stop_length():
+    seen = []
+    monitor = CollapseMonitor(num_classes=C, early_stop_after=10, on_collapse=seen.append, raise_on_collapse=True)
+    with pytest.raises(CollapseDetected) as caught:
+        train(_background_model(), monitor, 100, lr=0.0, mark_at=3)
+    assert caught.value.verdict.label == "COLLAPSED" and len(seen) == 1
+    assert monitor.step == 10  # certain after 10 collapsed steps, not at the end of the run
+    assert caught.value.verdict.onset_step == 0
+
+
+def test_onsets_are_reported_relative_to_marked_activations():
+    monitor = CollapseMonitor(num_classes=C, early_stop_after=None)
+    model = nn.Conv2d(C, C, 1)
+    torch.manual_seed(0)
+    train(model, monitor, 15, lr=2.0)
+    monitor.mark("hyperlora on")
+    with torch.no_grad():
+        model.bias.copy_(torch.tensor([50.0, 0.0, 0.0, 0.0]))
+    train(model, monitor, 15, lr=0.0)
+    verdict = monitor.verdict
+    assert verdict.label == "COLLAPSED" and verdict.onset_step == 15
+    assert verdict.onset_after == {"event": "hyperlora on", "step": 15, "steps_after": 0}
+
+
+def test_counts_from_the_user_and_a_background_class_other_than_zero():
+    monitor = CollapseMonitor(num_classes=C, early_stop_after=None)
+    for _ in range(10):
+        monitor.update_counts(fg_correct=0, fg_total=300, bg_correct=700, bg_total=700, pred_bg=1000)
+    assert monitor.verdict.label == "COLLAPSED"
+    counts = CellCounts(C, background=2)
+    target = torch.tensor([2, 2, 2, 1])
+    counts.add(nn.functional.one_hot(torch.tensor([2, 2, 2, 2]), C).float(), target)
+    row = counts.row()
+    assert row["pred_bg_share"] == 1.0 and row["target_bg_share"] == 0.75 and row["fg_acc"] == 0.0 and row["target_share"][0] == 0.75
+
+
+def test_the_monitor_log_scans_to_the_same_verdict(tmp_path):
+    log = tmp_path / "run.jsonl"
+    monitor = CollapseMonitor(num_classes=C, early_stop_after=None, log_path=log)
+    train(_background_model(), monitor, 30, lr=0.0, mark_at=5)
+    monitor.close()
+    scanned = scan_log(log)
+    assert scanned.verdict.to_json() == monitor.verdict.to_json()
+
+
+def test_scanning_a_probe_jsonl_gives_the_probe_verdict(tmp_path):
+    result = run_probe(load_config(None, ["probe.steps=12"]), out_dir=tmp_path)
+    scanned = scan_log(result.metrics_path)
+    assert (scanned.verdict.label, scanned.verdict.onset_step, scanned.verdict.final) == (result.verdict.label, result.verdict.onset_step, result.verdict.final)
+
+
+def test_scan_of_a_csv_with_other_names_uses_what_it_has_and_says_so(tmp_path):
+    path = tmp_path / "log.csv"
+    path.write_text("epoch,FG,BG,event\n" + "".join(f"{i},{40 if i < 5 else 0},{70 if i < 5 else 100},{'lora on' if i == 5 else ''}\n" for i in range(20)))
+    run = lambda *a: subprocess.run([sys.executable, "-m", "collapse_doctor", "scan", str(path), *a], capture_output=True, text=True)  # noqa: E731
+    result = run("--map", "step=epoch", "--map", "fg_acc=FG", "--map", "bg_acc=BG", "--percent", "--json", "-")
+    data = json.loads(result.stdout)
+    assert result.returncode == 1 and data["verdict"] == "COLLAPSED" and data["onset_step"] == 5
+    assert data["signals_used"] == ["fg_acc", "bg_acc"] and any("BG accuracy alone" in x for x in data["limitations"])
+    assert data["evidence"]["onset_after"]["event"] == "lora on"
+    result = run("--map", "fg_acc=FG", "--map", "bg_acc=BG")  # percentages without --percent
+    assert result.returncode == 2 and "not a fraction" in result.stderr and "--percent" in result.stderr
+    result = run()
+    assert result.returncode == 2 and "no fg_acc or bg_acc column" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_scan_rejects_a_corrupt_jsonl_line(tmp_path):
+    path = tmp_path / "m.jsonl"
+    path.write_text('{"step": 0, "fg_acc": 0.5, "bg_acc": 0.5}\n{"step": 1, "fg_acc": \n')
+    result = subprocess.run([sys.executable, "-m", "collapse_doctor", "scan", str(path)], capture_output=True, text=True)
+    assert result.returncode == 2 and f"{path}:2" in result.stderr
+
+
+# --------------------------------------------------------------------------------------------------
+# Lightning
+# --------------------------------------------------------------------------------------------------
+def _lightning_module(collapse: bool):
+    L = pytest.importorskip("lightning.pytorch")
+
+    class Grids(L.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.net = _background_model() if collapse else nn.Conv2d(C, C, 1)
+
+        def training_step(self, batch, batch_idx):
+            x, y = batch
+            logits = self.net(x)
+            return {"loss": nn.functional.cross_entropy(logits, y), "logits": logits, "target": y}
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.0 if collapse else 2.0)
+
+        def train_dataloader(self):
+            data = [grids(i, n=1) for i in range(64)]
+            return torch.utils.data.DataLoader([(x[0], y[0]) for x, y in data], batch_size=8)
+
+    return L, Grids()
+
+
+@pytest.mark.parametrize("collapse", [False, True])
+def test_the_lightning_callback_with_a_real_trainer(collapse, tmp_path):
+    torch.manual_seed(0)
+    L, module = _lightning_module(collapse)
+    from collapse_doctor.lightning import CollapseCallback
+
+    callback = CollapseCallback(num_classes=C, early_stop_after=5 if collapse else 40)  # the learner over-predicts background for its first steps
+    trainer = L.Trainer(max_steps=40, max_epochs=10, callbacks=[callback], logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path, accelerator="cpu", devices=1)
+    trainer.fit(module)
+    if collapse:
+        assert callback.verdict.label == "COLLAPSED" and callback.monitor.collapsed
+        assert trainer.global_step < 40  # stopped once the collapse was certain
+    else:
+        assert callback.verdict.good and trainer.global_step == 40
+    assert "collapse/fg_acc" in trainer.callback_metrics
