@@ -126,7 +126,7 @@ class Judgement:
             data.update(
                 bad=self.bad,
                 good=self.good,
-                seeds=[{"seed": s.seed, "label": s.label, "onset_step": s.onset_step, "final": s.final, "cached": s.cached, "key": s.key, "worker": s.worker} for s in self.summaries],
+                seeds=[{"seed": s.seed, "label": s.label, "onset_step": s.onset_step, "final": s.final, "cached": s.cached, "key": s.key, "steps_run": s.steps_run, "steps_saved": s.steps_saved, "worker": s.worker} for s in self.summaries],
             )
         return data
 
@@ -261,6 +261,7 @@ class ProbeCounter:
     run: int = 0
     cached: int = 0
     seconds: float = 0.0
+    steps_saved: int = 0  # by early stopping, over the probes run
 
 
 class ProbeJudge:
@@ -298,6 +299,7 @@ class ProbeJudge:
         else:
             self.counter.run += 1
             self.counter.seconds += summary.seconds
+            self.counter.steps_saved += summary.steps_saved
         if self.on_probe is not None:
             self.on_probe(summary)
 

@@ -184,6 +184,9 @@ def render_ablation(console: Console, result) -> None:
     if result.smallest_possible_p >= result.alpha:
         n = len(result.seeds)
         console.print(f"[yellow]note:[/yellow] with {n} seeds per variant the smallest possible p-value is {result.smallest_possible_p:.3g} (all bad vs none), so no claim can reach {result.alpha:g}; use --seeds 5 or more.", highlight=False)
+    ran = [s for v in result.variants for s in v.seeds if not s.cached]
+    if ran:
+        console.print(f"[dim]{len(ran)} probes run, {sum(s.steps_run for s in ran)} steps; early stopping saved {sum(s.steps_saved for s in ran)} steps[/dim]", highlight=False)
     workers = {(s.worker.get("executor"), s.worker.get("hostname"), s.worker.get("worker_id") or s.worker.get("pid")) for v in result.variants for s in v.seeds if s.worker and not s.cached}
     if workers:
         executors = sorted({w[0] for w in workers if w[0]})
@@ -265,7 +268,8 @@ def render_bisect(console: Console, result) -> None:
             console.print(f"  confirmation on fresh seeds: {m.confirmation.counts_text()} -> {'confirmed' if m.confirmed else '[yellow]not confirmed[/yellow]'}", highlight=False)
     probes = result.probes
     if result.judge == "probe":
-        console.print(f"[dim]cost: {probes.run} probes run ({probes.seconds:.0f} s of probe time), {probes.cached} from the cache; {result.rounds} commits judged after the endpoints[/dim]", highlight=False)
+        saved = f", early stopping saved {probes.steps_saved} steps" if probes.steps_saved else ""
+        console.print(f"[dim]cost: {probes.run} probes run ({probes.seconds:.0f} s of probe time{saved}), {probes.cached} from the cache; {result.rounds} commits judged after the endpoints[/dim]", highlight=False)
     console.print(f"[dim]{result.limitations}[/dim]", highlight=False)
 
 
