@@ -17,7 +17,7 @@ import pytest
 
 from collapse_doctor.config import load_config
 from collapse_doctor.errors import ConfigError
-from collapse_doctor.gate import GateResult, ToolTable, _culprit, find_tool_table, github_annotation, junit_xml, key_line, majority
+from collapse_doctor.gate import GateResult, _culprit, find_tool_table, github_annotation, junit_xml, key_line, majority
 from collapse_doctor.presets import PRESETS, apply_preset
 from collapse_doctor.sweep import ProbeSummary
 
@@ -57,9 +57,8 @@ def test_tool_table_from_pyproject(tmp_path):
     assert find_tool_table(tmp_path / "sub").path is None
 
 
-def _summary(seed, label, onset, events=(), good=None):
-    s = ProbeSummary(label, onset, seed, {"fg_acc": 0.01, "bg_acc": 0.99, "pred_bg_share": 0.97, "target_bg_share": 0.6}, [f"{label} reason"], 1.5, "k", "m", [], list(events))
-    return s
+def _summary(seed, label, onset, events=()):
+    return ProbeSummary(label, onset, seed, {"fg_acc": 0.01, "bg_acc": 0.99, "pred_bg_share": 0.97, "target_bg_share": 0.6}, [f"{label} reason"], 1.5, "k", "m", [], list(events))
 
 
 def test_a_collapse_right_after_an_activation_points_at_its_staging_key(tmp_path):
