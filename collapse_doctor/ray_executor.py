@@ -62,7 +62,10 @@ class RayExecutor:
         pending = list(refs)
         try:
             while pending:
-                done, pending = ray.wait(pending, num_returns=1)
+                # A timeout, so Ctrl-C is seen within a second instead of when the next probe ends.
+                done, pending = ray.wait(pending, num_returns=1, timeout=1.0)
+                if not done:
+                    continue
                 i, job, key = refs[done[0]]
                 try:
                     entry = ray.get(done[0])

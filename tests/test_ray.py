@@ -55,6 +55,27 @@ def test_a_failing_task_is_retried_once_then_reported_as_failed_not_cached(local
     assert not list((tmp_path / "cache").glob("*.json"))  # a failure is never cached
 
 
+def test_ctrl_c_cancels_the_tasks_still_running(local_ray, tmp_path):
+    import _thread
+    import threading
+    import time
+
+    from collapse_doctor.ray_executor import RayExecutor
+
+    total = local_ray.cluster_resources()["CPU"]
+    jobs = [ProbeJob(None, ("probe.steps=5000", "probe.early_stop_after=null", f"probe.seed={s}"), "tiny", "arc-agi-1", None, "cpu", "long") for s in range(2)]
+    timer = threading.Timer(10.0, _thread.interrupt_main)  # Ctrl-C while both probes run
+    timer.start()
+    with pytest.raises(KeyboardInterrupt):
+        run_jobs(jobs, cache_dir=tmp_path / "cache", executor=RayExecutor())
+    timer.cancel()
+    deadline = time.monotonic() + 30
+    while local_ray.available_resources().get("CPU", 0) < total and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert local_ray.available_resources().get("CPU", 0) == total  # nothing keeps running on the cluster
+    assert not list((tmp_path / "cache").glob("*.json"))
+
+
 def test_asking_for_ray_without_it_installed_says_how_to_install():
     code = "import sys; sys.modules['ray'] = None\nfrom collapse_doctor.cli import main\nsys.argv = ['collapse-doctor', 'ablate', '--executor', 'ray', '--only', 'base']\nmain()"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
