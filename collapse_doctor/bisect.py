@@ -171,10 +171,12 @@ class Segment:
 
 
 def segments_of(commits: list[CommitConfig]) -> list[Segment]:
+    def group(commit: CommitConfig) -> tuple:  # untestable commits group by their reason
+        return commit.status, commit.identity, commit.problem
+
     segments: list[Segment] = []
     for commit in commits:
-        group = (commit.status, commit.identity, commit.problem if commit.status != "ok" else None)
-        if segments and (segments[-1].first.status, segments[-1].identity, segments[-1].first.problem if segments[-1].first.status != "ok" else None) == group:
+        if segments and group(segments[-1].first) == group(commit):
             segments[-1].commits.append(commit)
         else:
             segments.append(Segment([commit], len(segments)))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Optional
 
@@ -64,11 +65,7 @@ def inspect_command(
     from collapse_doctor.report import render_inspect
 
     report = inspect_config(load_config(config, overrides, strict=strict))
-    if json_path is not None:
-        _write_json(json_path, report.to_json())
-        if str(json_path) == "-":
-            return
-    render_inspect(out, report)
+    _emit(json_path, report.to_json, lambda: render_inspect(out, report))
 
 
 @app.command("probe", epilog=EXIT_CODES_HELP)
@@ -93,10 +90,7 @@ def probe_command(
     loaded = load_config(config, [*overrides, *extra], strict=strict)
     with _ProbeProgress() as progress:
         result = run_probe(loaded, preset=preset, device=device, data=data, solutions=str(solutions) if solutions else None, out_dir=out_dir, on_row=progress.on_row, on_start=progress.on_start)
-    if json_path is not None:
-        _write_json(json_path, result.report)
-    if json_path is None or str(json_path) != "-":
-        render_probe(out, result.report, result.rows)
+    _emit(json_path, lambda: result.report, lambda: render_probe(out, result.report, result.rows))
     raise typer.Exit(int(result.verdict.exit_code))
 
 
@@ -119,10 +113,7 @@ def noise_command(
         raise CollapseDoctorError(f"--preset {preset!r}: expected one of {', '.join(PRESETS)}")
     extra = [f"probe.seed={seed}"] if seed is not None else []
     report = noise_audit(load_config(config, [*overrides, *extra]), preset=preset, steps=steps, data=data)
-    if json_path is not None:
-        _write_json(json_path, report.to_json())
-    if json_path is None or str(json_path) != "-":
-        render_noise(out, report)
+    _emit(json_path, report.to_json, lambda: render_noise(out, report))
 
 
 @app.command("ablate", epilog=EXIT_CODES_HELP)
@@ -160,15 +151,9 @@ def ablate_command(
             bar.update(task, completed=done, total=total, last=f"{summary.label}{' (cached)' if summary.cached else ''}")
 
         result = run_ablation(config, overrides=overrides, preset=preset, seeds=list(range(seeds)), steps=steps, only=only, skip=skip, alpha=alpha, stage_epoch=stage_epoch, jobs=jobs, cache_dir=cache_dir, data=data, device=device, progress=progress, executor=runner)
-    if json_path is not None:
-        _write_json(json_path, result.to_json())
     if html_path is not None:
-        try:
-            html_path.write_text(ablation_html(result), encoding="utf-8")
-        except OSError as exc:
-            raise CollapseDoctorError(f"{html_path}: cannot write HTML: {exc.strerror or exc}") from None
-    if json_path is None or str(json_path) != "-":
-        render_ablation(out, result)
+        _write_text(html_path, ablation_html(result), "HTML")
+    _emit(json_path, result.to_json, lambda: render_ablation(out, result))
 
 
 @app.command("bisect", epilog=EXIT_CODES_HELP + " bisect: 0 answer found (or --scan done); 1 an endpoint behaved the other way or --cmd aborted; 3 no single answer (undecided endpoint, skipped commits).")
@@ -249,10 +234,7 @@ def grad_check_command(
     loaded = load_config(config, overrides) if config is not None else load_config(None, [*ALL_MODULES_ON, *overrides])
     with err.status("grad-check: forward/backward with and without checkpointing ..."):
         report = grad_check(loaded, dtype=dtype, seed=seed, data=data)
-    if json_path is not None:
-        _write_json(json_path, report.to_json())
-    if json_path is None or str(json_path) != "-":
-        render_grad_check(out, report)
+    _emit(json_path, report.to_json, lambda: render_grad_check(out, report))
     raise typer.Exit(report.exit_code)
 
 
@@ -313,12 +295,9 @@ def scan_command(
         raise CollapseDoctorError(f"--set {bad[0]!r}: scan takes verdict.* keys only")
     cfg = parse_config({}, source="--set", overrides=overrides).config.verdict
     result = scan_log(metrics, mapping=parse_map(mapping), percent=percent, cfg=cfg)
-    if json_path is not None:
-        _write_json(json_path, result.to_json())
     if html_path is not None:
         _write_text(html_path, scan_html(result), "HTML")
-    if json_path is None or str(json_path) != "-":
-        render_scan(out, result)
+    _emit(json_path, result.to_json, lambda: render_scan(out, result))
     raise typer.Exit(int(result.verdict.exit_code))
 
 
@@ -346,10 +325,7 @@ def diff_command(
             raise GitError(f"{rev} ({commit.hexsha[:7]}): no file {path}")
         texts.append(parse_raw(text, f"{commit.hexsha[:7]}:{path}"))
     changes = diff_raw(*texts)
-    if json_path is not None:
-        _write_json(json_path, {"a": a.hexsha, "b": b.hexsha, "config": path, "changes": [c.to_json() for c in changes]})
-    if json_path is None or str(json_path) != "-":
-        render_diff(out, f"{rev_a} ({a.hexsha[:7]})", f"{rev_b} ({b.hexsha[:7]})", changes)
+    _emit(json_path, lambda: {"a": a.hexsha, "b": b.hexsha, "config": path, "changes": [c.to_json() for c in changes]}, lambda: render_diff(out, f"{rev_a} ({a.hexsha[:7]})", f"{rev_b} ({b.hexsha[:7]})", changes))
 
 
 class _ProbeProgress:
@@ -376,16 +352,20 @@ class _ProbeProgress:
         return False
 
 
+def _emit(json_path: Optional[Path], data: Callable[[], dict], render: Callable[[], None]) -> None:
+    """--json where asked; the tables on stdout unless the JSON went there."""
+    if json_path is not None:
+        _write_json(json_path, data())
+    if json_path is None or str(json_path) != "-":
+        render()
+
+
 def _write_json(path: Path, data: dict) -> None:
-    text = json.dumps(data, indent=2, sort_keys=False)
+    text = json.dumps(data, indent=2, sort_keys=False) + "\n"
     if str(path) == "-":
-        sys.stdout.write(text + "\n")
+        sys.stdout.write(text)
         return
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text + "\n", encoding="utf-8")
-    except OSError as exc:
-        raise CollapseDoctorError(f"{path}: cannot write JSON: {exc.strerror or exc}") from None
+    _write_text(path, text, "JSON")
 
 
 def _write_text(path: Path, text: str, what: str, append: bool = False) -> None:

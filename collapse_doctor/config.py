@@ -17,7 +17,7 @@ from typing import Any, Callable, Literal, Optional
 
 import yaml
 
-from collapse_doctor.errors import ConfigError
+from collapse_doctor.errors import ConfigError, read_user_file
 
 # Who reads a key (documentation, and the effect a test checks for it).
 Consumer = Literal["model", "schedule", "ema", "trainer", "data", "device", "probe", "verdict"]
@@ -603,12 +603,7 @@ def load_config(path: str | Path | None = None, overrides: tuple[str, ...] | lis
     if path is None:
         path = default_config_path()
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such config file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read config: {exc}") from None
+    text = read_user_file(path, "config", ConfigError)
     return parse_config_text(text, source=str(path), overrides=overrides, strict=strict)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from enum import IntEnum
+from pathlib import Path
 
 
 class ExitCode(IntEnum):
@@ -38,3 +39,13 @@ class RunError(CollapseDoctorError):
     """A run that could not produce a result."""
 
     exit_code = ExitCode.BAD
+
+
+def read_user_file(path: Path, what: str, error: type[CollapseDoctorError]) -> str:
+    """A user's text file, or one line naming it: '<path>: no such <what> file' / 'cannot read <what>'."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise error(f"{path}: no such {what} file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise error(f"{path}: cannot read {what}: {exc}") from None

@@ -135,9 +135,10 @@ class CollapseMonitor:
     def _check(self) -> None:
         # Only the trailing window can hold an episode that is still open: judge it, not the whole run.
         window = self.early_stop_after + 2 * self.cfg.min_consecutive + 64
-        metric_rows = [r for r in self.rows[-4 * window :] if "event" not in r][-window:]
+        tail = self.rows[-4 * window :]
+        metric_rows = [r for r in tail if "event" not in r][-window:]
         first = metric_rows[0]["step"] if metric_rows else 0
-        recent = [r for r in self.rows[-4 * window :] if r["step"] >= first]
+        recent = [r for r in tail if r["step"] >= first]
         if early_stop(recent, self.cfg, self.early_stop_after) is None:
             return
         self.collapse = self.verdict

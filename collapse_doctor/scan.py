@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from collapse_doctor.config import VerdictConfig
-from collapse_doctor.errors import DataError
+from collapse_doctor.errors import DataError, read_user_file
 from collapse_doctor.verdict import Verdict, judge
 
 CANONICAL = ("step", "fg_acc", "bg_acc", "pred_bg_share", "target_bg_share", "loss")
@@ -69,12 +69,7 @@ def parse_map(items: list[str]) -> dict[str, str]:
 
 def read_table(path: Path) -> tuple[list[dict], list[str]]:
     """Rows as dicts and the column names, from JSONL or CSV/TSV (by extension, else by content)."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise DataError(f"{path}: no such metrics file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(f"{path}: cannot read metrics: {exc}") from None
+    text = read_user_file(path, "metrics", DataError)
     if not text.strip():
         raise DataError(f"{path}: the metrics file is empty")
     is_json = path.suffix.lower() in (".jsonl", ".json", ".ndjson") or (path.suffix.lower() not in (".csv", ".tsv") and text.lstrip().startswith("{"))
@@ -102,8 +97,8 @@ def read_table(path: Path) -> tuple[list[dict], list[str]]:
 
 
 def _number(value, where: str) -> float | None:
-    if value is None or (isinstance(value, str) and value.strip().lower() in ("", "none", "null", "nan")):
-        return None if value is None or str(value).strip().lower() != "nan" else math.nan
+    if value is None or (isinstance(value, str) and value.strip().lower() in ("", "none", "null")):
+        return None  # "nan" goes on to float(): NaN, an unknown step the verdict skips
     if isinstance(value, bool):
         raise DataError(f"{where}: expected a number, got {value!r}")
     try:
