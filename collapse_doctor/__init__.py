@@ -4,7 +4,7 @@ The public API for users' own training loops: `CollapseMonitor` and `CollapseDet
 first use, so the command line does not pay for torch before it needs it).
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = ["CollapseDetected", "CollapseMonitor", "__version__"]
 

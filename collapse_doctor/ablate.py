@@ -228,7 +228,13 @@ def run_ablation(
     variants = select(build_variants(loaded.config, stage_epoch=stage_epoch, warmup_epochs=warmup_epochs), only or [], skip or [])
     for v in variants:
         load_config(config_path, [*user, *v.overrides])  # every variant must be a valid config before anything runs
-    probe_jobs = [ProbeJob(str(config_path) if config_path else None, (*user, *v.overrides, f"probe.seed={seed}"), preset, data, None, device, v.name) for v in variants for seed in seeds]
+    minimal = tuple(f"{k}={_fmt(v)}" for s in SUSPECTS for k, v in s.base.items())
+    # A warm start's phase 1 is the minimal base for every variant, so all variants share its checkpoint.
+    probe_jobs = [
+        ProbeJob(str(config_path) if config_path else None, (*user, *v.overrides, f"probe.seed={seed}"), preset, data, None, device, v.name, base_overrides=(*user, *minimal, f"probe.seed={seed}"))
+        for v in variants
+        for seed in seeds
+    ]
     results = run_jobs(probe_jobs, jobs=jobs, cache_dir=cache_dir, progress=progress, executor=executor)
     by_variant: dict[str, list[ProbeSummary]] = {}
     for job, summary in zip(probe_jobs, results):

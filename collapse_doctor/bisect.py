@@ -274,9 +274,11 @@ class ProbeJudge:
         self.policy, self.jobs, self.cache_dir, self.on_probe, self.executor = policy, jobs, cache_dir, on_probe, executor
         self.memo: dict[tuple[str, int], Judgement] = {}
         self.counter = ProbeCounter()
+        self.base_text: str | None = None  # warm start: phase 1 trains the good endpoint's config
+        self.base_source = ""
 
     def job(self, text: str, source: str, seed: int, tag: str = "") -> ProbeJob:
-        return ProbeJob(None, (*self.overrides, f"probe.seed={seed}"), self.preset, self.data, None, self.device, tag, config_text=text, source=source)
+        return ProbeJob(None, (*self.overrides, f"probe.seed={seed}"), self.preset, self.data, None, self.device, tag, config_text=text, source=source, base_text=self.base_text, base_source=self.base_source)
 
     def identity(self, text: str, source: str) -> str:
         """The probe key of seed 0: equal for configs that resolve the same (raises ConfigError)."""
@@ -576,6 +578,8 @@ def run_bisect(
     r.config_path = config_path
     r.ran = {"preset": preset, "overrides": overrides, "seeds": policy.first, "max_seeds": policy.cap, "data": data, "device": device, "command": command, "scan": scan, "minimize": minimize}
     report()
+    if probe_judge is not None:
+        probe_judge.base_text, probe_judge.base_source = read_file(good, config_path), f"{good.hexsha[:7]}:{config_path}"
     r.commits = read_history(repo, good, bad, config_path, probe_judge.identity if probe_judge is not None else None)
     r.segments = segments = segments_of(r.commits)
 
@@ -612,6 +616,12 @@ def run_bisect(
         if surprises and not scan:
             r.outcome = surprises[0][0]
             r.message = "; ".join(text for _, text in surprises) + ": nothing to bisect"
+            if any(kind == "good_endpoint_bad" for kind, _ in surprises):
+                r.message += (
+                    ". In this regime the known-good config collapses too, so probes cannot tell the two apart: "
+                    "run `collapse-doctor calibrate --good GOOD --bad BAD --repo . --write regime.yaml` to find a regime where the good "
+                    "endpoint learns, then bisect with --regime regime.yaml, or test module activation with --warm-start auto"
+                )
             _evidence(r, 0, len(segments) - 1)
             return r
 

@@ -29,8 +29,13 @@ def default_cache_dir() -> Path:
     return user_cache_dir() / "cache"
 
 
-def probe_key(config: Config, preset: str, data: str, solutions: str | None, device: str) -> str:
-    payload = {"config": config_to_dict(config), "preset": preset, "data": str(data), "solutions": str(solutions) if solutions else None, "device": device, "version": __version__}
+CACHE_FORMAT = 2  # 2: entries carry measures, precursors and the warm start; older entries re-run
+
+
+def probe_key(config: Config, preset: str, data: str, solutions: str | None, device: str, base: Config | None = None) -> str:
+    payload = {"config": config_to_dict(config), "preset": preset, "data": str(data), "solutions": str(solutions) if solutions else None, "device": device, "version": __version__, "format": CACHE_FORMAT}
+    if base is not None:
+        payload["warm_start_base"] = config_to_dict(base)
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:32]
 
 

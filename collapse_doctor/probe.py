@@ -7,6 +7,7 @@ threads, versions and the data it used.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import platform
 import time
@@ -18,14 +19,19 @@ import numpy as np
 import torch
 
 from collapse_doctor import __version__
+from collapse_doctor.cache import probe_key
 from collapse_doctor.config import LoadedConfig, ProbeConfig, config_to_dict
 from collapse_doctor.data.arc import background_stats, load_tasks, usable_tasks
 from collapse_doctor.errors import CollapseDoctorError, DataError
+from collapse_doctor.measures import measure, precursors
 from collapse_doctor.presets import PRESETS, apply_preset, steps_per_epoch
 from collapse_doctor.schedule import Schedule
 from collapse_doctor.train.trainer import GradHook, Trainer, step_counts
-from collapse_doctor.verdict import Verdict, early_stop, judge
+from collapse_doctor.verdict import INCONCLUSIVE, Verdict, early_stop, judge
+from collapse_doctor.warm_start import BASE_OFF, phase1_config, run_phase1, transplant
+from collapse_doctor.warm_start import base_config as warm_base_config
 
+PHASE2_SEED_OFFSET = 1_000_003  # phase 2 of a warm start draws dropout from seed + this
 StepCallback = Callable[[dict], None]  # called with each metrics row as it is written
 
 
@@ -53,6 +59,13 @@ def configure_cpu(probe: ProbeConfig) -> None:
     torch.set_flush_denormal(probe.flush_denormal)
 
 
+def default_warm_dir() -> Path:
+    """Where phase-1 checkpoints of warm starts go: the user's cache directory."""
+    from collapse_doctor.cache import default_cache_dir
+
+    return default_cache_dir() / "warm"
+
+
 def default_output_dir() -> Path:
     """Where probe metrics go unless --out says otherwise: the user's cache directory."""
     from collapse_doctor.cache import user_cache_dir
@@ -76,6 +89,8 @@ def run_probe(
     on_row: StepCallback | None = None,
     on_start: Callable[[int], None] | None = None,
     grad_hook: GradHook | None = None,
+    base_config: LoadedConfig | None = None,
+    warm_cache_dir: Path | None = None,
 ) -> ProbeResult:
     """Run one probe and judge it. Seed and steps come from the config (probe.seed, probe.steps; the
     CLI turns --seed/--steps into overrides so the report lists them)."""
@@ -106,27 +121,41 @@ def run_probe(
     except OSError as exc:
         raise CollapseDoctorError(f"{metrics_path}: cannot write metrics: {exc.strerror or exc}") from None
 
+    warm = config.probe.warm_start_steps
     if on_start is not None:
-        on_start(config.probe.steps)
-    rows: list[dict] = []
+        on_start(config.probe.steps + (warm or 0))
+    rows: list[dict] = []  # the rows the verdict judges (phase 2 of a warm start)
     started = time.perf_counter()
     stopped_early = None
+    warm_report = None
     with handle:
-        for _ in range(config.probe.steps):
-            for row in trainer.train_step():
-                rows.append(row)
-                handle.write(json.dumps(row, sort_keys=True) + "\n")
+        if warm:
+            base = apply_preset(base_config, PRESETS[preset])[0] if base_config is not None else config
+            phase1_cfg = phase1_config(warm_base_config(base), config)
+            path = Path(warm_cache_dir or default_warm_dir()) / f"{probe_key(phase1_cfg, preset, data, solutions, str(dev))}.pt"
+            phase1 = run_phase1(phase1_cfg, lambda c: Trainer(c, tasks, seed=c.probe.seed, steps_per_epoch=steps_per_epoch(c), device=dev), path)
+            for row in phase1.rows:
+                handle.write(json.dumps({**row, "phase": 1}, sort_keys=True) + "\n")
                 if "event" not in row and on_row is not None:
                     on_row(row)
-            handle.flush()
-            if trainer.consecutive_nonfinite >= config.verdict.nonfinite_budget:
-                stopped_early = f"stopped after {trainer.consecutive_nonfinite} consecutive non-finite steps (the reference aborts the epoch at {config.verdict.nonfinite_budget})"
-                break
-            if config.probe.early_stop_after is not None and (reason := early_stop(rows, config.verdict, config.probe.early_stop_after)):
-                stopped_early = f"stopped early: {reason}"
-                break
+            level = _window_fg(phase1.rows[-config.verdict.window_before :])
+            warm_report = {"base": _base_name(base_config, loaded), "phase1_steps": phase1.steps, "phase1_learned": phase1.learned, "phase1_fg_level": level, "phase1_cached": phase1.cached, "phase1_checkpoint": str(path)}
+            if phase1.learned:
+                trainer.first_step = phase1.steps
+                copy = transplant(phase1, trainer, config, phase1_cfg)
+                warm_report["copy"] = copy.to_json()
+                switch = {"step": phase1.steps, "epoch": 0.0, "event": f"warm start: {copy.share_copied:.0%} of parameters copied from phase 1"}
+                rows.append(switch)
+                handle.write(json.dumps(switch, sort_keys=True) + "\n")
+                # Phase 1 moved the global RNG only when it trained (not when it came from the cache):
+                # reseed, so phase 2's dropout is the same either way.
+                torch.manual_seed(config.probe.seed + PHASE2_SEED_OFFSET)
+        if not warm or warm_report["phase1_learned"]:
+            stopped_early = _train(trainer, config, rows, handle, on_row, phase=2 if warm else None)
     elapsed = time.perf_counter() - started
     verdict = judge(rows, config.verdict)
+    if warm_report is not None:
+        verdict = warm_verdict(verdict, rows, warm_report, config)
     metric_rows = [r for r in rows if "event" not in r]
     not_reached = [f"{name} (step {epoch * spe})" for epoch, name in Schedule.from_config(config).events() if epoch * spe >= len(metric_rows)]
     report = {
@@ -159,11 +188,65 @@ def run_probe(
         "versions": versions(),
         "timing": {"seconds": elapsed, "steps_per_second": len(metric_rows) / elapsed if elapsed > 0 else None},
         "metrics": str(metrics_path),
+        "measures": measure(rows, config.verdict, first_step=trainer.first_step, budget=config.probe.steps).to_json(),
+        "precursors": precursors(rows),
         "config": config_to_dict(config),
     }
+    if warm_report is not None:
+        report["warm_start"] = warm_report
     if trainer.ema is not None:
         report["ema"] = ema_comparison(trainer)
     return ProbeResult(verdict, rows, metrics_path, report)
+
+
+def _train(trainer: Trainer, config, rows: list[dict], handle, on_row: StepCallback | None, phase: int | None) -> str | None:
+    """Train probe.steps steps, appending to `rows` and the JSONL; the reason it stopped early, if it did."""
+    for _ in range(config.probe.steps):
+        for row in trainer.train_step():
+            rows.append(row)
+            handle.write(json.dumps(row if phase is None else {**row, "phase": phase}, sort_keys=True) + "\n")
+            if "event" not in row and on_row is not None:
+                on_row(row)
+        handle.flush()
+        if trainer.consecutive_nonfinite >= config.verdict.nonfinite_budget:
+            return f"stopped after {trainer.consecutive_nonfinite} consecutive non-finite steps (the reference aborts the epoch at {config.verdict.nonfinite_budget})"
+        if config.probe.early_stop_after is not None and (reason := early_stop(rows, config.verdict, config.probe.early_stop_after)):
+            return f"stopped early: {reason}"
+    return None
+
+
+def _window_fg(rows: list[dict]) -> float | None:
+    values = [r["fg_acc"] for r in rows if "event" not in r and isinstance(r.get("fg_acc"), (int, float))]
+    return sum(values) / len(values) if values else None
+
+
+def _base_name(base_config: LoadedConfig | None, loaded: LoadedConfig) -> str:
+    source = base_config.source if base_config is not None else loaded.source
+    return f"{source} with {', '.join(f'{k}={v}' for k, v in BASE_OFF.items())}"
+
+
+def warm_verdict(verdict: Verdict, rows: list[dict], warm: dict, config) -> Verdict:
+    """A warm start's verdict: INCONCLUSIVE when phase 1 never learned; otherwise phase 2's verdict with
+    the switch compared against the level phase 1 reached (and the reference's >= 50 % drop test)."""
+    if not warm["phase1_learned"]:
+        return Verdict(
+            INCONCLUSIVE,
+            None,
+            [f"warm start: phase 1 (the base) did not learn within {warm['phase1_steps']} steps (final-window FG and BG accuracy >= {config.verdict.learned_acc:.0%} with no open collapse), so the switch cannot be tested; raise probe.warm_start_steps or choose a regime where the base learns (calibrate)"],
+            0,
+            {},
+        )
+    level = warm["phase1_fg_level"]
+    after = _window_fg([r for r in rows if "event" not in r][: config.verdict.window_after])
+    drop = (level - after) / level if level and after is not None else None
+    warm.update({"phase2_fg_after": after, "relative_fg_drop": drop, "reference_drop_test": None if drop is None else drop >= 0.5})
+    final = verdict.final.get("fg_acc")
+    text = (
+        f"warm start: phase 1 reached FG {level:.1%} (last {config.verdict.window_before} steps of {warm['phase1_steps']}); "
+        f"phase 2 FG {after:.1%} over its first {config.verdict.window_after} steps (relative drop {drop:.0%}; the reference flags >= 50 %)"
+        + (f", {final:.1%} at the end" if final is not None else "")
+    ) if level is not None and after is not None and drop is not None else "warm start: phase-1 or phase-2 FG accuracy unavailable"
+    return dataclasses.replace(verdict, reasons=[*verdict.reasons, text])
 
 
 @torch.no_grad()

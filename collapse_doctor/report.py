@@ -366,3 +366,56 @@ def scan_html(result) -> str:
     v = result.verdict
     text = f"{v.label}" + (f" from step {v.onset_step}" if v.onset_step is not None else "") + "; " + "; ".join(v.reasons)
     return page("collapse-doctor scan", f"{result.source}: signals used {', '.join(v.signals_used)}", [(v.label, text, plot([(0, metric_rows)], events, result.source))])
+
+
+def _median(values: list) -> float | None:
+    values = sorted(v for v in values if v is not None)
+    if not values:
+        return None
+    mid = len(values) // 2
+    return values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
+
+
+def render_calibration(console: Console, result) -> None:
+    from collapse_doctor.calibrate import counts
+
+    title = f"calibrate: good {result.good} vs bad {result.bad}, seeds {result.seeds[0]}-{result.seeds[-1]}{', warm start' if result.warm else ''}"
+    table = Table(title=title)
+    for column in ("regime", "good verdicts", "good fg_auc", "usable", "bad verdicts", "bad fg_auc", "Fisher p", "rank p", "Holm p", "delta", "s/probe"):
+        table.add_column(column, justify="left" if column in ("regime", "good verdicts", "bad verdicts", "usable") else "right")
+    for r in result.results:
+        good_auc = _median([s.measures.get("fg_auc") for s in r.good])
+        bad_auc = _median([s.measures.get("fg_auc") for s in r.bad])
+        seconds = r.seconds_per_probe()
+        table.add_row(
+            r.regime.name,
+            counts(r.good),
+            _num(good_auc, 3),
+            "yes" if r.usable else f"no (< {result.min_good} good)",
+            counts(r.bad) if r.bad else "-",
+            _num(bad_auc, 3) if r.bad else "-",
+            _num(r.fisher_p, 3),
+            _num(r.p, 3),
+            (f"[bold]{r.p_holm:.3g}[/bold]" if r.separates else _num(r.p_holm, 3)),
+            _num(r.delta, 2),
+            "-" if seconds is None else f"{seconds:.0f}",
+        )
+    console.print(table)
+    console.print(
+        f"[dim]fg_auc: median over seeds of the mean FG accuracy over the run (primary measure); rank p: one-sided exact Mann-Whitney (bad lower); "
+        f"Holm over the regimes the bad config was measured in; delta: Cliff's delta, positive = bad is worse; separates: Holm p < {result.alpha:g} and delta >= {result.min_delta:g}[/dim]",
+        highlight=False,
+    )
+    if result.not_run:
+        console.print(f"not run (--budget reached): {', '.join(result.not_run)}", highlight=False)
+    if result.chosen is None:
+        usable = [r.regime.name for r in result.results if r.usable]
+        if not usable:
+            console.print(f"[bold]no regime is usable[/bold]: the good config did not learn on {result.min_good} of {len(result.seeds)} seeds in any regime tried; nothing can be separated.", highlight=False)
+        else:
+            console.print(f"[bold]no regime separates[/bold]: the good config learns in {', '.join(usable)}, but the bad one is not worse there by this rule.", highlight=False)
+        return
+    c = result.confirmation
+    console.print(f"[bold]separates in {result.chosen.regime.name}[/bold] ({result.chosen.regime.summary})", highlight=False)
+    if c is not None:
+        console.print(f"confirmation on fresh seeds {c['seeds'][0]}-{c['seeds'][-1]}: good {c['good']}, bad {c['bad']}, p = {c['p']:.3g}, delta {c['delta']:.2f}: {'confirmed' if c['confirmed'] else 'NOT confirmed'}", highlight=False)

@@ -195,8 +195,17 @@ def foreground_flag(row: dict, cfg: VerdictConfig) -> bool | None:
 
 
 def background_holds(row: dict, cfg: VerdictConfig) -> bool | None:
-    """A background episode goes on while background is still over-predicted and FG accuracy has not
-    reached learned_acc: FG accuracy flickering just above the floor is not a recovery."""
+    """A background episode goes on until FG accuracy is back at learned_acc: recovery means learning
+    again. FG accuracy flickering just above the floor is not a recovery, and neither is a dip in BG
+    accuracy or in the predicted background share while FG accuracy stays near zero (a real log split
+    one 360-step collapse into 11 short episodes that way, and put its onset 364 steps late)."""
+    fg = _num(row, "fg_acc")
+    return None if fg is None or math.isnan(fg) else fg < cfg.learned_acc
+
+
+def _background_onset(row: dict, cfg: VerdictConfig) -> bool | None:
+    """Where a background episode's onset can lie: background over-predicted and FG accuracy below the
+    learned level (an episode lasts on FG accuracy alone, but it starts with the background taking over)."""
     state = _background_over(row, cfg)
     return None if state is None else state[0] and state[1] < cfg.learned_acc
 
@@ -235,7 +244,7 @@ def _episodes(steps: list[int], enter: list[bool | None], hold: list[bool | None
 def _refine_start(episode: Episode, rows: list[dict], cfg: VerdictConfig) -> Episode:
     """Pooling detects an episode a few steps late; its onset is the first step of the unbroken run of
     raw (unpooled) steps, ending at the detected start, in which the episode's condition already held."""
-    holds = background_holds if episode.kind == "bg" else foreground_flag
+    holds = _background_onset if episode.kind == "bg" else foreground_flag
     index = next(i for i, r in enumerate(rows) if r["step"] == episode.start)
     first = index
     while first > 0 and holds(rows[first - 1], cfg):
@@ -324,7 +333,7 @@ def judge(series: list[dict], cfg: VerdictConfig | None = None) -> Verdict:
         label, onset = COLLAPSED, e.start
         reasons = [
             f"background collapse from step {e.start} (background over-predicted, FG accuracy < {cfg.fg_acc_floor:.0%}), not recovered: "
-            f"at the end background is still over-predicted and FG accuracy is below the learned level {cfg.learned_acc:.0%}",
+            f"FG accuracy never came back to the learned level {cfg.learned_acc:.0%}",
             final_text,
         ]
     elif at_end:

@@ -142,6 +142,10 @@ EFFECTS: dict[str, tuple] = {
     "probe.threads": ("probe_cpu", 2, {}),
     "probe.flush_denormal": ("probe_cpu", False, {}),
     "probe.early_stop_after": ("probe_early_stop", 5, {}),
+    "probe.lr_batch_exponent": ("probe_lr", 0.5, {}),
+    "probe.lr_reference_batch": ("probe_lr", 1000, {"probe.lr_batch_exponent": 1.0}),
+    "probe.warm_start_steps": ("probe_warm", 3, {"training.batch_size": 2, "probe.steps": 2, "verdict.learned_acc": 0.0, "verdict.fg_acc_floor": 0.0}),
+    "probe.warm_start_until_learned": ("probe_warm_until", True, {"training.batch_size": 2, "probe.steps": 2, "probe.warm_start_steps": 25, "verdict.learned_acc": 0.0, "verdict.fg_acc_floor": 0.0, "verdict.fg_mode_share": 1.0}),
 }
 # verdict keys: the verdict of a fixed hand-written series changes
 for dotted, alternative in {
@@ -315,6 +319,17 @@ def test_key_has_its_effect(dotted):
         series = collapsed(n=30, onset=10)  # collapsed for 20 steps at the end
         assert early_stop(series, base.config.verdict, base.config.probe.early_stop_after) is None
         assert "still open after" in early_stop(series, changed.config.verdict, changed.config.probe.early_stop_after)
+    elif effect == "probe_lr":
+        from collapse_doctor.presets import PRESETS, apply_preset
+
+        assert apply_preset(base, PRESETS["tiny"])[0].training.learning_rate != apply_preset(changed, PRESETS["tiny"])[0].training.learning_rate
+    elif effect in ("probe_warm", "probe_warm_until"):
+        cache = tmp_dir()
+        runs = [run_probe(c, out_dir=tmp_dir(), preset="full", warm_cache_dir=cache) for c in (base, changed)]
+        if effect == "probe_warm":
+            assert "warm_start" not in runs[0].report and runs[1].report["warm_start"]["phase1_steps"] == alternative
+        else:  # learned at once (thresholds 0): stops at the 20-step minimum instead of running all 25
+            assert runs[0].report["warm_start"]["phase1_steps"] == 25 and runs[1].report["warm_start"]["phase1_steps"] == 20
     elif effect == "verdict":
         assert judge(VERDICT_SERIES, base.config.verdict).to_json() != judge(VERDICT_SERIES, changed.config.verdict).to_json()
     elif effect == "unsupported":

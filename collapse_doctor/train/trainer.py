@@ -173,6 +173,7 @@ class Trainer:
         self.scaler = torch.amp.GradScaler("cuda") if self.amp_dtype is not None else None
         self.grad_hook = grad_hook
         self.step = 0
+        self.first_step = 0  # a warm start's phase 2 numbers its rows and draws its samples after phase 1's
         self.consecutive_nonfinite = 0
         self.skipped_steps = 0
         self._previous_stage: Stage | None = None
@@ -192,7 +193,7 @@ class Trainer:
             live_now = built[attr] and now not in (None, False)
             live_before = before is not None and was not in (None, False)
             if live_now and not live_before:
-                rows.append({"step": self.step, "epoch": stage.epoch, "event": label})
+                rows.append({"step": self.first_step + self.step, "epoch": stage.epoch, "event": label})
         return rows
 
     def _autocast(self):
@@ -214,7 +215,7 @@ class Trainer:
         nonfinite_loss = 0
         progress = stage.epoch / t.max_epochs
         for micro in range(accumulation):
-            batch = self.stream.batch(self.step * accumulation + micro, t.batch_size).to(self.device)
+            batch = self.stream.batch((self.first_step + self.step) * accumulation + micro, t.batch_size).to(self.device)
             with self._autocast():
                 out = self.model(batch.query_input, batch.support_inputs, batch.support_outputs, batch.pair_mask, stage)
                 loss = rlan_loss(out, batch.query_target, t, progress=progress, hpm_balance_weight=self.config.model.hpm_balance_weight)
@@ -266,7 +267,7 @@ class Trainer:
         self.skipped_steps += 0 if took_step else 1
         sat = torch.stack(saturation).mean(dim=0)
         row = {
-            "step": self.step,
+            "step": self.first_step + self.step,
             "epoch": stage.epoch,
             **counts.row(),
             "loss": _mean(totals),
