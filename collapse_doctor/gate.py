@@ -25,6 +25,7 @@ from collapse_doctor.config import load_config
 from collapse_doctor.errors import ConfigError, ExitCode
 from collapse_doctor.presets import PRESETS, apply_preset
 from collapse_doctor.schedule import Schedule
+from collapse_doctor.regimes import LONGEST_RECOVERY
 from collapse_doctor.sweep import ProbeJob, ProbeSummary, run_jobs
 from collapse_doctor.verdict import INCONCLUSIVE
 
@@ -116,7 +117,10 @@ class GateResult:
             text += f", early stop saved {self.steps_saved} steps"
         if self.culprit:
             text += f"; onset after {self.culprit['event']}: {self.culprit['key']}"
-        return text + f", {self.seconds:.1f} s"
+        text += f", {self.seconds:.1f} s"
+        if self.good is False and self.steps < LONGEST_RECOVERY:
+            text += f" (a {self.steps}-step gate cannot tell a late recovery from none: the known-good OLD config also collapses here and recovers after 124-{LONGEST_RECOVERY} steps; use --regime from calibrate to separate)"
+        return text
 
     def to_json(self) -> dict:
         return {

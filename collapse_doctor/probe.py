@@ -27,7 +27,8 @@ from collapse_doctor.measures import measure, precursors
 from collapse_doctor.presets import PRESETS, apply_preset, steps_per_epoch
 from collapse_doctor.schedule import Schedule
 from collapse_doctor.train.trainer import GradHook, Trainer, step_counts
-from collapse_doctor.verdict import INCONCLUSIVE, Verdict, early_stop, judge
+from collapse_doctor.regimes import LONGEST_RECOVERY
+from collapse_doctor.verdict import COLLAPSED, FG_COLLAPSE, INCONCLUSIVE, Verdict, early_stop, judge
 from collapse_doctor.warm_start import BASE_OFF, phase1_config, run_phase1, transplant
 from collapse_doctor.warm_start import base_config as warm_base_config
 
@@ -157,6 +158,14 @@ def run_probe(
     if warm_report is not None:
         verdict = warm_verdict(verdict, rows, warm_report, config)
     metric_rows = [r for r in rows if "event" not in r]
+    if verdict.label in (COLLAPSED, FG_COLLAPSE) and verdict.onset_step is not None:
+        age = len([r for r in metric_rows if r["step"] >= verdict.onset_step])
+        if age < LONGEST_RECOVERY:
+            notes.append(
+                f"this collapse was followed for {age} steps; the known-good OLD (2a50f2d) config also collapses at step 2-4 at batch 8 "
+                f"and learns again only after 124-{LONGEST_RECOVERY} steps (docs/validity.md), so this verdict cannot tell a late recovery from none: "
+                "compare against a good config in a calibrated regime (collapse-doctor calibrate, --regime) or with --warm-start"
+            )
     not_reached = [f"{name} (step {epoch * spe})" for epoch, name in Schedule.from_config(config).events() if epoch * spe >= len(metric_rows)]
     report = {
         "verdict": verdict.label,

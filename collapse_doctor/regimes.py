@@ -50,7 +50,11 @@ GRID: tuple[Regime, ...] = (
     _regime("b32", 32, 300, None, "batch 32, the config's LR, 300 steps"),
     _regime("b32-lr-sqrt", 32, 300, 0.5, "batch 32, LR x (32 / config batch)^0.5, 300 steps"),
 )
-WARM_STEPS = 300  # the most phase-1 steps of an 'auto' warm start
+WARM_STEPS = 600  # the most phase-1 steps of an 'auto' warm start: OLD at batch 8 reached the learned level by step 300 on 1 of 4 seeds (docs/validity.md)
+# The longest recovered collapse measured (steps from onset to learning again): the OLD config at batch 8,
+# 10 seeds, 300 steps each (docs/validity.md). A probe whose budget is shorter cannot tell a config that
+# recovers late from one that never does, and says so.
+LONGEST_RECOVERY = 214
 
 
 def warm_variant(regime: Regime, phase2_steps: int = 100) -> Regime:

@@ -1,0 +1,89 @@
+"""Continuous measures, the exact rank test, and the recovery rule of the verdict."""
+
+from __future__ import annotations
+
+import pytest
+
+from collapse_doctor.config import VerdictConfig
+from collapse_doctor.measures import compare, measure
+from collapse_doctor.stats import cliffs_delta, holm, mann_whitney, midranks
+from collapse_doctor.verdict import COLLAPSED, TRANSIENT, early_stop, judge
+from series import row
+
+# Reference p-values computed once with SciPy 1.17.1:
+# scipy.stats.mannwhitneyu(x, y, alternative=alt, method=scipy.stats.PermutationMethod(n_resamples=10**6))
+# (with these sample sizes SciPy enumerates every permutation, so the values are exact; ties included).
+SCIPY_REFERENCE = [
+    ([0.1, 0.2, 0.2, 0.3, 0.5], [0.2, 0.4, 0.45, 0.6, 0.6], "less", 5.0, 0.07539682539682539),
+    ([1, 2, 3, 4, 5], [6, 7, 8, 9, 10], "two-sided", 0.0, 0.007936507936507936),
+    ([0.02, 0.03, 0.02, 0.04], [0.1, 0.12, 0.09, 0.11], "less", 0.0, 0.014285714285714285),
+    ([3, 3, 3, 1, 2, 5], [3, 4, 4, 6], "greater", 4.5, 0.9571428571428572),
+    ([0.5, 0.5, 0.5], [0.5, 0.5, 0.5], "two-sided", 4.5, 1.0),
+]
+
+
+@pytest.mark.parametrize("x, y, alternative, u, p", SCIPY_REFERENCE)
+def test_mann_whitney_matches_scipy_exact_permutation(x, y, alternative, u, p):
+    statistic, pvalue = mann_whitney(x, y, alternative)
+    assert statistic == pytest.approx(u)
+    assert pvalue == pytest.approx(p, rel=1e-9)
+
+
+def test_midranks_share_tied_ranks():
+    assert midranks([0.2, 0.1, 0.2, 0.5]) == [2.5, 1.0, 2.5, 4.0]
+
+
+def test_cliffs_delta_and_holm():
+    assert cliffs_delta([1, 2, 3], [4, 5, 6]) == -1.0
+    assert cliffs_delta([1, 2], [2, 3]) == -0.75
+    assert holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+    assert holm([0.5]) == [0.5]
+
+
+def test_measures_of_a_collapse_and_a_recovery():
+    cfg = VerdictConfig(final_window=3)
+    learning = [row(s, fg=0.0 if s < 10 else 0.5, bg=0.9, pred_bg=0.6, target_bg=0.5) for s in range(20)]
+    m = measure(learning, cfg)
+    assert m.fg_auc == pytest.approx(0.25)
+    assert m.final_bg_excess == pytest.approx(0.1)
+    assert m.steps_to_learned == 11  # the first step whose trailing 3-step means reach 20 % (0, 0.5, 0.5)
+    never = [row(s, fg=0.0, bg=1.0) for s in range(20)]
+    assert measure(never, cfg).steps_to_learned == 21  # budget + 1
+    window = measure(learning, cfg, first_step=10, budget=5)
+    assert window.fg_auc == pytest.approx(0.5) and window.window == (10, 14) and window.steps_present == 5
+
+
+def test_compare_is_one_sided_with_a_minimum_effect():
+    worse = compare([0.01, 0.02, 0.015, 0.02, 0.01], [0.1, 0.12, 0.09, 0.11, 0.1])
+    assert worse.worse is True and worse.cliffs_delta == 1.0 and worse.p < 0.05
+    better = compare([0.2, 0.3, 0.25, 0.2, 0.3], [0.1, 0.12, 0.09, 0.11, 0.1])
+    assert better.worse is False and better.cliffs_delta == -1.0
+    mixed = compare([0.09, 0.1, 0.12, 0.08, 0.11], [0.1, 0.12, 0.09, 0.11, 0.1])
+    assert mixed.worse is not True
+
+
+def collapsed_then_recovered(recover_at: int, n: int = 300):
+    """All background from step 2, learning again at `recover_at` (the OLD config's b8 runs: 124-213 steps)."""
+    return [row(s, fg=0.0, bg=1.0, pred_bg=0.99, mode=0, mode_share=0.99) if 2 <= s < recover_at else row(s, fg=0.3, bg=0.8) for s in range(n)]
+
+
+def test_a_late_recovery_is_judged_transient_and_a_long_enough_stop_rule_waits_for_it():
+    series = collapsed_then_recovered(200)
+    assert judge(series).label == TRANSIENT
+    cfg = VerdictConfig()
+    # a stop rule shorter than the episode would have cut it (the old default, 40 steps) ...
+    assert early_stop(series[:150], cfg, 40) is not None
+    # ... one longer than the longest measured recovery never fires on it
+    assert all(early_stop(series[:k], cfg, 250) is None for k in range(10, 300, 10))
+
+
+def test_a_collapse_that_never_learns_again_keeps_its_first_onset():
+    """FG stays <= 4 % for the rest of the run; BG accuracy dips now and then (no predicted shares, as in a
+    real per-batch log). The episode must not be split at the dips: the onset is the first one."""
+    rows = [{"step": s, "fg_acc": 0.35, "bg_acc": 0.7} for s in range(40)]
+    for s in range(40, 400):
+        rows.append({"step": s, "fg_acc": [0.0, 0.01, 0.0, 0.04, 0.005, 0.0][s % 6], "bg_acc": 0.9 if s % 33 < 4 else 0.99})
+    verdict = judge(rows)
+    assert verdict.label == COLLAPSED
+    assert verdict.onset_step == 40
+    assert len(verdict.episodes) == 1
