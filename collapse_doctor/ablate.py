@@ -26,6 +26,7 @@ from typing import Any
 from collapse_doctor.config import Config, load_config
 from collapse_doctor.errors import CollapseDoctorError
 from collapse_doctor.presets import PRESETS, apply_preset, get_key
+from collapse_doctor.measures import PRIMARY, compare
 from collapse_doctor.stats import fisher_exact, smallest_p
 from collapse_doctor.sweep import Executor, ProbeJob, ProbeSummary, run_jobs
 from collapse_doctor.verdict import is_good
@@ -137,6 +138,10 @@ class Claim:
     p_value: float
     significant: bool
     text: str
+    fg_auc: list[float] = field(default_factory=list)  # the primary measure per seed (docs/validity.md)
+    reference_fg_auc: list[float] = field(default_factory=list)
+    rank_p: float | None = None  # two-sided exact Mann-Whitney on fg_auc
+    cliffs_delta: float | None = None  # positive: the variant's fg_auc is lower (worse)
 
 
 @dataclass
@@ -150,6 +155,7 @@ class AblationResult:
     claims: list[Claim]
     smallest_possible_p: float
     not_ablated: dict[str, str]
+    notes: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict:
         return {
@@ -175,6 +181,7 @@ class AblationResult:
             ],
             "claims": [asdict(c) for c in self.claims],
             "not_ablated": self.not_ablated,
+            "notes": self.notes,
         }
 
 
@@ -196,7 +203,9 @@ def judge_claims(variants: list[Variant], alpha: float) -> list[Claim]:
             text = f"{'removing it prevents collapse: culprit' if v.bad < ref.bad else 'removing it causes collapse'}: {counts}"
         else:
             text = f"{'staging it prevents collapse' if v.bad < ref.bad else 'staging it causes collapse'}: {counts}"
-        claims.append(Claim(v.name, ref.name, v.bad, len(v.seeds), ref.bad, len(ref.seeds), p, significant, text))
+        c = compare([s.measures.get(PRIMARY) for s in v.seeds], [s.measures.get(PRIMARY) for s in ref.seeds])
+        measured = bool(c.candidate and c.reference)
+        claims.append(Claim(v.name, ref.name, v.bad, len(v.seeds), ref.bad, len(ref.seeds), p, significant, text, c.candidate, c.reference, c.p_two_sided if measured else None, c.cliffs_delta if measured else None))
     return claims
 
 
@@ -241,4 +250,13 @@ def run_ablation(
         by_variant.setdefault(job.tag, []).append(summary)
     for v in variants:
         v.seeds = by_variant.get(v.name, [])
-    return AblationResult(loaded.source, preset, seeds, config.probe.steps, alpha, variants, judge_claims(variants, alpha), smallest_p(len(seeds), len(seeds)), NOT_ABLATED)
+    result = AblationResult(loaded.source, preset, seeds, config.probe.steps, alpha, variants, judge_claims(variants, alpha), smallest_p(len(seeds), len(seeds)), NOT_ABLATED)
+    by_name = {v.name: v for v in variants}
+    references = [by_name[n] for n in ("base", "full") if n in by_name and by_name[n].seeds]
+    if len(references) == 2 and all(v.bad == len(v.seeds) for v in references):
+        result.notes.append(
+            f"the minimal base and the full config both collapse on every seed ({references[0].bad}/{len(references[0].seeds)} and {references[1].bad}/{len(references[1].seeds)}): "
+            "in this regime the verdicts cannot separate a culprit; compare fg_auc (columns), find a regime where the base learns with "
+            "`collapse-doctor calibrate`, then ablate with --regime FILE, or test activations with --warm-start auto"
+        )
+    return result

@@ -33,6 +33,7 @@ import yaml
 from collapse_doctor.config_diff import ABSENT, KeyChange, diff_raw, parse_raw
 from collapse_doctor.errors import CollapseDoctorError, ExitCode, GitError
 from collapse_doctor.gitrepo import CommitInfo, choose_config_path, config_path_from_pyproject, first_parent_range, info, open_repo, read_file, resolve
+from collapse_doctor.measures import PRIMARY, MeasureRule, compare
 from collapse_doctor.stats import fisher_exact
 from collapse_doctor.sweep import Executor, ProbeJob, ProbeSummary, run_jobs
 from collapse_doctor.verdict import is_good
@@ -276,6 +277,8 @@ class ProbeJudge:
         self.counter = ProbeCounter()
         self.base_text: str | None = None  # warm start: phase 1 trains the good endpoint's config
         self.base_source = ""
+        self.rule: MeasureRule | None = None  # --by measure: classify against the good endpoint's seeds
+        self.reference: list[float | None] | None = None
 
     def job(self, text: str, source: str, seed: int, tag: str = "") -> ProbeJob:
         return ProbeJob(None, (*self.overrides, f"probe.seed={seed}"), self.preset, self.data, None, self.device, tag, config_text=text, source=source, base_text=self.base_text, base_source=self.base_source)
@@ -289,13 +292,23 @@ class ProbeJudge:
         if memo_key in self.memo:
             return self.memo[memo_key]
         summaries: list[ProbeSummary] = []
-        while (decision := self.policy.decide([s.label for s in summaries])) is None:
+        while (decision := self.decide(summaries)) is None:
             start = seed_start + len(summaries)
             round_size = min(self.policy.first, self.policy.cap - len(summaries))
             jobs = [self.job(text, source, seed, source) for seed in range(start, start + round_size)]
             summaries += run_jobs(jobs, jobs=self.jobs, cache_dir=self.cache_dir, progress=self._count, executor=self.executor)
         self.memo[memo_key] = Judgement(decision, summaries)
         return self.memo[memo_key]
+
+    def decide(self, summaries: list[ProbeSummary]) -> str | None:
+        if self.rule is None or self.reference is None:
+            return self.policy.decide([s.label for s in summaries])
+        if len(summaries) < self.policy.first:
+            return None
+        decision = self.rule.decide([s.measures.get(self.rule.measure) for s in summaries], self.reference)
+        if decision is None and len(summaries) >= self.policy.cap:
+            return SKIP
+        return decision
 
     def _count(self, done: int, total: int, summary: ProbeSummary) -> None:
         if summary.cached:
@@ -539,6 +552,7 @@ def run_bisect(
     progress: Callable[[BisectStatus], None] | None = None,
     result: BisectResult | None = None,
     executor: Executor | None = None,
+    rule: MeasureRule | None = None,
 ) -> BisectResult:
     """Bisect (or scan) the first-parent history from good_rev to bad_rev. `result`, when given, is
     filled in place as the run goes, so a caller that is interrupted still holds what was learned."""
@@ -548,6 +562,10 @@ def run_bisect(
         raise CollapseDoctorError(f"--preset {preset!r}: expected one of {', '.join(PRESETS)}")
     if policy.first < 1 or policy.cap < policy.first:
         raise CollapseDoctorError(f"--seeds {policy.first} / --max-seeds {policy.cap}: need 1 <= seeds <= max-seeds")
+    if rule is not None and policy.first < 4:
+        raise CollapseDoctorError(f"--by measure needs --seeds 4 or more: with {policy.first} seeds a side the exact rank test cannot reach p < 0.05 (3 vs 3: p >= 0.05)")
+    if rule is not None and command is not None:
+        raise CollapseDoctorError("--by measure judges probes; it cannot be combined with --cmd")
     if minimize and command is not None:
         raise CollapseDoctorError("--minimize works on config keys; it cannot be combined with --cmd")
     overrides = list(overrides or []) + ([f"probe.steps={steps}"] if steps is not None else [])
@@ -576,7 +594,7 @@ def run_bisect(
     else:  # --cmd judges without a config; one is read only to show what the first bad commit changed
         config_path = config_path or config_path_from_pyproject(repo, bad)
     r.config_path = config_path
-    r.ran = {"preset": preset, "overrides": overrides, "seeds": policy.first, "max_seeds": policy.cap, "data": data, "device": device, "command": command, "scan": scan, "minimize": minimize}
+    r.ran = {"preset": preset, "overrides": overrides, "seeds": policy.first, "max_seeds": policy.cap, "data": data, "device": device, "command": command, "scan": scan, "minimize": minimize, "by": "measure" if rule else "verdict", "rule": rule.text() if rule else "verdict classes: good HEALTHY/TRANSIENT, bad COLLAPSED/FG_COLLAPSE/DIVERGED, by seed agreement or a majority at the cap"}
     report()
     if probe_judge is not None:
         probe_judge.base_text, probe_judge.base_source = read_file(good, config_path), f"{good.hexsha[:7]}:{config_path}"
@@ -606,7 +624,10 @@ def run_bisect(
                 r.outcome, r.message = "endpoint_invalid", f"the {which} endpoint {commit.info.short} has no usable config: {commit.problem}"
                 return r
         # Both are judged before anything else, so a stop can say which one surprised (or both did).
-        decisions = {"good": classify(0), "bad": classify(len(segments) - 1)}
+        decisions = {"good": classify(0)}
+        if probe_judge is not None and rule is not None and decisions["good"] == GOOD:
+            probe_judge.rule, probe_judge.reference = rule, [s.measures.get(rule.measure) for s in r.judgements[0].summaries]
+        decisions["bad"] = classify(len(segments) - 1)
         surprises = []
         for which, index, expected in (("good", 0, GOOD), ("bad", len(segments) - 1, BAD)):
             decision = decisions[which]
@@ -657,7 +678,15 @@ def _evidence(r: BisectResult, lo: int, hi: int) -> None:
         evidence["p_value"] = fisher_exact(bad_j.bad, bad_j.seeds, good_j.bad, good_j.seeds)
         good_c, bad_c = r.segments[lo].first.info.short, r.segments[hi].first.info.short
         evidence["text"] = f"{bad_c}: {bad_j.bad} of {bad_j.seeds} seeds collapsed; {good_c}: {good_j.bad} of {good_j.seeds} (Fisher's exact p = {evidence['p_value']:.3g})"
+        if r.ran.get("by") == "measure":
+            c = compare([s.measures.get(PRIMARY) for s in bad_j.summaries], [s.measures.get(PRIMARY) for s in good_j.summaries])
+            evidence["measure"] = c.to_json()
+            evidence["text"] += f"; {PRIMARY} {_values(c.candidate)} vs {_values(c.reference)}: one-sided exact Mann-Whitney p = {c.p:.3g}, Cliff's delta {c.cliffs_delta:.2f}"
     r.evidence = evidence
+
+
+def _values(values: list[float]) -> str:
+    return "[" + ", ".join(f"{v:.3f}" for v in values) + "]"
 
 
 def _scan(r: BisectResult, segments: list[Segment], classify, report) -> None:

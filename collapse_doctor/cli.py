@@ -215,6 +215,7 @@ def bisect_command(
     ray_address: Optional[str] = RayAddressOpt,
     regime: Optional[str] = RegimeOpt,
     warm_start: Optional[str] = WarmOpt,
+    by: str = typer.Option("verdict", "--by", help="verdict: classify commits by verdict class; measure: by the primary measure (fg_auc) against the good endpoint's seeds (one-sided exact rank test, p < 0.05 and Cliff's delta >= 0.474 is bad, delta < 0.33 good, else undecided; needs --seeds 4+)."),
 ) -> None:
     """Find the first commit whose config makes training collapse: endpoints first, then a binary search over first-parent commits, each judged on adaptive seeds."""
     from collapse_doctor.bisect import BisectResult, CommandAborted, SeedPolicy, run_bisect
@@ -222,6 +223,10 @@ def bisect_command(
     from collapse_doctor.sweep import make_executor
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+    from collapse_doctor.measures import MeasureRule
+
+    if by not in ("verdict", "measure"):
+        raise CollapseDoctorError(f"--by {by!r}: expected verdict or measure")
     runner = make_executor(executor, jobs=jobs, ray_address=ray_address, device=device)
 
     result = BisectResult("interrupted", "", str(repo_path), config_path, from_rev, to_rev)
@@ -238,7 +243,7 @@ def bisect_command(
                 left = "" if status.commits_left is None else f"{status.commits_left} commits left" + ("" if status.rounds_left is None else f" (~{status.rounds_left} rounds)") + ", "
                 bar.update(task, description=f"{status.phase}: {left}{status.probes_run} probes run, {status.probes_cached} cached  {status.current}")
 
-            run_bisect(good_rev=from_rev, bad_rev=to_rev, repo_path=repo_path, config_path=config_path, overrides=[*regime_overrides(regime, warm_start), *overrides], preset=preset, steps=steps, policy=SeedPolicy(seeds, max_seeds), scan=scan, minimize=minimize, command=command, command_timeout=command_timeout, jobs=jobs, cache_dir=cache_dir, data=data, device=device, progress=progress, result=result, executor=runner)
+            run_bisect(good_rev=from_rev, bad_rev=to_rev, repo_path=repo_path, config_path=config_path, overrides=[*regime_overrides(regime, warm_start), *overrides], preset=preset, steps=steps, policy=SeedPolicy(seeds, max_seeds), scan=scan, minimize=minimize, command=command, command_timeout=command_timeout, jobs=jobs, cache_dir=cache_dir, data=data, device=device, progress=progress, result=result, executor=runner, rule=MeasureRule() if by == "measure" else None)
     except CommandAborted as exc:
         result.outcome, result.message = "aborted", exc.problems[0]
     except CollapseDoctorError as exc:

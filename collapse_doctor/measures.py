@@ -136,3 +136,35 @@ def compare(candidate: list[float | None], reference: list[float | None], measur
     else:
         worse = None
     return Comparison(measure_name, c, r, p, p2, delta, worse)
+
+
+@dataclass(frozen=True)
+class MeasureRule:
+    """Classify a candidate against a good reference by the primary measure, per seed.
+
+    bad: the one-sided exact rank test says the candidate is worse (p < alpha) AND Cliff's delta is at
+    least `min_delta` (0.474, a large effect; Romano et al. 2006); good: delta below `max_good_delta`
+    (0.33, at most a small effect); otherwise undecided (more seeds, or a skip at the cap). One-sided:
+    a candidate that is better than the reference is good.
+    """
+
+    alpha: float = 0.05
+    min_delta: float = 0.474
+    max_good_delta: float = 0.33
+    measure: str = PRIMARY
+
+    def decide(self, candidate: list[float | None], reference: list[float | None]) -> str | None:
+        c = compare(candidate, reference, self.measure, alpha=self.alpha, min_delta=self.min_delta)
+        if not c.candidate or not c.reference:
+            return None
+        if c.worse:
+            return "bad"
+        if c.cliffs_delta < self.max_good_delta:
+            return "good"
+        return None
+
+    def text(self) -> str:
+        return (
+            f"{self.measure} against the good endpoint's seeds: bad when the one-sided exact Mann-Whitney p < {self.alpha:g} and Cliff's delta >= {self.min_delta:g}; "
+            f"good when delta < {self.max_good_delta:g}; otherwise undecided (more seeds, a skip at the cap)"
+        )

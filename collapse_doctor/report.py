@@ -161,8 +161,8 @@ VERDICT_CODE = {"HEALTHY": "H", "TRANSIENT": "T", "COLLAPSED": "C", "FG_COLLAPSE
 
 def render_ablation(console: Console, result) -> None:
     table = Table(title=f"ablate {result.config}: {result.preset} preset, seeds {result.seeds}, {result.steps} steps")
-    for column in ("variant", "vs", "path", "verdicts", "bad", "onsets", "final FG", "final pred BG", "p"):
-        table.add_column(column, justify="right" if column in ("bad", "p", "final FG", "final pred BG") else "left")
+    for column in ("variant", "vs", "path", "verdicts", "bad", "onsets", "final FG", "final pred BG", "p", "fg_auc", "rank p", "delta"):
+        table.add_column(column, justify="right" if column in ("bad", "p", "final FG", "final pred BG", "fg_auc", "rank p", "delta") else "left")
     claims = {c.variant: c for c in result.claims}
     for v in result.variants:
         counts = " ".join(f"{VERDICT_CODE[label]}{n}" for label, n in sorted(v.counts().items()))
@@ -171,8 +171,14 @@ def render_ablation(console: Console, result) -> None:
         bg = [s.final.get("pred_bg_share") for s in v.seeds if s.final.get("pred_bg_share") is not None]
         claim = claims.get(v.name)
         p = "" if claim is None else (f"[bold]{claim.p_value:.3g}[/bold]" if claim.significant else f"{claim.p_value:.3g}")
-        table.add_row(v.name, v.reference or "", "spatial" if v.changes_encoder_path else "", counts, f"{v.bad}/{len(v.seeds)}", onsets, _pct(sum(fg) / len(fg)) if fg else "-", _pct(sum(bg) / len(bg)) if bg else "-", p)
+        auc = _median([s.measures.get("fg_auc") for s in v.seeds])
+        rank_p = "" if claim is None or claim.rank_p is None else f"{claim.rank_p:.3g}"
+        delta = "" if claim is None or claim.cliffs_delta is None else f"{claim.cliffs_delta:+.2f}"
+        table.add_row(v.name, v.reference or "", "spatial" if v.changes_encoder_path else "", counts, f"{v.bad}/{len(v.seeds)}", onsets, _pct(sum(fg) / len(fg)) if fg else "-", _pct(sum(bg) / len(bg)) if bg else "-", p, _num(auc, 3), rank_p, delta)
     console.print(table)
+    console.print("[dim]fg_auc: median over seeds of the mean FG accuracy over the run (the primary measure); rank p: two-sided exact Mann-Whitney of fg_auc against the 'vs' variant; delta: Cliff's delta, positive = lower fg_auc than the 'vs' variant[/dim]", highlight=False)
+    for note in getattr(result, "notes", []):
+        console.print(f"[yellow]note:[/yellow] {note}", highlight=False)
     console.print("[dim]verdicts: " + ", ".join(f"{code} {label}" for label, code in VERDICT_CODE.items()) + "; path: the variant moves the ContextEncoder to its spatial path; p: Fisher's exact test against the 'vs' variant[/dim]", highlight=False)
     significant = [c for c in result.claims if c.significant]
     if significant:

@@ -252,3 +252,21 @@ def test_ctrl_c_during_cmd_removes_the_checkout_and_writes_json(code_repo, tmp_p
     assert result.returncode == 130 and "Traceback" not in result.stderr
     assert json.loads(out.read_text())["outcome"] == "interrupted"
     assert list(temp.iterdir()) == [] and snapshot(repo) == before
+
+
+def test_bisect_by_measure_classifies_against_the_good_endpoints_seeds(collapse_repo, cache_dir, tmp_path):
+    repo, hashes = collapse_repo
+    out = tmp_path / "m.json"
+    result = bisect("--from", hashes[0][:7], "--by", "measure", "--seeds", "4", "--set", "probe.early_stop_after=null", "--json", str(out), cwd=repo, cache_dir=cache_dir)
+    assert result.returncode == 0, result.stderr
+    data = json.loads(out.read_text())
+    assert data["outcome"] == "found" and data["first_bad_info"]["subject"] == "use the reference's class weights"
+    measure = data["evidence"]["measure"]
+    assert measure["p"] < 0.05 and measure["cliffs_delta"] >= 0.474 and measure["worse"] is True
+    assert data["ran"]["by"] == "measure" and "Cliff's delta >= 0.474" in data["ran"]["rule"]
+
+
+def test_bisect_by_measure_refuses_too_few_seeds(collapse_repo):
+    repo, hashes = collapse_repo
+    result = bisect("--from", hashes[0][:7], "--by", "measure", "--seeds", "3", cwd=repo)
+    assert result.returncode == 2 and "needs --seeds 4" in result.stderr and "Traceback" not in result.stderr
