@@ -366,6 +366,7 @@ def gate_command(
     json_path: Optional[Path] = JsonOpt,
     regime: Optional[str] = RegimeOpt,
     warm_start: Optional[str] = WarmOpt,
+    against: Optional[Path] = typer.Option(None, "--against", help="A known-good config: run every seed of both and classify by the primary measure (fg_auc; one-sided exact rank test p < 0.05 and Cliff's delta >= 0.474 fails, delta < 0.33 passes, else exit 3); needs --seeds 4+."),
 ) -> None:
     """CI smoke gate: a short tiny-preset probe on a few seeds, majority verdict, exit codes as probe; JUnit XML and GitHub Actions annotations."""
     import os
@@ -377,7 +378,7 @@ def gate_command(
         def progress(done: int, total: int, summary) -> None:
             status.update(f"gate: seed {summary.seed} {summary.label}{' (cached)' if summary.cached else ''}")
 
-        result = run_gate(config, overrides=[*regime_overrides(regime, warm_start), *overrides], seeds=seeds, steps=steps, jobs=jobs, cache_dir=cache_dir, data=data, progress=progress)
+        result = run_gate(config, against=against, overrides=[*regime_overrides(regime, warm_start), *overrides], seeds=seeds, steps=steps, jobs=jobs, cache_dir=cache_dir, data=data, progress=progress)
     if junit is not None:
         _write_text(junit, junit_xml(result), "JUnit XML")
     if json_path is not None:

@@ -22,9 +22,10 @@ from pathlib import Path
 from xml.sax.saxutils import escape, quoteattr
 
 from collapse_doctor.config import load_config
-from collapse_doctor.errors import ConfigError, ExitCode
+from collapse_doctor.errors import CollapseDoctorError, ConfigError, ExitCode
 from collapse_doctor.presets import PRESETS, apply_preset
 from collapse_doctor.schedule import Schedule
+from collapse_doctor.measures import MeasureRule, compare
 from collapse_doctor.regimes import LONGEST_RECOVERY
 from collapse_doctor.sweep import ProbeJob, ProbeSummary, run_jobs
 from collapse_doctor.verdict import INCONCLUSIVE
@@ -100,6 +101,7 @@ class GateResult:
     seconds: float
     culprit: dict | None = None  # {"key", "line", "why"} when the onset follows an activation
     tool_table: str | None = None
+    comparison: dict | None = None  # --against: the primary measure against the good config
 
     @property
     def exit_code(self) -> int:
@@ -118,7 +120,10 @@ class GateResult:
         if self.culprit:
             text += f"; onset after {self.culprit['event']}: {self.culprit['key']}"
         text += f", {self.seconds:.1f} s"
-        if self.good is False and self.steps < LONGEST_RECOVERY:
+        if self.comparison is not None:
+            c = self.comparison
+            text += f"; fg_auc against {c['against']}: one-sided exact Mann-Whitney p = {c['p']:.3g}, Cliff's delta {c['cliffs_delta']:.2f} -> {c['decision'] or 'undecided'}"
+        elif self.good is False and self.steps < LONGEST_RECOVERY:
             text += f" (a {self.steps}-step gate cannot tell a late recovery from none: the known-good OLD config also collapses here and recovers after 124-{LONGEST_RECOVERY} steps; use --regime from calibrate to separate)"
         return text
 
@@ -127,6 +132,7 @@ class GateResult:
             "label": self.label,
             "good": self.good,
             "exit_code": self.exit_code,
+            "comparison": self.comparison,
             "config": self.config,
             "overrides": self.overrides,
             "preset": PRESET,
@@ -167,12 +173,15 @@ def run_gate(
     data: str = "arc-agi-1",
     tool: ToolTable | None = None,
     progress: Callable[[int, int, ProbeSummary], None] | None = None,
+    against: str | Path | None = None,
 ) -> GateResult:
     started = time.perf_counter()
     tool = tool if tool is not None else find_tool_table()
     if config_path is None and tool.config is not None:
         config_path = tool.path.parent / tool.config
     user = [*tool.overrides, *(overrides or []), *([f"probe.steps={steps}"] if steps is not None else [])]
+    if against is not None:
+        user.append("probe.early_stop_after=null")  # measures are compared over the whole budget
     loaded = load_config(config_path, user)
     config, _ = apply_preset(loaded, PRESETS[PRESET])
     planned = seeds or tool.seeds or 3
@@ -186,10 +195,34 @@ def run_gate(
         summaries += run_jobs(probe_jobs, jobs=workers, cache_dir=cache_dir, progress=progress)
         decision = majority([s.good for s in summaries], planned)
     good = decision if isinstance(decision, bool) else None
+    comparison = None
+    if against is not None:
+        good, comparison, summaries = _against(against, path, user, planned, workers, summaries, cache_dir, data, progress)
     side = [s for s in summaries if s.good is good] if good is not None else []
     label = max(sorted({s.label for s in side}), key=lambda name: sum(1 for s in side if s.label == name)) if side else INCONCLUSIVE
     culprit = _culprit(side, config, loaded.source) if good is False else None
-    return GateResult(label, good, planned, summaries, loaded.source, user, config.probe.steps, time.perf_counter() - started, culprit, str(tool.path) if tool.path else None)
+    if against is not None:
+        side = summaries
+        label = max(sorted({s.label for s in side}), key=lambda name: sum(1 for s in side if s.label == name)) if side else INCONCLUSIVE
+        culprit = _culprit([s for s in summaries if s.good is False], config, loaded.source) if good is False else None
+    result = GateResult(label, good, planned, summaries, loaded.source, user, config.probe.steps, time.perf_counter() - started, culprit, str(tool.path) if tool.path else None)
+    result.comparison = comparison
+    return result
+
+
+def _against(against, path, user, planned, workers, summaries, cache_dir, data, progress):
+    """--against GOOD: every planned seed of both configs, classified by the primary measure (MeasureRule)."""
+    if planned < 4:
+        raise CollapseDoctorError(f"--against needs --seeds 4 or more: with {planned} seeds a side the exact rank test cannot reach p < 0.05")
+    load_config(against, user)  # a bad file fails before probing
+    rest = [ProbeJob(path, (*user, f"probe.seed={seed}"), PRESET, data, None, "cpu", f"seed {seed}") for seed in range(len(summaries), planned)]
+    summaries = summaries + (run_jobs(rest, jobs=workers, cache_dir=cache_dir, progress=progress) if rest else [])
+    reference = run_jobs([ProbeJob(str(against), (*user, f"probe.seed={seed}"), PRESET, data, None, "cpu", f"against seed {seed}") for seed in range(planned)], jobs=workers, cache_dir=cache_dir, progress=progress)
+    rule = MeasureRule()
+    decision = rule.decide([s.measures.get(rule.measure) for s in summaries], [s.measures.get(rule.measure) for s in reference])
+    c = compare([s.measures.get(rule.measure) for s in summaries], [s.measures.get(rule.measure) for s in reference])
+    comparison = {"against": str(against), "rule": rule.text(), "decision": decision, **c.to_json(), "reference_labels": [s.label for s in reference]}
+    return (True if decision == "good" else False if decision == "bad" else None), comparison, summaries
 
 
 def _culprit(bad: list[ProbeSummary], config, source: str) -> dict | None:

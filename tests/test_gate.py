@@ -127,3 +127,20 @@ def test_gate_bad_input_exits_2(tmp_path):
     (tmp_path / "bad.yaml").write_text("training:\n  learning_rate: fast\n")
     result = gate(str(tmp_path / "bad.yaml"), cwd=tmp_path)
     assert result.returncode == 2 and "training.learning_rate" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_gate_against_a_good_config_classifies_by_the_primary_measure(tmp_path):
+    from pathlib import Path
+
+    from collapse_doctor.gate import run_gate
+
+    source = (Path(__file__).resolve().parents[1] / "fixtures" / "seed_old_2a50f2d.yaml").read_text()
+    good, bad = tmp_path / "good.yaml", tmp_path / "bad.yaml"
+    for path, weight in ((good, 0.2), (bad, 2.0)):
+        path.write_text(source.replace("loss_mode: 'stablemax'", f"loss_mode: 'weighted_stablemax'\n  bg_weight_cap: {weight}"))
+    result = run_gate(bad, against=good, seeds=4, steps=60, jobs=2, cache_dir=tmp_path / "cache")
+    assert result.good is False and result.exit_code == 1
+    assert result.comparison["decision"] == "bad" and result.comparison["cliffs_delta"] >= 0.474
+    assert "Mann-Whitney" in result.one_line()
+    with pytest.raises(Exception, match="needs --seeds 4"):
+        run_gate(bad, against=good, seeds=3, steps=5, cache_dir=tmp_path / "cache")
