@@ -18,6 +18,7 @@ the counts and the p-value (3 of 3 against 0 of 3 gives p = 0.10: not a culprit 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -118,10 +119,20 @@ def build_variants(config: Config, *, stage_epoch: int = 3, warmup_epochs: float
 def select(variants: list[Variant], only: list[str], skip: list[str]) -> list[Variant]:
     """--only / --skip match variant names by substring (case-insensitive); references are kept."""
 
+    def norm(text: str) -> str:
+        return re.sub(r"[^a-z0-9+\-]", "", text.lower())
+
+    def names_of(v: Variant) -> list[str]:
+        suspect = next((s for s in SUSPECTS if s.name == v.suspect), None)
+        extra = [suspect.name, *suspect.keys] if suspect is not None else []
+        return [norm(v.name), *(norm(x) for x in extra)]
+
     def hit(v: Variant, patterns: list[str]) -> bool:
-        return any(p.lower() in v.name.lower() for p in patterns)
+        return any(norm(p) and any(norm(p) in name for name in names_of(v)) for p in patterns)
 
     chosen = [v for v in variants if (not only or hit(v, only)) and not hit(v, skip)]
+    if only and not any(hit(v, only) for v in chosen):
+        raise CollapseDoctorError(f"--only {', '.join(only)}: matches no variant; variants: {'; '.join(v.name for v in variants)} (suspect names and config keys match too, e.g. hyper_lora, model.use_hyperlora)")
     names = {v.name for v in chosen}
     needed = {v.reference for v in chosen if v.reference and v.reference not in names}
     return [v for v in variants if v.name in names or v.name in needed]
@@ -230,6 +241,8 @@ def run_ablation(
 ) -> AblationResult:
     if preset not in PRESETS:
         raise CollapseDoctorError(f"--preset {preset!r}: expected one of {', '.join(PRESETS)}")
+    if not 0 < alpha < 1:
+        raise CollapseDoctorError(f"--alpha {alpha}: must lie in (0, 1)")
     seeds = seeds or [0, 1, 2]
     user = list(overrides or []) + ([f"probe.steps={steps}"] if steps is not None else [])
     loaded = load_config(config_path, user)

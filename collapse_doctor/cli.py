@@ -51,7 +51,7 @@ DataOpt = typer.Option("arc-agi-1", "--data", help="arc-agi-1 | arc-agi-2 (arcki
 JsonOpt = typer.Option(None, "--json", help="Write the result as JSON to this path ('-' for stdout).")
 RegimeOpt = typer.Option(None, "--regime", help="A regime file (probe:/training: keys, as `calibrate --write` makes) or a regime name of the calibrate grid; --set wins over it.")
 WarmOpt = typer.Option(None, "--warm-start", help="STEPS or auto: train the base (stageable modules and meta losses off) first, then switch to the config and judge what the switch does (auto: until the base has learned, at most 300 steps).")
-ExecutorOpt = typer.Option("local", "--executor", help="local (worker processes on this machine) | ray (each probe a Ray task; pip install 'collapse-doctor[ray]').")
+ExecutorOpt = typer.Option("local", "--executor", help="local (worker processes on this machine) | ray (each probe a Ray task; pip install 'collapse-doctor\\[ray]').")
 RayAddressOpt = typer.Option(None, "--ray-address", help="Ray cluster address (default: RAY_ADDRESS, else a local Ray instance).")
 
 
@@ -119,6 +119,7 @@ def probe_command(
     from collapse_doctor.probe import run_probe
     from collapse_doctor.report import render_probe
 
+    _check_writable(json_path)
     extra = ([f"probe.seed={seed}"] if seed is not None else []) + ([f"probe.steps={steps}"] if steps is not None else [])
     loaded = load_config(config, [*regime_overrides(regime, warm_start), *overrides, *extra], strict=strict)
     with _ProbeProgress() as progress:
@@ -177,6 +178,7 @@ def ablate_command(
     from collapse_doctor.sweep import make_executor
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    _check_writable(json_path, html_path)
     runner = make_executor(executor, jobs=jobs, ray_address=ray_address, device=device)
 
     with Progress(TextColumn("ablate"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[last]}"), TimeElapsedColumn(), console=err, transient=True) as bar:
@@ -196,7 +198,7 @@ def bisect_command(
     from_rev: str = typer.Option(..., "--from", help="A good revision (hash, branch, tag), e.g. 2a50f2d."),
     to_rev: str = typer.Option("HEAD", "--to", help="A bad revision (default HEAD)."),
     repo_path: Path = typer.Option(Path("."), "--repo", help="The git repository (default: the current directory). Nothing in it is checked out or written."),
-    config_path: Optional[str] = typer.Option(None, "--config", help="Config path inside the repository (default: [tool.collapse-doctor] config in pyproject.toml)."),
+    config_path: Optional[str] = typer.Option(None, "--config", help="Config path inside the repository (default: \\[tool.collapse-doctor] config in pyproject.toml)."),
     overrides: list[str] = SetOpt,
     preset: str = PresetOpt,
     steps: Optional[int] = typer.Option(None, "--steps", help="Optimizer steps per probe (default: the preset's)."),
@@ -227,6 +229,7 @@ def bisect_command(
 
     if by not in ("verdict", "measure"):
         raise CollapseDoctorError(f"--by {by!r}: expected verdict or measure")
+    _check_writable(json_path)
     runner = make_executor(executor, jobs=jobs, ray_address=ray_address, device=device)
 
     result = BisectResult("interrupted", "", str(repo_path), config_path, from_rev, to_rev)
@@ -265,7 +268,7 @@ def calibrate_command(
     good: str = typer.Option(..., "--good", help="The known-good config: a YAML file, or a revision with --repo."),
     bad: str = typer.Option(..., "--bad", help="The known-bad config: a YAML file, or a revision with --repo."),
     repo_path: Optional[Path] = typer.Option(None, "--repo", help="Read --good and --bad as revisions of this git repository (nothing is checked out)."),
-    config_path: Optional[str] = typer.Option(None, "--config", help="Config path inside the repository (default: [tool.collapse-doctor] config in pyproject.toml)."),
+    config_path: Optional[str] = typer.Option(None, "--config", help="Config path inside the repository (default: \\[tool.collapse-doctor] config in pyproject.toml)."),
     seeds: int = typer.Option(5, "--seeds", min=2, help="Seeds per config and regime (0..N-1); the confirmation uses N..2N-1."),
     regimes: Optional[str] = typer.Option(None, "--regimes", help="Comma-separated regime names (default: the whole grid, cheapest first: b8, b8-lr-sqrt, b8-lr-linear, b32, b32-lr-sqrt)."),
     warm: bool = typer.Option(False, "--warm-start", help="Calibrate warm-start probes: phase 1 trains the good config, phase 2 the good (control) or the bad one."),
@@ -291,8 +294,7 @@ def calibrate_command(
         raise CollapseDoctorError(f"--min-delta {min_delta}: must lie in (0, 1]")
     good_source, bad_source = _config_source(good, repo_path, config_path), _config_source(bad, repo_path, config_path)
     grid = tuple(by_name(n.strip()) for n in regimes.split(",")) if regimes else GRID
-    if write is not None:
-        _write_text(write, "", "the regime file")  # fail before probing, not after
+    _check_writable(write, json_path)  # fail before probing, not after
     with err.status("calibrate ...") as status:
         result = run_calibration(good_source, bad_source, regimes=grid, seeds=seeds, alpha=alpha, min_delta=min_delta, warm=warm, confirm=confirm, budget=budget, overrides=overrides, data=data, jobs=jobs, cache_dir=cache_dir, progress=lambda text: status.update(f"calibrate: {text}"))
     text = result.regime_file()
@@ -355,9 +357,9 @@ def grad_check_command(
 
 @app.command("gate", epilog=EXIT_CODES_HELP)
 def gate_command(
-    config: Optional[Path] = typer.Argument(None, help="YAML config; default: [tool.collapse-doctor] config in the nearest pyproject.toml, else the embedded NEW config.", show_default=False),
+    config: Optional[Path] = typer.Argument(None, help="YAML config; default: \\[tool.collapse-doctor] config in the nearest pyproject.toml, else the embedded NEW config.", show_default=False),
     overrides: list[str] = SetOpt,
-    seeds: Optional[int] = typer.Option(None, "--seeds", min=1, help="Seeds, decided by majority (default 3, or [tool.collapse-doctor] seeds)."),
+    seeds: Optional[int] = typer.Option(None, "--seeds", min=1, help="Seeds, decided by majority (default 3, or \\[tool.collapse-doctor] seeds)."),
     steps: Optional[int] = typer.Option(None, "--steps", min=1, help="Optimizer steps per probe (default: the tiny preset's 120)."),
     jobs: Optional[int] = typer.Option(None, "--jobs", min=1, help="Parallel probes (default: the CPU count, at most the seeds)."),
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Probe result cache (default: ~/.cache/collapse-doctor/cache)."),
@@ -373,6 +375,7 @@ def gate_command(
 
     from collapse_doctor.gate import github_annotation, junit_xml, run_gate, step_summary
 
+    _check_writable(junit, json_path)
     with err.status("gate: probing ...") as status:
 
         def progress(done: int, total: int, summary) -> None:
@@ -423,7 +426,7 @@ def scan_command(
 def diff_command(
     rev_a: str = typer.Argument(..., help="Older revision (hash, branch, tag)."),
     rev_b: str = typer.Argument("HEAD", help="Newer revision (default HEAD)."),
-    config_path: Optional[str] = typer.Option(None, "--config", help="Config path inside the repository (default: [tool.collapse-doctor] config in pyproject.toml)."),
+    config_path: Optional[str] = typer.Option(None, "--config", help="Config path inside the repository (default: \\[tool.collapse-doctor] config in pyproject.toml)."),
     repo_path: Path = typer.Option(Path("."), "--repo", help="The git repository (default: the current directory)."),
     json_path: Optional[Path] = JsonOpt,
 ) -> None:
@@ -484,6 +487,22 @@ def _write_json(path: Path, data: dict) -> None:
         sys.stdout.write(text)
         return
     _write_text(path, text, "JSON")
+
+
+def _check_writable(*paths: Optional[Path]) -> None:
+    """Refuse an output path that cannot be written before any training starts, so no result is lost."""
+    for path in paths:
+        if path is None or str(path) == "-":
+            continue
+        existed = path.exists()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with path.open("a", encoding="utf-8"):
+                pass
+        except OSError as exc:
+            raise CollapseDoctorError(f"{path}: cannot write there: {exc.strerror or exc}") from None
+        if not existed:
+            path.unlink(missing_ok=True)
 
 
 def _write_text(path: Path, text: str, what: str, append: bool = False) -> None:

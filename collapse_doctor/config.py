@@ -592,7 +592,15 @@ def parse_config(raw: Any, *, source: str = "<default>", overrides: tuple[str, .
         raise ConfigError(f"{source}: expected a mapping with model:/training:/data:/device: sections, got {type(raw).__name__}")
     raw = _deep_copy(raw)
     declared_batch = _declared_batch(raw)
+    known = {dotted for dotted, _, _ in iter_fields()}
     for override in overrides:
+        dotted = override.partition("=")[0].strip()
+        if override.partition("=")[1] and dotted and dotted not in known:
+            import difflib
+
+            close = difflib.get_close_matches(dotted, sorted(known), n=1, cutoff=0.75)
+            problems.append(f"--set {dotted}: unknown key" + (f"; did you mean {close[0]}?" if close else " (collapse-doctor inspect lists the keys; docs/config.md)"))
+            continue
         _apply_override(raw, override, problems)
     walker = _Walker(source, frozenset(o.partition("=")[0].strip() for o in overrides))
     sections = {}

@@ -114,7 +114,8 @@ def run_probe(
     dtype = str(trainer.amp_dtype).replace("torch.", "") if trainer.amp_dtype is not None else "float32"
 
     out_dir = Path(out_dir) if out_dir is not None else default_output_dir()
-    name = name or f"{Path(loaded.source).stem}-{preset}-seed{config.probe.seed}"
+    # The resolved config's hash in the name: two probes that differ only in --set never share a file.
+    name = name or f"{Path(loaded.source).stem}-{preset}-seed{config.probe.seed}-{probe_key(config, preset, data, solutions, str(dev))[:8]}"
     metrics_path = out_dir / f"{name}.jsonl"
     try:
         out_dir.mkdir(parents=True, exist_ok=True)

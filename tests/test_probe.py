@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 import subprocess
 import sys
 
@@ -123,7 +124,7 @@ def test_cli_probe_diverges_without_a_traceback_and_writes_its_report(tmp_path):
     assert report["ran"]["seed"] == 3 and report["ran"]["device"] == "cpu" and report["ran"]["dtype"] == "float32"
     assert report["versions"]["torch"] == torch.__version__
     assert report["config"]["training"]["learning_rate"] == 1e30
-    assert (tmp_path / "seed_old_2a50f2d-tiny-seed3.jsonl").exists()
+    assert Path(report["metrics"]).parent == tmp_path and Path(report["metrics"]).name.startswith("seed_old_2a50f2d-tiny-seed3-")
     assert any("mixed_precision" in note for note in report["notes"])
 
 
@@ -147,3 +148,12 @@ def test_cli_probe_names_a_corrupt_task_file(tmp_path):
     (tmp_path / "bad.json").write_text("{not json")
     result = run_cli("probe", "--steps", "1", "--data", str(tmp_path))
     assert result.returncode == 2 and "bad.json: not valid JSON" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_probes_that_differ_only_in_set_write_different_metric_files(tmp_path):
+    from collapse_doctor.config import load_config
+    from collapse_doctor.probe import run_probe
+
+    old = Path(__file__).resolve().parents[1] / "fixtures" / "seed_old_2a50f2d.yaml"
+    paths = {run_probe(load_config(old, [f"model.dropout={d}", "probe.steps=1"]), out_dir=tmp_path).metrics_path for d in (0.1, 0.2)}
+    assert len(paths) == 2 and all(p.exists() for p in paths)
