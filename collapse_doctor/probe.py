@@ -29,7 +29,7 @@ from collapse_doctor.schedule import Schedule
 from collapse_doctor.train.trainer import GradHook, Trainer, step_counts
 from collapse_doctor.regimes import LONGEST_RECOVERY
 from collapse_doctor.verdict import COLLAPSED, FG_COLLAPSE, INCONCLUSIVE, Verdict, early_stop, judge
-from collapse_doctor.warm_start import BASE_OFF, phase1_config, run_phase1, transplant
+from collapse_doctor.warm_start import BASE_OFF, MIN_PHASE1_STEPS, phase1_config, run_phase1, transplant
 from collapse_doctor.warm_start import base_config as warm_base_config
 
 PHASE2_SEED_OFFSET = 1_000_003  # phase 2 of a warm start draws dropout from seed + this
@@ -242,7 +242,11 @@ def warm_verdict(verdict: Verdict, rows: list[dict], warm: dict, config) -> Verd
         return Verdict(
             INCONCLUSIVE,
             None,
-            [f"warm start: phase 1 (the base) did not learn within {warm['phase1_steps']} steps (final-window FG and BG accuracy >= {config.verdict.learned_acc:.0%} with no open collapse), so the switch cannot be tested; raise probe.warm_start_steps or choose a regime where the base learns (calibrate)"],
+            [
+                f"warm start: phase 1 (the base) did not learn within {warm['phase1_steps']} steps (final-window FG and BG accuracy >= {config.verdict.learned_acc:.0%} with no open collapse"
+                + (f"; judging that needs at least {MIN_PHASE1_STEPS} steps" if warm["phase1_steps"] < MIN_PHASE1_STEPS else "")
+                + "), so the switch cannot be tested; raise probe.warm_start_steps (or use --warm-start auto) or choose a regime where the base learns (calibrate)"
+            ],
             0,
             {},
         )
