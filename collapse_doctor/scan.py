@@ -152,6 +152,13 @@ def scan_log(path: str | Path, *, mapping: dict[str, str] | None = None, percent
     metric_rows = [r for r in series if "event" not in r]
     if not metric_rows:
         raise DataError(f"{path}: no metric rows (only events)")
+    steps = [r["step"] for r in metric_rows if isinstance(r.get("step"), (int, float))]
+    back = next((i for i in range(1, len(steps)) if steps[i] <= steps[i - 1]), None)
+    if back is not None:
+        raise DataError(
+            f"{path}: step {steps[back]} (metric row {back + 1}) does not follow step {steps[back - 1]}: the steps repeat or go backwards, "
+            "as when two runs are appended to one log; split the file into one run each"
+        )
     notes = []
     if "step" not in used:
         notes.append("no step column: rows are numbered 0, 1, 2, ... in file order")

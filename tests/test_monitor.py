@@ -172,3 +172,16 @@ def test_the_lightning_callback_with_a_real_trainer(collapse, tmp_path):
     else:
         assert callback.verdict.good and trainer.global_step == 40
     assert "collapse/fg_acc" in trainer.callback_metrics
+
+
+def test_scan_refuses_a_log_whose_steps_repeat(tmp_path):
+    import json as _json
+
+    from collapse_doctor.errors import DataError
+    from collapse_doctor.scan import scan_log
+
+    rows = [{"step": s, "fg_acc": 0.3, "bg_acc": 0.8} for s in range(10)]
+    path = tmp_path / "twice.jsonl"
+    path.write_text("".join(_json.dumps(r) + "\n" for r in rows + rows))
+    with pytest.raises(DataError, match="repeat or go backwards"):
+        scan_log(path)
