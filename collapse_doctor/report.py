@@ -255,7 +255,11 @@ def render_bisect(console: Console, result) -> None:
     if result.outcome == "found":
         c, p = result.first_bad.info, result.parent.info
         console.print(f"[bold red]first bad commit[/bold red] {c.hexsha}\n  {c.date}  {c.author}\n  {c.subject}\n  parent {p.short} ({p.subject})", highlight=False)
-        render_diff(console, p.short, c.short, result.changes)
+        unreadable = [(x.info.short, why) for x in (result.parent, result.first_bad) if (why := _config_problem(x))]
+        if not result.changes and unreadable:
+            console.print("the config change cannot be shown: " + "; ".join(f"{short}'s config could not be read ({why})" for short, why in unreadable), highlight=False, soft_wrap=True)
+        else:
+            render_diff(console, p.short, c.short, result.changes)
         if result.files_changed:
             console.print(f"files it changed: {', '.join(result.files_changed)}", highlight=False)
     else:
@@ -425,3 +429,17 @@ def render_calibration(console: Console, result) -> None:
     console.print(f"[bold]separates in {result.chosen.regime.name}[/bold] ({result.chosen.regime.summary})", highlight=False)
     if c is not None:
         console.print(f"confirmation on fresh seeds {c['seeds'][0]}-{c['seeds'][-1]}: good {c['good']}, bad {c['bad']}, p = {c['p']:.3g}, delta {c['delta']:.2f}: {'confirmed' if c['confirmed'] else 'NOT confirmed'}", highlight=False)
+
+
+def _config_problem(commit) -> str | None:
+    """Why a commit's config cannot be diffed (missing, malformed), or None when it can."""
+    from collapse_doctor.config_diff import parse_raw
+    from collapse_doctor.errors import CollapseDoctorError
+
+    if commit.text is None:
+        return commit.problem or "no config file"
+    try:
+        parse_raw(commit.text, commit.info.short)
+    except CollapseDoctorError as exc:
+        return exc.problems[0]
+    return None
