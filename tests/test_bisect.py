@@ -270,3 +270,14 @@ def test_bisect_by_measure_refuses_too_few_seeds(collapse_repo):
     repo, hashes = collapse_repo
     result = bisect("--from", hashes[0][:7], "--by", "measure", "--seeds", "3", cwd=repo)
     assert result.returncode == 2 and "needs --seeds 4" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_an_unreadable_parent_config_is_named_not_reported_as_no_change():
+    from collapse_doctor.bisect import CommitConfig
+    from collapse_doctor.gitrepo import CommitInfo
+    from collapse_doctor.report import _config_problem
+
+    info = CommitInfo("a" * 40, "aaaaaaa", "2025-01-01", "someone", "break the yaml")
+    assert "malformed" in _config_problem(CommitConfig(info, "ok", None, "model: [unclosed\n"))
+    assert _config_problem(CommitConfig(info, "missing", "no file configs/x.yaml", None)) == "no file configs/x.yaml"
+    assert _config_problem(CommitConfig(info, "ok", None, "model:\n  hidden_dim: 64\n")) is None
