@@ -32,7 +32,7 @@ import yaml
 
 from collapse_doctor.config_diff import ABSENT, KeyChange, diff_raw, parse_raw
 from collapse_doctor.errors import CollapseDoctorError, ExitCode, GitError
-from collapse_doctor.gitrepo import CommitInfo, choose_config_path, config_path_from_pyproject, first_parent_range, info, open_repo, read_file, resolve
+from collapse_doctor.gitrepo import CommitInfo, choose_config_path, config_path_from_pyproject, first_parent_range, info, open_repo, read_file, repo_relative, resolve
 from collapse_doctor.measures import PRIMARY, MeasureRule, compare
 from collapse_doctor.stats import fisher_exact
 from collapse_doctor.sweep import Executor, ProbeJob, ProbeSummary, run_jobs
@@ -592,7 +592,7 @@ def run_bisect(
     if command is None:
         config_path = choose_config_path(repo, bad, config_path)
     else:  # --cmd judges without a config; one is read only to show what the first bad commit changed
-        config_path = config_path or config_path_from_pyproject(repo, bad)
+        config_path = repo_relative(repo, config_path) if config_path else config_path_from_pyproject(repo, bad)
     r.config_path = config_path
     r.ran = {"preset": preset, "overrides": overrides, "seeds": policy.first, "max_seeds": policy.cap, "data": data, "device": device, "command": command, "scan": scan, "minimize": minimize, "by": "measure" if rule else "verdict", "rule": rule.text() if rule else "verdict classes: good HEALTHY/TRANSIENT, bad COLLAPSED/FG_COLLAPSE/DIVERGED, by seed agreement or a majority at the cap"}
     report()

@@ -93,4 +93,24 @@ def choose_config_path(repo, commit, given: str | None) -> str:
         candidates = yaml_files(commit)
         listed = ", ".join(candidates[:12]) + (" ..." if len(candidates) > 12 else "") if candidates else "none"
         raise GitError(f"no config path: pass --config PATH or set [tool.collapse-doctor] config in pyproject.toml; YAML files at {commit.hexsha[:7]}: {listed}")
-    return path
+    return repo_relative(repo, path)
+
+
+def repo_relative(repo, path: str) -> str:
+    """A config path as git objects name it: relative to the repository root, '/'-separated, without
+    './' (a path given relative to the current directory, or absolute, inside the working tree)."""
+    import os
+    from pathlib import Path, PurePosixPath
+
+    root = repo.working_tree_dir
+    candidate = Path(path)
+    if root is not None and (candidate.is_absolute() or path.startswith(("./", "../"))):
+        full = candidate if candidate.is_absolute() else Path(os.getcwd()) / candidate
+        try:
+            return Path(os.path.normpath(full)).relative_to(Path(os.path.realpath(root))).as_posix()
+        except ValueError:
+            try:
+                return Path(os.path.normpath(full)).relative_to(Path(root)).as_posix()
+            except ValueError:
+                raise GitError(f"--config {path}: not inside the repository {root}") from None
+    return str(PurePosixPath(os.path.normpath(path))) if path not in ("", ".") else path

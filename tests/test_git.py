@@ -87,3 +87,18 @@ def test_without_a_config_path_the_candidates_are_listed(history):
 def test_not_a_repository(tmp_path):
     result = cli("diff", "HEAD~1", "HEAD", "--repo", str(tmp_path), cwd=tmp_path)
     assert result.returncode == 2 and "not a git repository" in result.stderr
+
+
+def test_config_paths_given_relative_to_the_cwd_or_absolute_are_normalised(tmp_path, monkeypatch):
+    import subprocess as sp
+
+    from collapse_doctor.gitrepo import open_repo, repo_relative
+
+    sp.run(["git", "init", "-q", str(tmp_path)], check=True)
+    repo = open_repo(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    assert repo_relative(repo, "./configs/x.yaml") == "configs/x.yaml"
+    assert repo_relative(repo, str(tmp_path / "configs" / "x.yaml")) == "configs/x.yaml"
+    assert repo_relative(repo, "configs/x.yaml") == "configs/x.yaml"
+    with pytest.raises(Exception, match="not inside the repository"):
+        repo_relative(repo, "/etc/x.yaml")
