@@ -405,8 +405,42 @@ _Loader.add_implicit_resolver(
 )
 
 
+MAX_YAML_NODES = 100_000  # a config has hundreds; YAML aliases can expand a 400-byte file exponentially
+
+
+class YAMLTooLarge(yaml.YAMLError):
+    def __init__(self, nodes: int):
+        super().__init__(f"aliases expand to more than {MAX_YAML_NODES:,} nodes ({nodes:,}): refused (an alias bomb?)")
+        self.problem, self.problem_mark = str(self), None
+
+
+def _expanded_nodes(node: yaml.Node, memo: dict[int, int]) -> int:
+    """Nodes the document has once every alias is expanded (each node counted once per reference)."""
+    if id(node) in memo:
+        return memo[id(node)]
+    memo[id(node)] = 1  # a recursive alias counts once; PyYAML builds it as a cycle, not an expansion
+    if isinstance(node, yaml.MappingNode):
+        total = 1 + sum(_expanded_nodes(k, memo) + _expanded_nodes(v, memo) for k, v in node.value)
+    elif isinstance(node, yaml.SequenceNode):
+        total = 1 + sum(_expanded_nodes(v, memo) for v in node.value)
+    else:
+        total = 1
+    memo[id(node)] = total
+    return total
+
+
 def load_yaml(text: str) -> Any:
-    return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        nodes = _expanded_nodes(node, {})
+        if nodes > MAX_YAML_NODES:
+            raise YAMLTooLarge(nodes)
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
 
 
 def _check_value(tp: Any, value: Any) -> tuple[bool, Any]:

@@ -146,3 +146,13 @@ def test_yaml_12_floats_such_as_5e_minus_4_are_numbers():
     assert loaded.config.training.learning_rate == 5e-4 and loaded.config.training.gradient_clip == 10.0
     with pytest.raises(ConfigError):
         parse_config_text('training:\n  learning_rate: "5e-4"\n', source="c.yaml")  # a quoted string stays a string
+
+
+def test_a_yaml_alias_bomb_is_refused_with_one_line(tmp_path):
+    from collapse_doctor.config import load_config
+
+    levels = ['a: &a ["x","x","x","x","x","x","x","x","x"]'] + [f"{n}: &{n} [{','.join(['*' + p] * 9)}]" for p, n in zip("abcdefgh", "bcdefghi")]
+    path = tmp_path / "bomb.yaml"
+    path.write_text("\n".join(levels) + "\n")
+    with pytest.raises(ConfigError, match="alias bomb"):
+        load_config(path)
