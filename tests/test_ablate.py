@@ -111,3 +111,19 @@ def test_cli_noise_json_to_stdout():
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     assert data["modules"] == [] and data["background_bias"]["configured"] == 0.0
+
+
+def test_a_cache_entry_of_the_wrong_shape_is_set_aside_and_reruns(tmp_path, capsys):
+    from collapse_doctor.cache import ProbeCache
+
+    cache = ProbeCache(tmp_path)
+    cache.path("k1").write_text('{"verdict": 42}')
+    cache.path("k2").write_text("{not json")
+    assert cache.get("k1") is None and cache.get("k2") is None
+    assert (tmp_path / "k1.json.bad").exists() and (tmp_path / "k2.json.bad").exists()
+    assert not cache.path("k1").exists()
+    err = capsys.readouterr().err
+    assert "k1.json: no field 'label'" in err and "runs again" in err
+    good = {"label": "HEALTHY", "onset_step": None, "seed": 0, "final": {}, "reasons": [], "seconds": 1.0, "key": "k3", "metrics": "", "series": [{"step": 0}], "events": []}
+    cache.put("k3", good)
+    assert cache.get("k3") == good
