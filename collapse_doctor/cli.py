@@ -122,6 +122,7 @@ def probe_command(
     _check_writable(json_path)
     extra = ([f"probe.seed={seed}"] if seed is not None else []) + ([f"probe.steps={steps}"] if steps is not None else [])
     loaded = load_config(config, [*regime_overrides(regime, warm_start), *overrides, *extra], strict=strict)
+    _on_interrupt(f"nothing was judged; the metric rows written so far are kept in {out_dir or '~/.cache/collapse-doctor/probes'} (collapse-doctor scan FILE judges them); a warm start's phase 1 resumes from its snapshot on the next run")
     with _ProbeProgress() as progress:
         result = run_probe(loaded, preset=preset, device=device, data=data, solutions=str(solutions) if solutions else None, out_dir=out_dir, on_row=progress.on_row, on_start=progress.on_start)
     _emit(json_path, lambda: result.report, lambda: render_probe(out, result.report, result.rows))
@@ -180,6 +181,7 @@ def ablate_command(
 
     _check_writable(json_path, html_path)
     runner = make_executor(executor, jobs=jobs, ray_address=ray_address, device=device)
+    _on_interrupt(f"every probe that finished is in the cache ({cache_dir or '~/.cache/collapse-doctor/cache'}); run the same command again to resume from them")
 
     with Progress(TextColumn("ablate"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[last]}"), TimeElapsedColumn(), console=err, transient=True) as bar:
         task = bar.add_task("ablate", total=None, last="")
@@ -295,6 +297,7 @@ def calibrate_command(
     good_source, bad_source = _config_source(good, repo_path, config_path), _config_source(bad, repo_path, config_path)
     grid = tuple(by_name(n.strip()) for n in regimes.split(",")) if regimes else GRID
     _check_writable(write, json_path)  # fail before probing, not after
+    _on_interrupt(f"every probe that finished is in the cache ({cache_dir or '~/.cache/collapse-doctor/cache'}); run the same command again to resume from them")
     with err.status("calibrate ...") as status:
         result = run_calibration(good_source, bad_source, regimes=grid, seeds=seeds, alpha=alpha, min_delta=min_delta, warm=warm, confirm=confirm, budget=budget, overrides=overrides, data=data, jobs=jobs, cache_dir=cache_dir, progress=lambda text: status.update(f"calibrate: {text}"))
     text = result.regime_file()
@@ -376,6 +379,7 @@ def gate_command(
     from collapse_doctor.gate import github_annotation, junit_xml, run_gate, step_summary
 
     _check_writable(junit, json_path)
+    _on_interrupt(f"every probe that finished is in the cache ({cache_dir or '~/.cache/collapse-doctor/cache'}); run the same command again to resume from them")
     with err.status("gate: probing ...") as status:
 
         def progress(done: int, total: int, summary) -> None:
@@ -523,6 +527,23 @@ def main() -> None:
             err.print(f"[red]error:[/red] {escape(problem)}", highlight=False, soft_wrap=True)
         sys.exit(int(exc.exit_code))
     except KeyboardInterrupt:
-        # A probe's JSONL is flushed every step, so the rows written so far stay usable (e.g. by `scan`).
-        err.print("interrupted: nothing was judged; metric rows written so far are kept", highlight=False)
+        _say_interrupted()
         sys.exit(130)
+    except SystemExit as exc:
+        if exc.code == 130:  # Typer turns Ctrl-C inside a command into exit 130
+            _say_interrupted()
+        raise
+
+
+def _say_interrupted() -> None:
+    # A probe's JSONL is flushed every step, so the rows written so far stay usable (e.g. by `scan`).
+    sys.stderr.write(f"\ninterrupted: {_INTERRUPTED['kept']}\n")  # plain write: a Rich live display may be mid-frame
+    sys.stderr.flush()
+
+
+_INTERRUPTED = {"kept": "nothing was judged; metric rows written so far are kept"}
+
+
+def _on_interrupt(kept: str) -> None:
+    """What an interruption of the running command keeps, and how to resume it (printed on Ctrl-C)."""
+    _INTERRUPTED["kept"] = kept
