@@ -93,9 +93,17 @@ def collapse_repo(tmp_path_factory):
     return dest, git_history.build(dest, git_history.collapse_history())
 
 
+def _default_sigint():
+    # A child inherits an ignored SIGINT (some test-suite components ignore it in this process), and then
+    # Ctrl-C never reaches it; a user's shell starts the tool with the default disposition.
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def bisect(*args, cwd, cache_dir=None, env=None):
     extra = ["--cache-dir", str(cache_dir), "--jobs", "2"] if cache_dir is not None else []
-    return subprocess.run([sys.executable, "-m", "collapse_doctor", "bisect", *args, *extra], capture_output=True, text=True, cwd=cwd, env=env)
+    return subprocess.run([sys.executable, "-m", "collapse_doctor", "bisect", *args, *extra], capture_output=True, text=True, cwd=cwd, env=env, preexec_fn=_default_sigint, timeout=1800)
 
 
 @pytest.fixture(scope="module")

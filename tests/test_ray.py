@@ -62,13 +62,31 @@ def test_ctrl_c_cancels_the_tasks_still_running(local_ray, tmp_path):
 
     from collapse_doctor.ray_executor import RayExecutor
 
+    import faulthandler
+
     total = local_ray.cluster_resources()["CPU"]
     jobs = [ProbeJob(None, ("probe.steps=5000", "probe.early_stop_after=null", f"probe.seed={s}"), "tiny", "arc-agi-1", None, "cpu", "long") for s in range(2)]
-    timer = threading.Timer(10.0, _thread.interrupt_main)  # Ctrl-C while both probes run
-    timer.start()
-    with pytest.raises(KeyboardInterrupt):
-        run_jobs(jobs, cache_dir=tmp_path / "cache", executor=RayExecutor())
-    timer.cancel()
+    returned = threading.Event()
+
+    def press_ctrl_c():
+        # Wait until the probes hold the cluster's CPUs, then press Ctrl-C, again every 5 s until the sweep
+        # returns: one interrupt that lands inside Ray's own code can be swallowed there (a user presses again).
+        deadline = time.monotonic() + 120
+        while local_ray.available_resources().get("CPU", 0) >= total and time.monotonic() < deadline and not returned.is_set():
+            time.sleep(0.2)
+        while not returned.is_set():
+            _thread.interrupt_main()
+            returned.wait(5.0)
+
+    faulthandler.dump_traceback_later(600, exit=True)  # a hang fails the run with a stack dump instead of blocking CI
+    presser = threading.Thread(target=press_ctrl_c, daemon=True)
+    presser.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            run_jobs(jobs, cache_dir=tmp_path / "cache", executor=RayExecutor())
+    finally:
+        returned.set()
+        faulthandler.cancel_dump_traceback_later()
     deadline = time.monotonic() + 30
     while local_ray.available_resources().get("CPU", 0) < total and time.monotonic() < deadline:
         time.sleep(0.5)
