@@ -52,10 +52,19 @@ class CollapseMonitor:
         """num_classes: the logits' class dimension; background: the dominant class; ignore_index:
         target value of cells that are not cells (padding); early_stop_after: steps a collapse must
         last to count as certain (None: never); log_path: append every row as JSONL (scan reads it)."""
+        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
+            raise ValueError(f"num_classes={num_classes!r}: expected an integer >= 2")
+        if isinstance(background, bool) or not isinstance(background, int) or not 0 <= background < num_classes:
+            raise ValueError(f"background={background!r}: expected a class index in 0..{num_classes - 1}")
+        if early_stop_after is not None and (isinstance(early_stop_after, bool) or not isinstance(early_stop_after, int) or early_stop_after < 1):
+            raise ValueError(f"early_stop_after={early_stop_after!r}: expected a positive integer or None")
+        if isinstance(check_every, bool) or not isinstance(check_every, int) or check_every < 1:
+            raise ValueError(f"check_every={check_every!r}: expected a positive integer")
         self.num_classes, self.background = num_classes, background
         self.ignore = (ignore_index,) if ignore_index is not None else ()
         self.cfg = verdict or VerdictConfig()
-        self.early_stop_after, self.check_every = early_stop_after, max(1, check_every)
+        self.early_stop_after, self.check_every = early_stop_after, check_every
+        self.closed = False
         self.on_collapse, self.raise_on_collapse = on_collapse, raise_on_collapse
         self.rows: list[dict] = []  # metric rows and event rows, in step order
         self.step = 0
@@ -66,12 +75,25 @@ class CollapseMonitor:
     # ---- feeding it ----------------------------------------------------------------------------
     def add(self, logits: torch.Tensor, target: torch.Tensor) -> None:
         """Count one micro-batch: logits (B, C, ...) with classes in dimension 1, target (B, ...)."""
+        self._open()
+        if not isinstance(logits, torch.Tensor) or not isinstance(target, torch.Tensor):
+            raise TypeError(f"logits and target must be torch tensors, got {type(logits).__name__} and {type(target).__name__} (torch.as_tensor converts numpy arrays)")
         if logits.dim() < 2 or logits.shape[1] != self.num_classes:
             raise ValueError(f"logits of shape {tuple(logits.shape)}: expected the {self.num_classes} classes in dimension 1")
+        if target.is_floating_point() or target.is_complex() or target.dtype == torch.bool:
+            raise TypeError(f"target of dtype {target.dtype}: expected integer class indices")
+        expected = (logits.shape[0], *logits.shape[2:])
+        if tuple(target.shape) != expected:
+            raise ValueError(f"target of shape {tuple(target.shape)}: expected {expected} (logits {tuple(logits.shape)} without the class dimension)")
+        valid = ~torch.isin(target, torch.tensor(self.ignore, dtype=target.dtype, device=target.device)) if self.ignore else torch.ones_like(target, dtype=torch.bool)
+        bad = valid & ((target < 0) | (target >= self.num_classes))
+        if bool(bad.any()):
+            raise ValueError(f"target holds {int(target[bad][0])}: classes are 0..{self.num_classes - 1}" + (f" (ignore_index {self.ignore[0]})" if self.ignore else ""))
         self._pending.add(logits.detach(), target.detach())
 
     def step_done(self, loss: float | None = None) -> dict:
         """Close the step: its row joins the series and the collapse check runs."""
+        self._open()
         row = {"step": self.step, **self._pending.row()}
         if loss is not None:
             row["loss"] = float(loss)
@@ -88,6 +110,15 @@ class CollapseMonitor:
     def update_counts(self, *, fg_correct: int, fg_total: int, bg_correct: int, bg_total: int, pred_bg: int | None = None, loss: float | None = None) -> dict:
         """A step from counts the user computed: correct and total FG-target and BG-target cells, and
         (better) how many cells were predicted background."""
+        self._open()
+        counts = {"fg_correct": fg_correct, "fg_total": fg_total, "bg_correct": bg_correct, "bg_total": bg_total, **({"pred_bg": pred_bg} if pred_bg is not None else {})}
+        for name, value in counts.items():
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"{name}={value!r}: expected a non-negative integer count")
+        if fg_correct > fg_total or bg_correct > bg_total:
+            raise ValueError(f"correct counts exceed totals: fg {fg_correct}/{fg_total}, bg {bg_correct}/{bg_total}")
+        if pred_bg is not None and pred_bg > fg_total + bg_total:
+            raise ValueError(f"pred_bg={pred_bg} exceeds the {fg_total + bg_total} cells")
         cells = fg_total + bg_total
         row = {
             "step": self.step,
@@ -104,6 +135,7 @@ class CollapseMonitor:
 
     def mark(self, event: str) -> None:
         """Record an activation (a module switched on, a loss added) at the current step."""
+        self._open()
         row = {"step": self.step, "event": str(event)}
         self.rows.append(row)
         self._write(row)
@@ -118,7 +150,12 @@ class CollapseMonitor:
     def collapsed(self) -> bool:
         return self.collapse is not None
 
+    def _open(self) -> None:
+        if self.closed:
+            raise RuntimeError("this CollapseMonitor is closed: a row given now would be lost; make a new monitor")
+
     def close(self) -> None:
+        self.closed = True
         if self._log is not None:
             self._log.close()
             self._log = None

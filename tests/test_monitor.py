@@ -185,3 +185,31 @@ def test_scan_refuses_a_log_whose_steps_repeat(tmp_path):
     path.write_text("".join(_json.dumps(r) + "\n" for r in rows + rows))
     with pytest.raises(DataError, match="repeat or go backwards"):
         scan_log(path)
+
+
+def test_the_monitor_refuses_what_it_cannot_count():
+    import numpy as np
+
+    from collapse_doctor.monitor import CollapseMonitor
+
+    for kwargs in ({"check_every": 0}, {"early_stop_after": -1}, {"background": 12}):
+        with pytest.raises(ValueError):
+            CollapseMonitor(10, **kwargs)
+    m = CollapseMonitor(10)
+    logits = torch.zeros(2, 10, 3, 3)
+    with pytest.raises(ValueError, match="classes are 0..9"):
+        m.update(logits, torch.full((2, 3, 3), 12))
+    with pytest.raises(ValueError, match="expected \\(2, 3, 3\\)"):
+        m.update(logits, torch.zeros(2, 4, 4, dtype=torch.long))
+    with pytest.raises(TypeError, match="integer class indices"):
+        m.update(logits, torch.zeros(2, 3, 3))
+    with pytest.raises(TypeError, match="torch tensors"):
+        m.update(logits, np.zeros((2, 3, 3), dtype=np.int64))
+    with pytest.raises(ValueError, match="non-negative"):
+        m.update_counts(fg_correct=-5, fg_total=3, bg_correct=1, bg_total=2)
+    with pytest.raises(ValueError, match="exceed"):
+        m.update_counts(fg_correct=5, fg_total=3, bg_correct=1, bg_total=2)
+    m.update(logits, torch.full((2, 3, 3), -100))  # the ignore index is not a class: fine
+    m.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        m.update(logits, torch.zeros(2, 3, 3, dtype=torch.long))
