@@ -46,6 +46,8 @@ class RayExecutor:
         if self.ray.is_initialized():
             return
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+        if self.address and self.address not in ("auto", "local") and not self.address.startswith("ray://"):
+            _reachable(self.address)  # ray.init waits without end on an address where nothing listens
         try:
             self.ray.init(address=self.address, include_dashboard=False, log_to_driver=False, configure_logging=False)
         except (ConnectionError, RuntimeError, ValueError) as exc:
@@ -78,3 +80,20 @@ class RayExecutor:
             for ref in pending:  # Ctrl-C (or any error): nothing keeps running on the cluster
                 ray.cancel(ref, force=True)
             raise
+
+
+CONNECT_TIMEOUT_S = 5.0
+
+
+def _reachable(address: str) -> None:
+    """Refuse, within CONNECT_TIMEOUT_S, a host:port where no Ray head listens."""
+    import socket
+
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise CollapseDoctorError(f"--ray-address {address}: expected HOST:PORT (or auto, or ray://HOST:PORT)")
+    try:
+        with socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT_S):
+            pass
+    except OSError as exc:
+        raise CollapseDoctorError(f"--ray-address {address}: nothing answers there within {CONNECT_TIMEOUT_S:g} s ({exc.strerror or exc})") from None

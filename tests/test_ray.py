@@ -98,3 +98,12 @@ def test_asking_for_ray_without_it_installed_says_how_to_install():
     code = "import sys; sys.modules['ray'] = None\nfrom collapse_doctor.cli import main\nsys.argv = ['collapse-doctor', 'ablate', '--executor', 'ray', '--only', 'base']\nmain()"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 2 and "pip install 'collapse-doctor[ray]'" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_an_address_where_nothing_listens_fails_fast_naming_it():
+    import time
+
+    start = time.monotonic()
+    result = subprocess.run([sys.executable, "-m", "collapse_doctor", "ablate", "--executor", "ray", "--ray-address", "127.0.0.1:1", "--only", "base", "--seeds", "1", "--steps", "1"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and "127.0.0.1:1" in result.stderr and "Traceback" not in result.stderr
+    assert time.monotonic() - start < 60
