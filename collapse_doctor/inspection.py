@@ -55,7 +55,8 @@ def inspect_config(loaded: LoadedConfig) -> InspectReport:
     """Build the model a loaded config asks for (on CPU, seed 0) and describe it."""
     config = loaded.config
     torch.manual_seed(0)
-    model = build_model(config)
+    with torch.device("meta"):  # counts need shapes, not storage: a huge config costs nothing here
+        model = build_model(config)
     m = config.model
     context_path = "none" if not m.use_context_encoder else ("spatial" if m.needs_spatial_features else "vector")
     injector = "none" if model.context_injector is None else type(model.context_injector).__name__

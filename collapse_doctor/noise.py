@@ -147,6 +147,9 @@ def input_dependence(model: RLAN, batch: Batch) -> float:
 
 def noise_audit(loaded: LoadedConfig, *, preset: str = "tiny", steps: int = 0, data: str = "arc-agi-1", solutions: str | None = None, batch_size: int = 8) -> NoiseReport:
     config, changes = apply_preset(loaded, PRESETS[preset])
+    from collapse_doctor.probe import check_memory
+
+    check_memory(config, loaded.source)
     tasks_all = load_tasks(data, solutions)
     tasks = usable_tasks(tasks_all, config.data, config.model.max_grid_size)
     if not tasks:

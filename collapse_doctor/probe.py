@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import platform
 import time
 from collections.abc import Callable
@@ -110,6 +111,8 @@ def run_probe(
         configure_cpu(config.probe)
         if config.device.mixed_precision:
             notes.append("device.mixed_precision: true applies on CUDA only; this CPU probe runs float32")
+    if dev.type == "cpu":
+        check_memory(config, loaded.source)
     trainer = Trainer(config, tasks, seed=config.probe.seed, steps_per_epoch=spe, device=dev, grad_hook=grad_hook)
     dtype = str(trainer.amp_dtype).replace("torch.", "") if trainer.amp_dtype is not None else "float32"
 
@@ -207,6 +210,33 @@ def run_probe(
     if trainer.ema is not None:
         report["ema"] = ema_comparison(trainer)
     return ProbeResult(verdict, rows, metrics_path, report)
+
+
+def memory_estimate(config) -> tuple[int, int]:
+    """(parameter bytes for training: weights, gradients and AdamW's two moments in float32; a rough
+    activation estimate: per sample, canvas cells x width x 4 bytes x 40 tensors per solver step)."""
+    from collapse_doctor.model import build_model
+
+    with torch.device("meta"):
+        params = sum(p.numel() for p in build_model(config).parameters())
+    m, t = config.model, config.training
+    activations = t.batch_size * m.max_grid_size**2 * m.hidden_dim * 4 * 40 * max(1, m.num_solver_steps)
+    return 16 * params, activations
+
+
+def check_memory(config, source: str) -> None:
+    """Refuse, before allocating, a config whose training cannot fit in this machine's memory."""
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return
+    params, activations = memory_estimate(config)
+    if params + activations > total:
+        raise CollapseDoctorError(
+            f"{source}: training this config needs about {(params + activations) / 2**30:.1f} GiB "
+            f"({params / 2**30:.1f} GiB for weights, gradients and AdamW state, ~{activations / 2**30:.1f} GiB of activations at batch {config.training.batch_size}), "
+            f"more than this machine's {total / 2**30:.1f} GiB: lower model.hidden_dim, the batch or the canvas, or use a smaller --preset"
+        )
 
 
 def _train(trainer: Trainer, config, rows: list[dict], handle, on_row: StepCallback | None, phase: int | None) -> str | None:

@@ -76,3 +76,16 @@ def test_usage_errors_exit_2_without_traceback(tmp_path):
         result = run(*args)
         assert result.returncode == 2, args
         assert "Traceback" not in result.stderr, args
+
+
+def test_a_config_beyond_the_machines_memory_is_refused_before_allocating():
+    import subprocess
+    import sys
+
+    for command in (["inspect", "--set", "model.hidden_dim=100000"], ["probe", "--set", "model.hidden_dim=100000", "--steps", "1"]):
+        result = subprocess.run([sys.executable, "-m", "collapse_doctor", *command], capture_output=True, text=True, timeout=300)
+        assert "Traceback" not in result.stderr, command
+        if command[0] == "inspect":
+            assert result.returncode == 0  # counted on the meta device, nothing allocated
+        else:
+            assert result.returncode == 2 and "GiB" in result.stderr and "more than this machine's" in result.stderr
