@@ -95,7 +95,9 @@ def inspect_command(
     from collapse_doctor.inspection import inspect_config
     from collapse_doctor.report import render_inspect
 
-    report = inspect_config(load_config(config, overrides, strict=strict))
+    loaded = load_config(config, overrides, strict=strict)
+    _warn_unsupported_overrides(loaded)
+    report = inspect_config(loaded)
     _emit(json_path, report.to_json, lambda: render_inspect(out, report))
 
 
@@ -122,6 +124,7 @@ def probe_command(
     _check_writable(json_path)
     extra = ([f"probe.seed={seed}"] if seed is not None else []) + ([f"probe.steps={steps}"] if steps is not None else [])
     loaded = load_config(config, [*regime_overrides(regime, warm_start), *overrides, *extra], strict=strict)
+    _warn_unsupported_overrides(loaded)
     _on_interrupt(f"nothing was judged; the metric rows written so far are kept in {out_dir or '~/.cache/collapse-doctor/probes'} (collapse-doctor scan FILE judges them); a warm start's phase 1 resumes from its snapshot on the next run")
     with _ProbeProgress() as progress:
         result = run_probe(loaded, preset=preset, device=device, data=data, solutions=str(solutions) if solutions else None, out_dir=out_dir, on_row=progress.on_row, on_start=progress.on_start)
@@ -491,6 +494,14 @@ def _write_json(path: Path, data: dict) -> None:
         sys.stdout.write(text)
         return
     _write_text(path, text, "JSON")
+
+
+def _warn_unsupported_overrides(loaded) -> None:
+    """A --set of a key the tool knows but does not act on is accepted (real configs carry them) but named."""
+    given = {o.partition("=")[0].strip() for o in loaded.overrides}
+    for unused in loaded.unsupported_keys:
+        if unused.key in given:
+            err.print(f"[yellow]warning:[/yellow] --set {unused.key}: accepted but not acted on: {escape(unused.reason)}", highlight=False, soft_wrap=True)
 
 
 def _check_writable(*paths: Optional[Path]) -> None:

@@ -395,7 +395,20 @@ def _type_name(tp: Any) -> str:
 
 
 class _Loader(yaml.SafeLoader):
-    """SafeLoader that also reads YAML 1.2 floats such as 5e-4 (PyYAML's YAML 1.1 reads them as strings)."""
+    """SafeLoader that also reads YAML 1.2 floats such as 5e-4 (PyYAML's YAML 1.1 reads them as strings)
+    and refuses a mapping that states a key twice (PyYAML silently keeps the last)."""
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            seen: dict = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge" or not isinstance(key_node, yaml.ScalarNode):
+                    continue
+                key = key_node.value
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(None, None, f"key {key!r} appears twice, at lines {seen[key] + 1} and {key_node.start_mark.line + 1}", key_node.start_mark)
+                seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep=deep)
 
 
 _Loader.add_implicit_resolver(
@@ -626,7 +639,7 @@ def parse_config(raw: Any, *, source: str = "<default>", overrides: tuple[str, .
         raise ConfigError(f"{source}: expected a mapping with model:/training:/data:/device: sections, got {type(raw).__name__}")
     raw = _deep_copy(raw)
     declared_batch = _declared_batch(raw)
-    known = {dotted for dotted, _, _ in iter_fields()}
+    known = {dotted for dotted, _, _ in iter_fields()} | set(REFERENCE_ONLY_KEYS)
     for override in overrides:
         dotted = override.partition("=")[0].strip()
         if override.partition("=")[1] and dotted and dotted not in known:

@@ -156,3 +156,16 @@ def test_a_yaml_alias_bomb_is_refused_with_one_line(tmp_path):
     path.write_text("\n".join(levels) + "\n")
     with pytest.raises(ConfigError, match="alias bomb"):
         load_config(path)
+
+
+def test_set_of_an_unknown_key_is_an_error_with_a_suggestion_and_a_duplicate_key_is_refused(tmp_path):
+    from collapse_doctor.config import load_config
+
+    with pytest.raises(ConfigError, match="did you mean model.hidden_dim"):
+        load_config(None, ["model.hiden_dim=64"])
+    loaded = load_config(None, ["training.scheduler=cosine"])  # known to the reference, not acted on: listed
+    assert "training.scheduler" in [u.key for u in loaded.unsupported_keys]
+    path = tmp_path / "dup.yaml"
+    path.write_text("model:\n  hidden_dim: 64\n  dropout: 0.1\n  hidden_dim: 128\n")
+    with pytest.raises(ConfigError, match="appears twice, at lines 2 and 4"):
+        load_config(path)
