@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from collapse_doctor.config import VerdictConfig
-from collapse_doctor.errors import DataError, read_user_file
+from collapse_doctor.errors import DataError
 from collapse_doctor.verdict import Verdict, judge
 
 CANONICAL = ("step", "fg_acc", "bg_acc", "pred_bg_share", "target_bg_share", "loss")
@@ -67,33 +67,68 @@ def parse_map(items: list[str]) -> dict[str, str]:
     return mapping
 
 
-def read_table(path: Path) -> tuple[list[dict], list[str]]:
-    """Rows as dicts and the column names, from JSONL or CSV/TSV (by extension, else by content)."""
-    text = read_user_file(path, "metrics", DataError)
-    if not text.strip():
-        raise DataError(f"{path}: the metrics file is empty")
-    is_json = path.suffix.lower() in (".jsonl", ".json", ".ndjson") or (path.suffix.lower() not in (".csv", ".tsv") and text.lstrip().startswith("{"))
-    rows: list[dict] = []
-    if is_json:
-        for number, line in enumerate(text.splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"{path}:{number}: not a JSON object ({exc.msg})") from None
-            if not isinstance(row, dict):
-                raise DataError(f"{path}:{number}: expected one JSON object per line")
-            rows.append(row)
-        columns = list(dict.fromkeys(k for r in rows for k in r))
-    else:
-        dialect = csv.excel_tab if path.suffix.lower() == ".tsv" or ("\t" in text.splitlines()[0] and "," not in text.splitlines()[0]) else csv.excel
-        reader = csv.DictReader(text.splitlines(), dialect=dialect)
-        if not reader.fieldnames:
-            raise DataError(f"{path}: no header row")
-        columns = [c.strip() for c in reader.fieldnames]
-        rows = [{(k or "").strip(): v for k, v in r.items()} for r in reader]
-    return rows, columns
+# Fields the verdict reads besides the canonical ones; a streamed row keeps only these (and mapped columns).
+VERDICT_FIELDS = ("valid_cells", "target_share", "fg_pred_share", "fg_pred_mode", "fg_pred_mode_share", "fg_pred_mode_target_share", "consecutive_nonfinite", "params_finite", "phase")
+PROGRESS_BYTES = 50 * 2**20  # files larger than this report their progress
+
+
+def read_table(path: Path, keep: set[str] | None = None, progress=None) -> tuple[list[dict], list[str]]:
+    """Rows as dicts and the column names, from JSONL or CSV/TSV (by extension, else by content),
+    streamed line by line. With `keep`, a row holds only those fields, so memory follows the signals
+    the verdict needs, not the file's size. `progress(bytes_read, total)` is called for large files."""
+    try:
+        total = path.stat().st_size
+        handle = path.open("r", encoding="utf-8", newline="")
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such metrics file") from None
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read metrics: {exc}") from None
+    with handle:
+        try:
+            head = handle.read(4096)
+            handle.seek(0)
+        except UnicodeDecodeError as exc:
+            raise DataError(f"{path}: cannot read metrics: {exc}") from None
+        if not head.strip():
+            raise DataError(f"{path}: the metrics file is empty")
+        is_json = path.suffix.lower() in (".jsonl", ".json", ".ndjson") or (path.suffix.lower() not in (".csv", ".tsv") and head.lstrip().startswith("{"))
+        report = progress if progress is not None and total > PROGRESS_BYTES else None
+        rows: list[dict] = []
+        columns: dict[str, None] = {}
+        read = 0
+        try:
+            if is_json:
+                for number, line in enumerate(handle, start=1):
+                    read += len(line)
+                    if report is not None and number % 20000 == 0:
+                        report(read, total)
+                    if not line.strip():
+                        continue
+                    try:
+                        row = json.loads(line)
+                    except json.JSONDecodeError as exc:
+                        raise DataError(f"{path}:{number}: not a JSON object ({exc.msg})") from None
+                    if not isinstance(row, dict):
+                        raise DataError(f"{path}:{number}: expected one JSON object per line")
+                    columns.update(dict.fromkeys(row))
+                    rows.append(row if keep is None else {k: v for k, v in row.items() if k in keep})
+            else:
+                first = head.splitlines()[0] if head.splitlines() else ""
+                dialect = csv.excel_tab if path.suffix.lower() == ".tsv" or ("\t" in first and "," not in first) else csv.excel
+                reader = csv.DictReader(handle, dialect=dialect)
+                if not reader.fieldnames:
+                    raise DataError(f"{path}: no header row")
+                columns = dict.fromkeys(c.strip() for c in reader.fieldnames)
+                for number, r in enumerate(reader, start=1):
+                    if report is not None and number % 20000 == 0:
+                        report(handle.tell() if hasattr(handle, "tell") else 0, total)
+                    row = {(k or "").strip(): v for k, v in r.items()}
+                    rows.append(row if keep is None else {k: v for k, v in row.items() if k in keep})
+        except UnicodeDecodeError as exc:
+            raise DataError(f"{path}: cannot read metrics: {exc}") from None
+    if report is not None:
+        report(total, total)
+    return rows, list(columns)
 
 
 def _number(value, where: str) -> float | None:
@@ -145,9 +180,10 @@ def normalise(rows: list[dict], columns: list[str], mapping: dict[str, str], sou
     return out, used
 
 
-def scan_log(path: str | Path, *, mapping: dict[str, str] | None = None, percent: bool = False, cfg: VerdictConfig | None = None) -> ScanResult:
+def scan_log(path: str | Path, *, mapping: dict[str, str] | None = None, percent: bool = False, cfg: VerdictConfig | None = None, progress=None) -> ScanResult:
     path = Path(path)
-    rows, columns = read_table(path)
+    keep = {*CANONICAL, "event", *VERDICT_FIELDS, *(mapping or {}).values()}
+    rows, columns = read_table(path, keep, progress)
     series, used = normalise(rows, columns, mapping or {}, str(path), percent)
     metric_rows = [r for r in series if "event" not in r]
     if not metric_rows:
