@@ -235,6 +235,8 @@ def render_bisect(console: Console, result) -> None:
     if result.good and result.bad:
         console.rule(f"[bold]{result.method} {result.good.short}..{result.bad.short}[/bold]  {len(result.commits)} commits, config {result.config_path or '-'}")
         console.print(f"judged by: {judged_by}", highlight=False)
+        if ran.get("by") == "measure":
+            console.print(f"classified by: {ran.get('rule')}", highlight=False, soft_wrap=True)
     if result.judgements:
         table = Table(title="commits judged (a judgement covers every commit with the same resolved config)")
         for column in ("commit", "date", "subject", "commits covered", "evidence", "decision"):
