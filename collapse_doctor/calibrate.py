@@ -56,10 +56,10 @@ class RegimeResult:
     delta: float | None = None  # Cliff's delta, positive = bad is worse
     separates: bool | None = None
 
-    def seconds_per_probe(self) -> float | None:
-        ran = [s.seconds for s in self.good + self.bad if not s.cached and s.seconds]
-        every = [s.seconds for s in self.good + self.bad if s.seconds]
-        values = ran or every
+    def seconds_per_probe(self, side: str = "both") -> float | None:
+        """Mean seconds per probe (as measured when it ran, cached or not) of the good side, the bad one, or both."""
+        summaries = self.good if side == "good" else self.bad if side == "bad" else self.good + self.bad
+        values = [s.seconds for s in summaries if s.seconds]
         return sum(values) / len(values) if values else None
 
     def to_json(self) -> dict:
@@ -78,7 +78,7 @@ class RegimeResult:
             "p_holm": self.p_holm,
             "cliffs_delta": self.delta,
             "separates": self.separates,
-            "seconds_per_probe": self.seconds_per_probe(),
+            "seconds_per_probe": {"good": self.seconds_per_probe("good"), "bad": self.seconds_per_probe("bad")},
         }
 
 
@@ -128,7 +128,7 @@ class Calibration:
         user = tuple(o for o in self.overrides if o.partition("=")[0].strip().split(".")[0] in REGIME_SECTIONS)
         if user:
             lines.append(f"with the --set overrides it was measured under: {' '.join(user)}")
-        lines.append(f"about {r.seconds_per_probe() or 0:.0f} s per probe on the machine that calibrated; use: collapse-doctor probe|ablate|bisect|gate --regime THIS_FILE")
+        lines.append(f"seconds per probe where it was calibrated: good {r.seconds_per_probe('good') or 0:.0f}, bad {r.seconds_per_probe('bad') or 0:.0f}; use: collapse-doctor probe|ablate|bisect|gate --regime THIS_FILE")
         return regime_yaml((*r.regime.overrides, *user), lines)
 
     def to_json(self) -> dict:

@@ -393,12 +393,12 @@ def render_calibration(console: Console, result) -> None:
 
     title = f"calibrate: good {result.good} vs bad {result.bad}, seeds {result.seeds[0]}-{result.seeds[-1]}{', warm start' if result.warm else ''}"
     table = Table(title=title)
-    for column in ("regime", "good verdicts", "good fg_auc", "usable", "bad verdicts", "bad fg_auc", "Fisher p", "rank p", "Holm p", "delta", "s/probe"):
+    for column in ("regime", "good verdicts", "good fg_auc", "usable", "bad verdicts", "bad fg_auc", "Fisher p", "rank p", "Holm p", "delta", "s/probe good, bad"):
         table.add_column(column, justify="left" if column in ("regime", "good verdicts", "bad verdicts", "usable") else "right")
     for r in result.results:
         good_auc = _median([s.measures.get("fg_auc") for s in r.good])
         bad_auc = _median([s.measures.get("fg_auc") for s in r.bad])
-        seconds = r.seconds_per_probe()
+        good_s, bad_s = r.seconds_per_probe("good"), r.seconds_per_probe("bad")
         table.add_row(
             r.regime.name,
             counts(r.good),
@@ -410,7 +410,7 @@ def render_calibration(console: Console, result) -> None:
             _num(r.p, 3),
             (f"[bold]{r.p_holm:.3g}[/bold]" if r.separates else _num(r.p_holm, 3)),
             _num(r.delta, 2),
-            "-" if seconds is None else f"{seconds:.0f}",
+            ("-" if good_s is None else f"{good_s:.0f}") + ", " + ("-" if bad_s is None else f"{bad_s:.0f}"),
         )
     console.print(table)
     console.print(
