@@ -111,6 +111,15 @@ def render_probe(console: Console, report: dict, rows: list[dict]) -> None:
             seen_steps.add(a["step"])
             a = {**a, "event": ", ".join(grouped[a["step"]])}
             console.print(f"  {a['event']} at step {a['step']}: FG acc {_pct(a['fg_acc_before'])} before -> {_pct(a['fg_acc_after'])} after" + (f" ({_change(a['relative_fg_drop'])})" if a["relative_fg_drop"] is not None else ""), highlight=False)
+    warm = report.get("warm_start")
+    if warm:
+        line = f"  warm start: phase 1 ({warm['base']}) ran {warm['phase1_steps']} steps{' (from the cache)' if warm.get('phase1_cached') else ''}, {'learned' if warm['phase1_learned'] else 'did not learn'}"
+        copy = warm.get("copy")
+        if copy:
+            line += f"; {copy['share_copied']:.0%} of the candidate's parameters copied, own init kept in: {', '.join(copy['kept_init_modules']) or 'nothing'}"
+            if copy["untestable_keys"]:
+                line += f"; a warm start cannot test: {', '.join(u['key'] for u in copy['untestable_keys'])} (their tensors are copied)"
+        console.print(line, highlight=False, soft_wrap=True)
     if report.get("ema"):
         ema = report["ema"]
         console.print(f"  EMA (evaluation only): FG acc raw {_pct(ema['raw']['fg_acc'])} vs EMA {_pct(ema['ema']['fg_acc'])}", highlight=False)
