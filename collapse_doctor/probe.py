@@ -166,7 +166,7 @@ def run_probe(
         age = len([r for r in metric_rows if r["step"] >= verdict.onset_step])
         if age < LONGEST_RECOVERY:
             notes.append(
-                f"this collapse was followed for {age} steps; the known-good OLD (2a50f2d) config also collapses at step 2-4 at batch 8 "
+                f"this collapse was followed for {age} steps; the known-good OLD (2a50f2d) config also collapses at step 1-4 at batch 8 "
                 f"and learns again only after 124-{LONGEST_RECOVERY} steps (docs/validity.md), so this verdict cannot tell a late recovery from none: "
                 "compare against a good config in a calibrated regime (collapse-doctor calibrate, --regime) or with --warm-start"
             )

@@ -52,9 +52,9 @@ GRID: tuple[Regime, ...] = (
 )
 WARM_STEPS = 600  # the most phase-1 steps of an 'auto' warm start: OLD at batch 8 reached the learned level by step 300 on 1 of 4 seeds (docs/validity.md)
 # The longest recovered collapse measured (steps from onset to learning again): the OLD config at batch 8,
-# 10 seeds, 300 steps each (docs/validity.md). A probe whose budget is shorter cannot tell a config that
+# 20 seeds, 300 steps each (docs/validity.md). A probe whose budget is shorter cannot tell a config that
 # recovers late from one that never does, and says so.
-LONGEST_RECOVERY = 214
+LONGEST_RECOVERY = 220
 
 
 def warm_variant(regime: Regime, phase2_steps: int = 100) -> Regime:
