@@ -42,9 +42,7 @@ class ProbeJob:
     base_overrides: tuple[str, ...] | None = None  # warm start: the base is this job's config with these overrides instead
 
     def load(self) -> LoadedConfig:
-        if self.config_text is not None:
-            return parse_config_text(self.config_text, source=self.source or "<config text>", overrides=list(self.overrides))
-        return load_config(self.config_path, list(self.overrides))
+        return _load_with(self, list(self.overrides))
 
     def load_base(self) -> LoadedConfig | None:
         """The warm-start base's config (bisect: the good endpoint; ablate: its minimal base), with the
