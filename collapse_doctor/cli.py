@@ -423,7 +423,7 @@ def scan_command(
         raise CollapseDoctorError(f"--set {bad[0]!r}: scan takes verdict.* keys only")
     cfg = parse_config({}, source="--set", overrides=overrides).config.verdict
     with err.status(f"scan: reading {metrics} ...") as status:
-        result = scan_log(metrics, mapping=parse_map(mapping), percent=percent, cfg=cfg, progress=lambda done, total: status.update(f"scan: {done / 2**20:,.0f} of {total / 2**20:,.0f} MB read"))
+        result = scan_log(metrics, mapping=parse_map(mapping), percent=percent, cfg=cfg, keep_rows=html_path is not None, progress=lambda done, total: status.update(f"scan: {done / 2**20:,.0f} of {total / 2**20:,.0f} MB read"))
     if html_path is not None:
         _write_text(html_path, scan_html(result), "HTML")
     _emit(json_path, result.to_json, lambda: render_scan(out, result))

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from collapse_doctor.config import VerdictConfig
 from collapse_doctor.errors import DataError
-from collapse_doctor.verdict import Verdict, judge
+from collapse_doctor.verdict import SeriesJudge, Verdict
 
 CANONICAL = ("step", "fg_acc", "bg_acc", "pred_bg_share", "target_bg_share", "loss")
 FRACTIONS = ("fg_acc", "bg_acc", "pred_bg_share", "target_bg_share")
@@ -28,7 +28,7 @@ REQUIRED = ("fg_acc", "bg_acc")
 class ScanResult:
     source: str
     verdict: Verdict
-    rows: list[dict]
+    rows: list[dict]  # the plotted signals of every row, when scan_log was asked to keep them (--html)
     columns: list[str]  # as found in the file
     mapping: dict[str, str]  # canonical name -> the file's column it was read from
     events: int
@@ -72,63 +72,71 @@ VERDICT_FIELDS = ("valid_cells", "target_share", "fg_pred_share", "fg_pred_mode"
 PROGRESS_BYTES = 50 * 2**20  # files larger than this report their progress
 
 
-def read_table(path: Path, keep: set[str] | None = None, progress=None) -> tuple[list[dict], list[str]]:
-    """Rows as dicts and the column names, from JSONL or CSV/TSV (by extension, else by content),
-    streamed line by line. With `keep`, a row holds only those fields, so memory follows the signals
-    the verdict needs, not the file's size. `progress(bytes_read, total)` is called for large files."""
-    try:
-        total = path.stat().st_size
-        handle = path.open("r", encoding="utf-8", newline="")
-    except FileNotFoundError:
-        raise DataError(f"{path}: no such metrics file") from None
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read metrics: {exc}") from None
-    with handle:
+class Table:
+    """The rows of a JSONL or CSV/TSV file (by extension, else by content), read one line at a time.
+    `columns` holds every column seen so far (a JSONL row may bring new ones); with `keep`, a row holds
+    only those fields. `progress(bytes_read, total)` is called on files larger than PROGRESS_BYTES."""
+
+    def __init__(self, path: Path, keep: set[str] | None = None, progress=None):
+        self.path, self.keep = path, keep
         try:
-            head = handle.read(4096)
-            handle.seek(0)
+            self.total = path.stat().st_size
+            with path.open("r", encoding="utf-8", newline="") as handle:
+                head = handle.read(4096)
+        except FileNotFoundError:
+            raise DataError(f"{path}: no such metrics file") from None
         except UnicodeDecodeError as exc:
+            raise DataError(f"{path}: cannot read metrics: {exc}") from None
+        except OSError as exc:
             raise DataError(f"{path}: cannot read metrics: {exc}") from None
         if not head.strip():
             raise DataError(f"{path}: the metrics file is empty")
-        is_json = path.suffix.lower() in (".jsonl", ".json", ".ndjson") or (path.suffix.lower() not in (".csv", ".tsv") and head.lstrip().startswith("{"))
-        report = progress if progress is not None and total > PROGRESS_BYTES else None
-        rows: list[dict] = []
-        columns: dict[str, None] = {}
-        read = 0
+        suffix = path.suffix.lower()
+        self.is_json = suffix in (".jsonl", ".json", ".ndjson") or (suffix not in (".csv", ".tsv") and head.lstrip().startswith("{"))
+        first = head.splitlines()[0] if head.splitlines() else ""
+        self.dialect = csv.excel_tab if suffix == ".tsv" or ("\t" in first and "," not in first) else csv.excel
+        self.report = progress if progress is not None and self.total > PROGRESS_BYTES else None
+        self.columns: dict[str, None] = {}
+
+    def __iter__(self):
         try:
-            if is_json:
-                for number, line in enumerate(handle, start=1):
-                    read += len(line)
-                    if report is not None and number % 20000 == 0:
-                        report(read, total)
-                    if not line.strip():
-                        continue
-                    try:
-                        row = json.loads(line)
-                    except json.JSONDecodeError as exc:
-                        raise DataError(f"{path}:{number}: not a JSON object ({exc.msg})") from None
-                    if not isinstance(row, dict):
-                        raise DataError(f"{path}:{number}: expected one JSON object per line")
-                    columns.update(dict.fromkeys(row))
-                    rows.append(row if keep is None else {k: v for k, v in row.items() if k in keep})
-            else:
-                first = head.splitlines()[0] if head.splitlines() else ""
-                dialect = csv.excel_tab if path.suffix.lower() == ".tsv" or ("\t" in first and "," not in first) else csv.excel
-                reader = csv.DictReader(handle, dialect=dialect)
-                if not reader.fieldnames:
-                    raise DataError(f"{path}: no header row")
-                columns = dict.fromkeys(c.strip() for c in reader.fieldnames)
-                for number, r in enumerate(reader, start=1):
-                    if report is not None and number % 20000 == 0:
-                        report(handle.tell() if hasattr(handle, "tell") else 0, total)
-                    row = {(k or "").strip(): v for k, v in r.items()}
-                    rows.append(row if keep is None else {k: v for k, v in row.items() if k in keep})
+            with self.path.open("r", encoding="utf-8", newline="") as handle:
+                yield from (self._json_rows(handle) if self.is_json else self._csv_rows(handle))
         except UnicodeDecodeError as exc:
-            raise DataError(f"{path}: cannot read metrics: {exc}") from None
-    if report is not None:
-        report(total, total)
-    return rows, list(columns)
+            raise DataError(f"{self.path}: cannot read metrics: {exc}") from None
+        if self.report is not None:
+            self.report(self.total, self.total)
+
+    def _kept(self, row: dict) -> dict:
+        return row if self.keep is None else {k: v for k, v in row.items() if k in self.keep}
+
+    def _json_rows(self, handle):
+        read = 0
+        for number, line in enumerate(handle, start=1):
+            read += len(line)
+            if self.report is not None and number % 20000 == 0:
+                self.report(read, self.total)
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DataError(f"{self.path}:{number}: not a JSON object ({exc.msg})") from None
+            if not isinstance(row, dict):
+                raise DataError(f"{self.path}:{number}: expected one JSON object per line")
+            self.columns.update(dict.fromkeys(row))
+            yield self._kept(row)
+
+    def _csv_rows(self, handle):
+        reader = csv.DictReader(handle, dialect=self.dialect)
+        if not reader.fieldnames:
+            raise DataError(f"{self.path}: no header row")
+        self.columns = dict.fromkeys(c.strip() for c in reader.fieldnames)
+        yield {}  # an empty first row: the header is known before any data row (scan checks the mapping early)
+        for number, r in enumerate(reader, start=1):
+            if self.report is not None and number % 20000 == 0:
+                self.report(handle.tell(), self.total)
+            yield self._kept({(k or "").strip(): v for k, v in r.items()})
 
 
 def _number(value, where: str) -> float | None:
@@ -142,8 +150,9 @@ def _number(value, where: str) -> float | None:
         raise DataError(f"{where}: expected a number, got {value!r}") from None
 
 
-def normalise(rows: list[dict], columns: list[str], mapping: dict[str, str], source: str, percent: bool = False) -> tuple[list[dict], dict[str, str]]:
-    """Rows in the verdict's vocabulary. Keeps every other column the probe's own JSONL carries."""
+def used_columns(columns: list[str], mapping: dict[str, str], source: str) -> dict[str, str]:
+    """Canonical name -> the column it is read from; refuses a mapped column that is not there, or no
+    column for a required signal."""
     used: dict[str, str] = {}
     for name in (*CANONICAL, "event"):
         column = mapping.get(name, name)
@@ -154,51 +163,82 @@ def normalise(rows: list[dict], columns: list[str], mapping: dict[str, str], sou
     missing = [n for n in REQUIRED if n not in used]
     if missing:
         raise DataError(f"{source}: no {' or '.join(missing)} column (columns: {', '.join(columns[:20])}); map yours with --map {missing[0]}=COLUMN")
+    return used
+
+
+def normalise_row(raw: dict, index: int, mapping: dict[str, str], source: str, percent: bool = False) -> list[dict]:
+    """One file row in the verdict's vocabulary: an event row, a metric row, or both (an event on a
+    metric row). Keeps every other field the probe's own JSONL carries (valid_cells, shares)."""
+    column = {name: mapping.get(name, name) for name in (*CANONICAL, "event")}
+    renamed = set(column.values())
+    where = f"{source}: row {index + 1}"
+    row = {k: v for k, v in raw.items() if k not in renamed and k not in CANONICAL and k != "event"}
+    step = _number(raw.get(column["step"]), f"{where}, column {column['step']}")
+    row["step"] = int(step) if step is not None and not math.isnan(step) else index
     out = []
-    renamed = {column: name for name, column in used.items()}
-    for index, raw in enumerate(rows):
-        where = f"{source}: row {index + 1}"
-        row = {k: v for k, v in raw.items() if k not in renamed and k not in CANONICAL and k != "event"}  # extra signals (valid_cells, shares) help the verdict
-        step = _number(raw.get(used["step"]), f"{where}, column {used['step']}") if "step" in used else None
-        row["step"] = int(step) if step is not None and not math.isnan(step) else index
-        event = raw.get(used["event"]) if "event" in used else None
-        if event not in (None, "") and str(event).strip():
-            out.append({"step": row["step"], "event": str(event).strip()})
-            if all(raw.get(used[n]) in (None, "") for n in REQUIRED):
-                continue  # an event row only
-        for name in ("fg_acc", "bg_acc", "pred_bg_share", "target_bg_share", "loss"):
-            if name not in used:
-                continue
-            value = _number(raw.get(used[name]), f"{where}, column {used[name]}")
-            if value is not None and name in FRACTIONS and not math.isnan(value):
-                if percent:
-                    value /= 100.0
-                if not 0.0 <= value <= 1.0:
-                    raise DataError(f"{where}, column {used[name]}: {value:g} is not a fraction in [0, 1]" + ("" if percent else " (percentages? add --percent)"))
-            row[name] = value
-        out.append(row)
-    return out, used
+    event = raw.get(column["event"])
+    if event not in (None, "") and str(event).strip():
+        out.append({"step": row["step"], "event": str(event).strip()})
+        if all(raw.get(column[n]) in (None, "") for n in REQUIRED):
+            return out  # an event row only
+    for name in ("fg_acc", "bg_acc", "pred_bg_share", "target_bg_share", "loss"):
+        if column[name] not in raw:
+            continue
+        value = _number(raw.get(column[name]), f"{where}, column {column[name]}")
+        if value is not None and name in FRACTIONS and not math.isnan(value):
+            if percent:
+                value /= 100.0
+            if not 0.0 <= value <= 1.0:
+                raise DataError(f"{where}, column {column[name]}: {value:g} is not a fraction in [0, 1]" + ("" if percent else " (percentages? add --percent)"))
+        row[name] = value
+    out.append(row)
+    return out
 
 
-def scan_log(path: str | Path, *, mapping: dict[str, str] | None = None, percent: bool = False, cfg: VerdictConfig | None = None, progress=None) -> ScanResult:
-    path = Path(path)
-    keep = {*CANONICAL, "event", *VERDICT_FIELDS, *(mapping or {}).values()}
-    rows, columns = read_table(path, keep, progress)
-    series, used = normalise(rows, columns, mapping or {}, str(path), percent)
-    metric_rows = [r for r in series if "event" not in r]
+PLOT_FIELDS = ("step", "event", "fg_acc", "bg_acc", "pred_bg_share", "target_bg_share", "loss")
+
+
+def scan_log(path: str | Path, *, mapping: dict[str, str] | None = None, percent: bool = False, cfg: VerdictConfig | None = None, progress=None, keep_rows: bool = False) -> ScanResult:
+    """Judge a log in one streaming pass: memory stays flat as the file grows. With keep_rows, the
+    plotted signals of every row are kept (for --html), which is the one part that grows."""
+    path, mapping = Path(path), mapping or {}
+    table = Table(path, {*CANONICAL, "event", *VERDICT_FIELDS, *mapping.values()}, progress)
+    judge = SeriesJudge(cfg or VerdictConfig())
+    kept: list[dict] = []
+    metric_rows = events = 0
+    last_step = None
+    nan_rows = no_step = False
+    index = -1
+    for raw in table:
+        if not raw and not table.is_json:
+            used_columns(list(table.columns), mapping, str(path))  # a CSV's header is known before its rows
+            continue
+        index += 1
+        if mapping.get("step", "step") not in raw:
+            no_step = True
+        for row in normalise_row(raw, index, mapping, str(path), percent):
+            if "event" in row:
+                events += 1
+            else:
+                metric_rows += 1
+                if last_step is not None and row["step"] <= last_step:
+                    raise DataError(
+                        f"{path}: step {row['step']} (metric row {metric_rows}) does not follow step {last_step}: the steps repeat or go backwards, "
+                        "as when two runs are appended to one log; split the file into one run each"
+                    )
+                last_step = row["step"]
+                nan_rows = nan_rows or (isinstance(row.get("fg_acc"), float) and math.isnan(row["fg_acc"]))
+            judge.add(row)
+            if keep_rows:
+                kept.append({k: v for k, v in row.items() if k in PLOT_FIELDS})
+    used = used_columns(list(table.columns), mapping, str(path))
     if not metric_rows:
         raise DataError(f"{path}: no metric rows (only events)")
-    steps = [r["step"] for r in metric_rows if isinstance(r.get("step"), (int, float))]
-    back = next((i for i in range(1, len(steps)) if steps[i] <= steps[i - 1]), None)
-    if back is not None:
-        raise DataError(
-            f"{path}: step {steps[back]} (metric row {back + 1}) does not follow step {steps[back - 1]}: the steps repeat or go backwards, "
-            "as when two runs are appended to one log; split the file into one run each"
-        )
     notes = []
     if "step" not in used:
         notes.append("no step column: rows are numbered 0, 1, 2, ... in file order")
-    if any(isinstance(r.get("fg_acc"), float) and math.isnan(r["fg_acc"]) for r in metric_rows):
+    elif no_step:
+        notes.append("some rows have no step: they are numbered by their place in the file")
+    if nan_rows:
         notes.append("some rows have NaN accuracy: they count as unknown")
-    verdict = judge(series, cfg or VerdictConfig())
-    return ScanResult(str(path), verdict, series, columns, used, sum(1 for r in series if "event" in r), notes)
+    return ScanResult(str(path), judge.verdict(), kept, list(table.columns), used, events, notes)

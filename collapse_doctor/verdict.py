@@ -11,6 +11,7 @@ docs/verdicts.md justifies each from reference sections 2.5, 2.10 and 7.
 from __future__ import annotations
 
 import math
+from collections import deque
 from dataclasses import asdict, dataclass, field, replace
 
 from collapse_doctor.config import VerdictConfig
@@ -101,18 +102,34 @@ def pooled_rows(rows: list[dict], cfg: VerdictConfig) -> list[dict]:
     """Row i's signals pooled (cell-weighted) with the rows before it until the pool holds
     cfg.pool_fg_cells FG-target cells. Rows without `valid_cells` (a scanned log) stay as they are.
     A trailing window only looks back, so a flag never appears before the step that completes it."""
-    if cfg.pool_fg_cells <= 0 or not all(_num(r, "valid_cells") is not None and _num(r, "target_bg_share") is not None for r in rows):
+    if cfg.pool_fg_cells <= 0 or not all(_poolable(r) for r in rows):
         return rows
-    out = []
-    for i, row in enumerate(rows):
+    pool = _Pool(cfg.pool_fg_cells)
+    return [pool.add(row) for row in rows]
+
+
+def _poolable(row: dict) -> bool:
+    return _num(row, "valid_cells") is not None and _num(row, "target_bg_share") is not None
+
+
+class _Pool:
+    """pooled_rows one row at a time: rows older than the current window can never rejoin a later one
+    (FG cells are not negative), so only the window is kept."""
+
+    def __init__(self, fg_cells: int):
+        self.fg_cells, self.window = fg_cells, deque()
+
+    def add(self, row: dict) -> dict:
+        self.window.append(row)
         window, fg_cells = [], 0.0
-        for j in range(i, -1, -1):
-            window.append(rows[j])
-            fg_cells += _num(rows[j], "valid_cells") * (1 - _num(rows[j], "target_bg_share"))
-            if fg_cells >= cfg.pool_fg_cells:
+        for previous in reversed(self.window):  # summed newest first, as the window is defined
+            window.append(previous)
+            fg_cells += _num(previous, "valid_cells") * (1 - _num(previous, "target_bg_share"))
+            if fg_cells >= self.fg_cells:
                 break
-        out.append({**row, **_pool(window)})
-    return out
+        for _ in range(len(self.window) - len(window)):
+            self.window.popleft()
+        return {**row, **_pool(window)}
 
 
 def _pool(window: list[dict]) -> dict:
@@ -210,158 +227,242 @@ def _background_onset(row: dict, cfg: VerdictConfig) -> bool | None:
     return None if state is None else state[0] and state[1] < cfg.learned_acc
 
 
-def _episodes(steps: list[int], enter: list[bool | None], hold: list[bool | None], kind: str, cfg: VerdictConfig) -> list[Episode]:
-    """Episodes with hysteresis: one starts after min_consecutive `enter` rows in a row, and ends after
-    min_consecutive rows in a row where it no longer `hold`s. Rows that cannot tell (None) are skipped."""
-    out: list[Episode] = []
-    known = [i for i, (e, h) in enumerate(zip(enter, hold)) if e is not None and h is not None]
-    run_start, run = None, 0  # consecutive entering rows while outside an episode
-    start = last_hold = None  # the open episode
-    length = exits = 0
-    for i in known:
-        if start is None:
-            if enter[i]:
-                run_start = i if run == 0 else run_start
-                run += 1
-                if run >= cfg.min_consecutive:
-                    start, last_hold, length, exits = run_start, i, run, 0
-                    run = 0
-            else:
-                run = 0
-        elif hold[i] or enter[i]:
-            last_hold, exits = i, 0
-            length += 1
+class _Episodes:
+    """Episodes with hysteresis, one row at a time: one starts after min_consecutive `enter` rows in a
+    row, and ends after min_consecutive rows in a row where it no longer `hold`s. Rows that cannot tell
+    (None) are skipped. Pooling detects an episode a few steps late, so its onset moves back over the
+    unbroken run of raw steps, ending just before the detected start, in which its condition already
+    held (`before`: that run's first step and length, given with each row)."""
+
+    def __init__(self, kind: str, min_consecutive: int):
+        self.kind, self.min_consecutive = kind, min_consecutive
+        self.closed: list[Episode] = []
+        self.run, self.run_start = 0, None  # consecutive entering rows while outside an episode
+        self.open: dict | None = None
+
+    def add(self, step: int, enter: bool | None, hold: bool | None, before: tuple[int | None, int]) -> None:
+        if enter is None or hold is None:
+            return
+        if self.open is None:
+            if not enter:
+                self.run = 0
+                return
+            if self.run == 0:
+                self.run_start = (step, before)
+            self.run += 1
+            if self.run >= self.min_consecutive:
+                self.open = {"start": self.run_start, "last": step, "length": self.run, "exits": 0}
+                self.run = 0
+        elif hold or enter:
+            self.open.update(last=step, exits=0, length=self.open["length"] + 1)
         else:
-            exits += 1
-            if exits >= cfg.min_consecutive:
-                out.append(Episode(kind, steps[start], steps[last_hold], length, False))
-                start = None
-    if start is not None:
-        out.append(Episode(kind, steps[start], steps[last_hold], length, True))  # still open at the last row
-    return out
+            self.open["exits"] += 1
+            if self.open["exits"] >= self.min_consecutive:
+                self.closed.append(self._episode(self.open, at_end=False))
+                self.open = None
+
+    def _episode(self, state: dict, at_end: bool) -> Episode:
+        start, (first, extra) = state["start"]
+        return Episode(self.kind, start if first is None else first, state["last"], state["length"] + extra, at_end)
+
+    def episodes(self) -> list[Episode]:
+        return self.closed + ([self._episode(self.open, at_end=True)] if self.open is not None else [])
 
 
-def _refine_start(episode: Episode, rows: list[dict], cfg: VerdictConfig) -> Episode:
-    """Pooling detects an episode a few steps late; its onset is the first step of the unbroken run of
-    raw (unpooled) steps, ending at the detected start, in which the episode's condition already held."""
-    holds = _background_onset if episode.kind == "bg" else foreground_flag
-    index = next(i for i, r in enumerate(rows) if r["step"] == episode.start)
-    first = index
-    while first > 0 and holds(rows[first - 1], cfg):
-        first -= 1
-    if first == index:
-        return episode
-    return replace(episode, start=rows[first]["step"], length=episode.length + index - first)
+class _Run:
+    """The unbroken run of rows, up to the latest, in which a condition held: (first step, length)."""
+
+    def __init__(self):
+        self.first, self.length = None, 0
+
+    def add(self, step: int, holds) -> None:
+        self.first, self.length = (self.first if self.length else step, self.length + 1) if holds else (None, 0)
+
+    @property
+    def state(self) -> tuple[int | None, int]:
+        return self.first, self.length
 
 
-def _nonfinite_run(rows: list[dict], cfg: VerdictConfig) -> tuple[int | None, int]:
-    """(first step of the longest run of non-finite steps, its length)."""
-    best_start, best, start, run = None, 0, None, 0
-    for row in rows:
-        if "consecutive_nonfinite" in row:
-            bad = int(row["consecutive_nonfinite"]) > 0
-        else:
-            loss = _num(row, "loss")
-            bad = loss is not None and not math.isfinite(loss)
-        if bad:
-            start = row["step"] if run == 0 else start
-            run += 1
-            if run > best:
-                best_start, best = start, run
-        else:
-            run = 0
-    return best_start, best
+class _Mean:
+    def __init__(self):
+        self.total, self.count = 0.0, 0
 
+    def add(self, value: float | None) -> None:
+        if value is not None and math.isfinite(value):
+            self.total, self.count = self.total + value, self.count + 1
 
-def _window_mean(rows: list[dict], name: str, lo: int, hi: int) -> float | None:
-    values = [v for r in rows if lo <= r["step"] < hi for v in [_num(r, name)] if v is not None and math.isfinite(v)]
-    return sum(values) / len(values) if values else None
+    @property
+    def value(self) -> float | None:
+        return self.total / self.count if self.count else None
 
 
 # --------------------------------------------------------------------------------------------------
 # The verdict
 # --------------------------------------------------------------------------------------------------
 SIGNALS = ("fg_acc", "bg_acc", "pred_bg_share", "target_bg_share", "loss", "fg_pred_mode", "fg_pred_mode_share", "consecutive_nonfinite")
+FINAL_SIGNALS = ("fg_acc", "bg_acc", "pred_bg_share", "target_bg_share")
+
+
+class SeriesJudge:
+    """The verdict of a series fed one row at a time, in step order. Memory is bounded by the windows
+    (the pool, the final window, the activation windows), not by the length of the run, so scan reads
+    a log of any size in flat memory.
+    `judge(series)` is this, fed the whole series."""
+
+    def __init__(self, cfg: VerdictConfig | None = None):
+        self.cfg = cfg = cfg or VerdictConfig()
+        self.rows, self.first_step, self.last_step = 0, None, None
+        self.signals: set[str] = set()
+        self.final: deque = deque(maxlen=cfg.final_window)
+        self.pool = _Pool(cfg.pool_fg_cells) if cfg.pool_fg_cells > 0 else None  # None once a row cannot be pooled
+        self.tracks = {pooled: (_Episodes("bg", cfg.min_consecutive), _Episodes("fg", cfg.min_consecutive)) for pooled in (True, False)}
+        self.onset_runs = {"bg": _Run(), "fg": _Run()}  # raw rows where an episode's onset may lie
+        self.nonfinite, self.nonfinite_longest = _Run(), (None, 0)
+        self.params_bad = False
+        self.recent: deque = deque()  # (step, fg_acc) within the activation windows of the latest step
+        self.activations: list[dict] = []
+
+    def add(self, row: dict) -> None:
+        """One row of the series: an event row (`event`) or a metric row (`step` and signals)."""
+        if row.get("event"):
+            self._add_event(row)
+        elif "step" in row:
+            self._add_metrics(row)
+
+    def _add_event(self, row: dict) -> None:
+        step, before, after = row["step"], _Mean(), _Mean()
+        activation = {"event": row["event"], "step": step, "before": before, "after": after}
+        for seen, fg in self.recent:
+            self._count(activation, seen, fg)
+        self.activations.append(activation)
+
+    def _count(self, activation: dict, step: int, fg: float | None) -> None:
+        if activation["step"] - self.cfg.window_before <= step < activation["step"]:
+            activation["before"].add(fg)
+        elif activation["step"] <= step < activation["step"] + self.cfg.window_after:
+            activation["after"].add(fg)
+
+    def _add_metrics(self, row: dict) -> None:
+        cfg, step = self.cfg, row["step"]
+        if self.last_step is not None and step <= self.last_step:
+            raise ValueError(f"step {step} does not follow step {self.last_step}: a series is judged in step order, each step once")
+        self.rows += 1
+        self.first_step = step if self.first_step is None else self.first_step
+        self.last_step = step
+        self.signals.update(s for s in SIGNALS if row.get(s) is not None)
+        self.final.append(tuple(_num(row, name) for name in FINAL_SIGNALS))
+        fg = _num(row, "fg_acc")
+        for activation in self.activations:
+            self._count(activation, step, fg)
+        self.recent.append((step, fg))
+        while self.recent[0][0] < step - cfg.window_before - cfg.window_after:
+            self.recent.popleft()
+
+        before = {kind: run.state for kind, run in self.onset_runs.items()}
+        views = [(False, row)]
+        if self.pool is not None:
+            if _poolable(row):
+                views.append((True, self.pool.add(row)))
+            else:
+                self.pool = None
+        for pooled, view in views:
+            bg, fg_track = self.tracks[pooled]
+            bg.add(step, background_flag(view, cfg), background_holds(view, cfg), before["bg"])
+            flag = foreground_flag(view, cfg)
+            fg_track.add(step, flag, flag, before["fg"])
+        self.onset_runs["bg"].add(step, _background_onset(row, cfg))
+        self.onset_runs["fg"].add(step, foreground_flag(row, cfg))
+
+        if "consecutive_nonfinite" in row:
+            bad = int(row["consecutive_nonfinite"]) > 0
+        else:
+            loss = _num(row, "loss")
+            bad = loss is not None and not math.isfinite(loss)
+        self.nonfinite.add(step, bad)
+        if self.nonfinite.length > self.nonfinite_longest[1]:
+            self.nonfinite_longest = self.nonfinite.state
+        self.params_bad = row.get("params_finite") is False
+
+    def verdict(self) -> Verdict:
+        """The verdict on the rows so far (the judge can go on taking rows afterwards)."""
+        cfg = self.cfg
+        signals = [s for s in SIGNALS if s in self.signals]
+        limitations = []
+        if "pred_bg_share" not in signals or "target_bg_share" not in signals:
+            limitations.append("no predicted/target background shares: over-prediction is read from BG accuracy alone")
+        if "fg_pred_mode" not in signals:
+            limitations.append("no FG prediction mode: a single-colour FG collapse cannot be seen")
+        if not self.rows:
+            return Verdict(INCONCLUSIVE, None, ["the series has no metric rows"], 0, {}, signals_used=signals, limitations=limitations)
+        final = {}
+        for i, name in enumerate(FINAL_SIGNALS):
+            mean = _Mean()
+            for values in self.final:
+                mean.add(values[i])
+            final[name] = mean.value
+        bg_track, fg_track = self.tracks[self.pool is not None]
+        episodes = sorted(bg_track.episodes() + fg_track.episodes(), key=lambda e: e.start)
+        activations = [
+            Activation(a["event"], a["step"], before := a["before"].value, after := a["after"].value, (before - after) / before if before and after is not None else None)
+            for a in self.activations
+        ]
+        nonfinite_start, nonfinite_len = self.nonfinite_longest
+
+        def fmt(x: float | None) -> str:
+            return "n/a" if x is None else f"{x:.1%}"
+
+        final_text = f"final {len(self.final)}-step FG acc {fmt(final['fg_acc'])}, BG acc {fmt(final['bg_acc'])}, predicted BG {fmt(final['pred_bg_share'])} vs target {fmt(final['target_bg_share'])}"
+        at_end = [e for e in episodes if e.at_end]
+        ended = [e for e in episodes if not e.at_end]
+        if nonfinite_len >= cfg.nonfinite_budget or self.params_bad:
+            label, onset = DIVERGED, nonfinite_start
+            reasons = [f"{nonfinite_len} consecutive non-finite steps from step {nonfinite_start} (budget {cfg.nonfinite_budget})" if nonfinite_len >= cfg.nonfinite_budget else "parameters are non-finite at the last step"]
+        elif any(e.kind == "bg" for e in at_end):
+            e = next(e for e in at_end if e.kind == "bg")
+            label, onset = COLLAPSED, e.start
+            reasons = [
+                f"background collapse from step {e.start} (background over-predicted, FG accuracy < {cfg.fg_acc_floor:.0%}), not recovered: "
+                f"FG accuracy never came back to the learned level {cfg.learned_acc:.0%}",
+                final_text,
+            ]
+        elif at_end:
+            e = at_end[0]
+            label, onset = FG_COLLAPSE, e.start
+            reasons = [f"foreground collapse (one FG colour > {cfg.fg_mode_share:.0%} of FG-cell predictions beyond its target share, or BG under-predicted) from step {e.start} to the end ({e.length} steps)", final_text]
+        elif ended:
+            e = ended[0]
+            label, onset = TRANSIENT, e.start
+            reasons = [f"{'background' if e.kind == 'bg' else 'foreground'} collapse from step {e.start} to {e.end}, then recovered ({len(ended)} episode(s))", final_text]
+        elif final["fg_acc"] is not None and final["bg_acc"] is not None and final["fg_acc"] >= cfg.learned_acc and final["bg_acc"] >= cfg.learned_acc:
+            label, onset = HEALTHY, None
+            reasons = [f"no collapse episode of {cfg.min_consecutive}+ steps; FG and BG accuracy >= {cfg.learned_acc:.0%} at the end", final_text]
+        else:
+            label, onset = INCONCLUSIVE, None
+            reasons = [f"no collapse episode of {cfg.min_consecutive}+ steps, but FG or BG accuracy < {cfg.learned_acc:.0%} at the end: not learned within {self.rows} steps", final_text]
+        if onset is not None:
+            activations = [replace(a, onset_offset=onset - a.step) for a in activations]
+        onset_after = None
+        if onset is not None:
+            prior = [a for a in activations if self.first_step < a.step <= onset]  # modules live from the first step count as the start
+            if prior:
+                a = prior[-1]
+                names = ", ".join(p.event for p in prior if p.step == a.step)
+                onset_after = {"event": names, "step": a.step, "steps_after": onset - a.step}
+            else:
+                onset_after = {"event": "start", "step": self.first_step, "steps_after": onset - self.first_step}
+        return Verdict(label, onset, reasons, self.rows, final, episodes, activations, onset_after, signals, limitations)
 
 
 def judge(series: list[dict], cfg: VerdictConfig | None = None) -> Verdict:
-    """The verdict for a metric series (event rows and metric rows, in step order)."""
-    cfg = cfg or VerdictConfig()
+    """The verdict for a metric series (event rows and metric rows; metric rows are taken in step order,
+    each event before the metric row of its own step)."""
+    judge_ = SeriesJudge(cfg)
     events = [r for r in series if r.get("event")]
     rows = sorted((r for r in series if not r.get("event") and "step" in r), key=lambda r: r["step"])
-    signals = [s for s in SIGNALS if any(r.get(s) is not None for r in rows)]
-    limitations = []
-    if "pred_bg_share" not in signals or "target_bg_share" not in signals:
-        limitations.append("no predicted/target background shares: over-prediction is read from BG accuracy alone")
-    if "fg_pred_mode" not in signals:
-        limitations.append("no FG prediction mode: a single-colour FG collapse cannot be seen")
-    if not rows:
-        return Verdict(INCONCLUSIVE, None, ["the series has no metric rows"], 0, {}, signals_used=signals, limitations=limitations)
-    steps = [r["step"] for r in rows]
-    last_step = steps[-1]
-    final_lo = rows[max(0, len(rows) - cfg.final_window)]["step"]
-    final = {name: _window_mean(rows, name, final_lo, last_step + 1) for name in ("fg_acc", "bg_acc", "pred_bg_share", "target_bg_share")}
-    pooled = pooled_rows(rows, cfg)
-    fg_flags = [foreground_flag(r, cfg) for r in pooled]
-    episodes = _episodes(steps, [background_flag(r, cfg) for r in pooled], [background_holds(r, cfg) for r in pooled], "bg", cfg) + _episodes(steps, fg_flags, fg_flags, "fg", cfg)
-    episodes = [_refine_start(e, rows, cfg) for e in episodes]
-    episodes.sort(key=lambda e: e.start)
-    activations = [
-        Activation(
-            e["event"],
-            e["step"],
-            before := _window_mean(rows, "fg_acc", e["step"] - cfg.window_before, e["step"]),
-            after := _window_mean(rows, "fg_acc", e["step"], e["step"] + cfg.window_after),
-            (before - after) / before if before and after is not None else None,
-        )
-        for e in events
-    ]
-    nonfinite_start, nonfinite_len = _nonfinite_run(rows, cfg)
-    params_bad = rows[-1].get("params_finite") is False
-
-    def fmt(x: float | None) -> str:
-        return "n/a" if x is None else f"{x:.1%}"
-
-    final_text = f"final {len(rows[-cfg.final_window:])}-step FG acc {fmt(final['fg_acc'])}, BG acc {fmt(final['bg_acc'])}, predicted BG {fmt(final['pred_bg_share'])} vs target {fmt(final['target_bg_share'])}"
-    at_end = [e for e in episodes if e.at_end]
-    ended = [e for e in episodes if not e.at_end]
-    if nonfinite_len >= cfg.nonfinite_budget or params_bad:
-        label, onset = DIVERGED, nonfinite_start
-        reasons = [f"{nonfinite_len} consecutive non-finite steps from step {nonfinite_start} (budget {cfg.nonfinite_budget})" if nonfinite_len >= cfg.nonfinite_budget else "parameters are non-finite at the last step"]
-    elif any(e.kind == "bg" for e in at_end):
-        e = next(e for e in at_end if e.kind == "bg")
-        label, onset = COLLAPSED, e.start
-        reasons = [
-            f"background collapse from step {e.start} (background over-predicted, FG accuracy < {cfg.fg_acc_floor:.0%}), not recovered: "
-            f"FG accuracy never came back to the learned level {cfg.learned_acc:.0%}",
-            final_text,
-        ]
-    elif at_end:
-        e = at_end[0]
-        label, onset = FG_COLLAPSE, e.start
-        reasons = [f"foreground collapse (one FG colour > {cfg.fg_mode_share:.0%} of FG-cell predictions beyond its target share, or BG under-predicted) from step {e.start} to the end ({e.length} steps)", final_text]
-    elif ended:
-        e = ended[0]
-        label, onset = TRANSIENT, e.start
-        reasons = [f"{'background' if e.kind == 'bg' else 'foreground'} collapse from step {e.start} to {e.end}, then recovered ({len(ended)} episode(s))", final_text]
-    elif final["fg_acc"] is not None and final["bg_acc"] is not None and final["fg_acc"] >= cfg.learned_acc and final["bg_acc"] >= cfg.learned_acc:
-        label, onset = HEALTHY, None
-        reasons = [f"no collapse episode of {cfg.min_consecutive}+ steps; FG and BG accuracy >= {cfg.learned_acc:.0%} at the end", final_text]
-    else:
-        label, onset = INCONCLUSIVE, None
-        reasons = [f"no collapse episode of {cfg.min_consecutive}+ steps, but FG or BG accuracy < {cfg.learned_acc:.0%} at the end: not learned within {len(rows)} steps", final_text]
-    if onset is not None:
-        activations = [replace(a, onset_offset=onset - a.step) for a in activations]
-    onset_after = None
-    if onset is not None:
-        prior = [a for a in activations if steps[0] < a.step <= onset]  # modules live from the first step count as the start
-        if prior:
-            a = prior[-1]
-            names = ", ".join(p.event for p in prior if p.step == a.step)
-            onset_after = {"event": names, "step": a.step, "steps_after": onset - a.step}
-        else:
-            onset_after = {"event": "start", "step": steps[0], "steps_after": onset - steps[0]}
-    return Verdict(label, onset, reasons, len(rows), final, episodes, activations, onset_after, signals, limitations)
+    merged = sorted([(r["step"], 0, i, r) for i, r in enumerate(events)] + [(r["step"], 1, i, r) for i, r in enumerate(rows)], key=lambda t: t[:3])
+    for *_, row in merged:
+        judge_.add(row)
+    return judge_.verdict()
 
 
 def early_stop(series: list[dict], cfg: VerdictConfig, after: int | None) -> str | None:

@@ -99,3 +99,33 @@ def test_early_stop_waits_for_an_episode_longer_than_any_recovered_one():
     assert early_stop(transient(n=60, start=5, end=15), cfg, 5) is None  # recovered: go on
     assert early_stop(healthy(n=60), cfg, 5) is None
     assert "FG_COLLAPSE" in early_stop(fg_collapse(n=60, onset=10), cfg, 40)
+
+
+def test_the_series_judge_keeps_only_its_windows_on_a_long_run():
+    """Memory does not grow with the run: after 5,000 steps the judge holds its windows, no history."""
+    from collapse_doctor.verdict import SeriesJudge
+
+    cfg = VerdictConfig()
+    streaming = SeriesJudge(cfg)
+    series = [{"step": 0, "event": "hyper_lora on"}]
+    for step in range(5000):
+        collapsed = 1000 <= step < 1400
+        row = {"step": step, "fg_acc": 0.0 if collapsed else 0.5, "bg_acc": 1.0 if collapsed else 0.9, "pred_bg_share": 0.99 if collapsed else 0.6, "target_bg_share": 0.6, "valid_cells": 400}
+        series.append(row)
+    for row in series:
+        streaming.add(row)
+    assert len(streaming.recent) <= cfg.window_before + cfg.window_after + 1
+    assert len(streaming.final) == cfg.final_window
+    assert len(streaming.pool.window) <= 1 + cfg.pool_fg_cells // 160
+    verdict = streaming.verdict()
+    assert verdict.label == "TRANSIENT" and verdict.episodes[0].start == 1000
+    assert verdict.to_json() == judge(series, cfg).to_json()
+
+
+def test_the_series_judge_refuses_steps_out_of_order():
+    from collapse_doctor.verdict import SeriesJudge
+
+    streaming = SeriesJudge()
+    streaming.add({"step": 3, "fg_acc": 0.5, "bg_acc": 0.9})
+    with pytest.raises(ValueError, match="step 3 does not follow step 3"):
+        streaming.add({"step": 3, "fg_acc": 0.5, "bg_acc": 0.9})
