@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install -q --upgrade pip
 	$(VENV)/bin/python -m pip install -q torch==2.13.0
-	$(VENV)/bin/python -m pip install -q -e '.[test,ray,lightning]'
+	$(VENV)/bin/python -m pip install -q -e '.[test,ray,lightning,tensorboard]'
 	touch $(STAMP)
 
 # A verdict (exit 0 good, 1 bad, 3 inconclusive) is the job's result, not a failure of make; bad input (2)

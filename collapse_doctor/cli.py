@@ -406,7 +406,7 @@ def gate_command(
 
 @app.command("scan", epilog=EXIT_CODES_HELP)
 def scan_command(
-    metrics: Path = typer.Argument(..., help="Metric log: JSONL (the probe's, the monitor's, any) or CSV/TSV, one row per step."),
+    metrics: Path = typer.Argument(..., help="Metric log: JSONL (the probe's, the monitor's, any) or CSV/TSV, one row per step; or a TensorBoard run directory or tfevents file (the tensorboard extra), tags as columns."),
     mapping: list[str] = typer.Option([], "--map", help="Read a canonical signal from another column, e.g. --map fg_acc=FG (repeatable; step, fg_acc, bg_acc, pred_bg_share, target_bg_share, loss, event)."),
     percent: bool = typer.Option(False, "--percent", help="Accuracies and shares are percentages (0-100), not fractions."),
     overrides: list[str] = typer.Option([], "--set", help="Verdict thresholds, e.g. --set verdict.bg_excess=0.2 (repeatable)."),

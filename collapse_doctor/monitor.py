@@ -24,6 +24,7 @@ import torch
 
 from collapse_doctor.config import VerdictConfig
 from collapse_doctor.counts import CellCounts
+from collapse_doctor.tfevents import TENSORBOARD_PREFIX, TENSORBOARD_SIGNALS
 from collapse_doctor.verdict import Verdict, early_stop, judge
 
 
@@ -48,10 +49,14 @@ class CollapseMonitor:
         on_collapse: Callable[[Verdict], None] | None = None,
         raise_on_collapse: bool = False,
         log_path: str | Path | None = None,
+        writer=None,
     ):
         """num_classes: the logits' class dimension; background: the dominant class; ignore_index:
         target value of cells that are not cells (padding); early_stop_after: steps a collapse must
-        last to count as certain (None: never); log_path: append every row as JSONL (scan reads it)."""
+        last to count as certain (None: never); log_path: append every row as JSONL (scan reads it);
+        writer: a TensorBoard SummaryWriter (or anything with add_scalar and add_text) that gets each
+        step's signals as `collapse/<signal>` scalars and each mark as `collapse/event` text (scan
+        reads the run directory)."""
         if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
             raise ValueError(f"num_classes={num_classes!r}: expected an integer >= 2")
         if isinstance(background, bool) or not isinstance(background, int) or not 0 <= background < num_classes:
@@ -70,6 +75,9 @@ class CollapseMonitor:
         self.step = 0
         self.collapse: Verdict | None = None  # set once, when a collapse became certain
         self._pending = CellCounts(num_classes, background=background, ignore=self.ignore)
+        if writer is not None and not (callable(getattr(writer, "add_scalar", None)) and callable(getattr(writer, "add_text", None))):
+            raise TypeError(f"writer of type {type(writer).__name__}: expected a SummaryWriter (add_scalar and add_text)")
+        self.writer = writer
         self._log = Path(log_path).open("a", encoding="utf-8") if log_path is not None else None
 
     # ---- feeding it ----------------------------------------------------------------------------
@@ -188,3 +196,9 @@ class CollapseMonitor:
         if self._log is not None:
             self._log.write(json.dumps(row) + "\n")
             self._log.flush()
+        if self.writer is not None:
+            if "event" in row:
+                self.writer.add_text(f"{TENSORBOARD_PREFIX}event", row["event"], row["step"])
+            for name in TENSORBOARD_SIGNALS:
+                if row.get(name) is not None:
+                    self.writer.add_scalar(f"{TENSORBOARD_PREFIX}{name}", row[name], row["step"])

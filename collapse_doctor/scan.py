@@ -1,6 +1,7 @@
 """scan: the verdict for a run that already happened, from its metric log.
 
-Any JSONL (the probe's own, the monitor's, anyone's) or CSV/TSV with one row per step. Canonical
+Any JSONL (the probe's own, the monitor's, anyone's) or CSV/TSV with one row per step, or a
+TensorBoard run directory / event file (tfevents.py: tags are the columns). Canonical
 columns: step, fg_acc, bg_acc, pred_bg_share, target_bg_share, loss (fractions in [0, 1]); `--map
 fg_acc=FG` reads another column name; rows with a non-empty `event` column mark activations. The
 verdict is `verdict.judge`, the same code the probe, gate and monitor use; it says which signals it
@@ -17,6 +18,7 @@ from pathlib import Path
 
 from collapse_doctor.config import VerdictConfig
 from collapse_doctor.errors import DataError
+from collapse_doctor.tfevents import TensorBoardTable, is_tensorboard
 from collapse_doctor.verdict import SeriesJudge, Verdict
 
 CANONICAL = ("step", "fg_acc", "bg_acc", "pred_bg_share", "target_bg_share", "loss")
@@ -202,7 +204,8 @@ def scan_log(path: str | Path, *, mapping: dict[str, str] | None = None, percent
     """Judge a log in one streaming pass: memory stays flat as the file grows. With keep_rows, the
     plotted signals of every row are kept (for --html), which is the one part that grows."""
     path, mapping = Path(path), mapping or {}
-    table = Table(path, {*CANONICAL, "event", *VERDICT_FIELDS, *mapping.values()}, progress)
+    keep = {*CANONICAL, "event", *VERDICT_FIELDS, *mapping.values()}
+    table = TensorBoardTable(path, keep, progress) if is_tensorboard(path) else Table(path, keep, progress)
     judge = SeriesJudge(cfg or VerdictConfig())
     kept: list[dict] = []
     metric_rows = events = 0

@@ -213,3 +213,69 @@ def test_the_monitor_refuses_what_it_cannot_count():
     m.close()
     with pytest.raises(RuntimeError, match="closed"):
         m.update(logits, torch.zeros(2, 3, 3, dtype=torch.long))
+
+
+def _collapsing_steps(monitor, steps=30, collapse_at=10):
+    g = torch.Generator().manual_seed(0)
+    for step in range(steps):
+        if step == collapse_at:
+            monitor.mark("lora on")
+        target = torch.randint(0, 3, (4, 8, 8), generator=g)
+        predicted = target if step < collapse_at else torch.zeros_like(target)
+        monitor.update(torch.nn.functional.one_hot(predicted, 3).permute(0, 3, 1, 2).float(), target, loss=1.0)
+
+
+def test_scan_reads_the_run_directory_a_monitor_wrote_with_a_summary_writer(tmp_path):
+    pytest.importorskip("tensorboard")
+    from torch.utils.tensorboard import SummaryWriter
+
+    from collapse_doctor.scan import scan_log
+
+    writer = SummaryWriter(str(tmp_path / "run"))
+    monitor = CollapseMonitor(num_classes=3, early_stop_after=None, writer=writer)
+    _collapsing_steps(monitor)
+    writer.close()
+    scanned = scan_log(tmp_path / "run")
+    assert (scanned.verdict.label, scanned.verdict.onset_step, scanned.verdict.steps) == (monitor.verdict.label, monitor.verdict.onset_step, 30) == ("COLLAPSED", 10, 30)
+    assert [(a.event, a.step) for a in scanned.verdict.activations] == [("lora on", 10)]
+    assert scanned.mapping["pred_bg_share"] == "pred_bg_share" and "no step column" not in " ".join(scanned.notes)
+    single = scan_log(next((tmp_path / "run").glob("events.out.tfevents*")))  # one event file, not the directory
+    assert single.verdict.label == "COLLAPSED"
+
+
+def test_scan_maps_tensorboard_tags_like_csv_columns(tmp_path):
+    pytest.importorskip("tensorboard")
+    from torch.utils.tensorboard import SummaryWriter
+
+    writer = SummaryWriter(str(tmp_path / "run"))
+    for step in range(12):
+        writer.add_scalar("train/FG", 40.0 if step < 4 else 0.0, step)
+        writer.add_scalar("train/BG", 90.0 if step < 4 else 100.0, step)
+        writer.add_text("notes", "not a signal", step)
+    writer.close()
+    run = lambda *a: subprocess.run([sys.executable, "-m", "collapse_doctor", "scan", str(tmp_path / "run"), *a, "--json", "-"], capture_output=True, text=True)  # noqa: E731
+    unmapped = run()
+    assert unmapped.returncode == 2 and "--map fg_acc=COLUMN" in unmapped.stderr and "train/FG" in unmapped.stderr and "Traceback" not in unmapped.stderr
+    mapped = run("--map", "fg_acc=train/FG", "--map", "bg_acc=train/BG", "--percent")
+    data = json.loads(mapped.stdout)
+    assert mapped.returncode == 1 and data["verdict"] == "COLLAPSED" and data["onset_step"] == 4 and data["steps"] == 12
+
+
+def test_scan_refuses_corrupt_event_files_and_directories_of_several_runs(tmp_path):
+    pytest.importorskip("tensorboard")
+    from torch.utils.tensorboard import SummaryWriter
+
+    for name in ("a", "b"):
+        writer = SummaryWriter(str(tmp_path / "runs" / name))
+        writer.add_scalar("collapse/fg_acc", 0.5, 0)
+        writer.close()
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "events.out.tfevents.1.host").write_bytes(b"not an event file")
+    for path, words in ((tmp_path / "runs", "2 runs below"), (tmp_path / "bad", "no TensorBoard record could be read"), (tmp_path / "empty", "no such metrics file")):
+        result = subprocess.run([sys.executable, "-m", "collapse_doctor", "scan", str(path)], capture_output=True, text=True)
+        assert result.returncode == 2 and words in result.stderr and "Traceback" not in result.stderr, result.stderr
+
+
+def test_the_monitor_refuses_a_writer_that_cannot_write_scalars():
+    with pytest.raises(TypeError, match="expected a SummaryWriter"):
+        CollapseMonitor(num_classes=3, writer=object())
