@@ -105,6 +105,9 @@ def read_regime(path: str | Path) -> tuple[str, ...]:
     bad = [k for k in data if k not in REGIME_SECTIONS]
     if bad:
         raise ConfigError(f"{path}: {bad[0]}: a regime file holds only {' and '.join(REGIME_SECTIONS)} sections")
+    from collapse_doctor.config import parse_config
+
+    parse_config(data, source=str(path), strict=True)  # a wrong key or value is named with this file, not as a --set
     return tuple(f"{k}={json.dumps(v)}" for k, v in _flatten(data))
 
 
