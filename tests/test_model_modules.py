@@ -92,3 +92,27 @@ def test_hyperlora_init_gain_grows_with_init_scale():
         norms[init] = torch.linalg.matrix_norm(torch.bmm(a, b)).mean().item()
     assert 150 < norms[0.1] < 300
     assert 1.5 < norms[0.01] < 3.0
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_attend_is_bit_identical_to_multihead_attention_dropout_included(training):
+    """The model's attention path reproduces nn.MultiheadAttention exactly: outputs, gradients and the
+    dropout mask (same generator, same draw), so swapping it in changes no probe's numbers."""
+    from torch import nn
+
+    from collapse_doctor.model.attention import attend
+
+    torch.manual_seed(0)
+    mha = nn.MultiheadAttention(32, 4, dropout=0.1, batch_first=True).train(training)
+    query = torch.randn(6, 100, 32, requires_grad=True)
+    key_value = torch.randn(6, 192, 32, requires_grad=True)
+    results = []
+    for forward in (lambda: mha(query, key_value, key_value, need_weights=False)[0], lambda: attend(mha, query, key_value)):
+        query.grad = key_value.grad = None
+        mha.zero_grad()
+        torch.manual_seed(1)
+        out = forward()
+        (out.square().sum() + out[:, :3].sum()).backward()
+        results.append([out.detach(), query.grad, key_value.grad, *(p.grad for p in mha.parameters())])
+    assert all(torch.equal(a, b) for a, b in zip(*results))
+    assert not torch.equal(results[0][0], torch.zeros_like(results[0][0]))

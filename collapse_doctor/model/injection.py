@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from collapse_doctor.config import ModelConfig
+from collapse_doctor.model.attention import attend
 from collapse_doctor.model.context_encoder import Context
 
 
@@ -48,7 +49,7 @@ class CrossAttentionInjector(nn.Module):
         support = context.support_features  # (B, N, D, h', w')
         x = features.flatten(2).transpose(1, 2)  # (B, H*W, D)
         kv = support.permute(0, 1, 3, 4, 2).reshape(b, -1, d)  # (B, N*h'*w', D)
-        attended, _ = self.attention(x, kv, kv, need_weights=False)
+        attended = attend(self.attention, x, kv)
         x = self.norm1(x + self.dropout(attended))
         x = self.norm2(x + self.dropout(self.ffn(x)))
         return x.transpose(1, 2).reshape(b, d, h, w)  # (B, D, H, W)

@@ -13,6 +13,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from collapse_doctor.config import ModelConfig
+from collapse_doctor.model.attention import attend
 from collapse_doctor.model.grid_encoder import PAD
 from collapse_doctor.model.hyper_lora import apply_lora
 
@@ -111,7 +112,7 @@ class SolverCrossAttention(nn.Module):
         pooled = self.pool(support.flatten(0, 1))  # (B*N, D, 8, 8)
         tokens = self.kv_norm(pooled.reshape(b, n, d, -1).permute(0, 1, 3, 2).reshape(b, -1, d))  # (B, N*64, D)
         x = h.flatten(2).transpose(1, 2)  # (B, H*W, D)
-        attended, _ = self.attention(self.query_norm(x), tokens, tokens, need_weights=False)
+        attended = attend(self.attention, self.query_norm(x), tokens)
         x = self.out_norm(x + torch.sigmoid(self.gate(x)) * self.dropout(attended))
         return x.transpose(1, 2).reshape(b, d, hh, ww)
 
