@@ -51,34 +51,88 @@ def main() -> None:
     good.write_text(git_history._old_config(git_history.GOOD_CHANGES))
     bad.write_text(git_history._old_config(git_history.BAD_CHANGES))
     for name, path in (("healthy", good), ("collapsing", bad), ("NEW (embedded)", None)):
-        seconds, done = cli("gate", *([str(path)] if path else []), "--cache-dir", str(work / f"gate-{name[:3]}"), "--jobs", str(args.jobs), "--json", "-")
+        seconds, done = cli(
+            "gate",
+            *([str(path)] if path else []),
+            "--cache-dir",
+            str(work / f"gate-{name[:3]}"),
+            "--jobs",
+            str(args.jobs),
+            "--json",
+            "-",
+        )
         data = json.loads(done.stdout)
         steps = ", ".join(str(s["steps_run"]) for s in data["seeds"])
-        rows.append((f"gate, {name} config", f"{seconds:.1f} s", f"{data['label']} (exit {done.returncode}); {len(data['seeds'])} seeds run, steps run {steps} of {data['steps']}"))
+        rows.append(
+            (
+                f"gate, {name} config",
+                f"{seconds:.1f} s",
+                f"{data['label']} (exit {done.returncode}); {len(data['seeds'])} seeds run, steps run {steps} of "
+                f"{data['steps']}",
+            )
+        )
 
     for preset, steps, config in (("tiny", 40, None), ("tiny", 40, "old"), ("small", 10, None)):
         from collapse_doctor.config import default_config_path
 
         path = str(default_config_path(config)) if config else None
         # steps_per_epoch far beyond the steps: nothing activates, so this is the early phase alone
-        seconds, done = cli("probe", *([path] if path else []), "--preset", preset, "--steps", str(steps), "--out", str(work / "probes"), "--json", "-", "--set", "probe.early_stop_after=null", "--set", "probe.steps_per_epoch=100000")
+        seconds, done = cli(
+            "probe",
+            *([path] if path else []),
+            "--preset",
+            preset,
+            "--steps",
+            str(steps),
+            "--out",
+            str(work / "probes"),
+            "--json",
+            "-",
+            "--set",
+            "probe.early_stop_after=null",
+            "--set",
+            "probe.steps_per_epoch=100000",
+        )
         data = json.loads(done.stdout)
-        rows.append((f"probe steps/s, {preset}, {'OLD' if config else 'NEW'} config", f"{data['timing']['steps_per_second']:.2f}", f"{steps} steps before any meta loss, 1 thread"))
+        rows.append(
+            (
+                f"probe steps/s, {preset}, {'OLD' if config else 'NEW'} config",
+                f"{data['timing']['steps_per_second']:.2f}",
+                f"{steps} steps before any meta loss, 1 thread",
+            )
+        )
     rows.append(("probe steps/s, full", "n/a", "GPU work; no GPU was lent to this session"))
 
     for distinct in (True, False):
         repo = work / f"long-{distinct}"
         git_history.build(repo, git_history.long_history(32, 21, distinct))
         cache = work / f"bisect-cache-{distinct}"
-        seconds, done = cli("bisect", "--from", "HEAD~31", "--jobs", str(args.jobs), "--cache-dir", str(cache), "--json", "-", cwd=repo)
+        seconds, done = cli(
+            "bisect", "--from", "HEAD~31", "--jobs", str(args.jobs), "--cache-dir", str(cache), "--json", "-", cwd=repo
+        )
         data = json.loads(done.stdout)
         rounds = math.ceil(math.log2(32)) + 1
         label = "every commit's config distinct" if distinct else "only the bad commit changes the config"
         found = data["first_bad_info"]["subject"] if data["first_bad"] else data["outcome"]
-        rows.append((f"bisect, 32 commits, {label}", f"{seconds:.0f} s", f"{data['probes']['run']} probes, {len(data['judgements'])} commits judged (incl. 2 endpoints) vs ceil(log2 32)+1 = {rounds} rounds; found '{found}'"))
-        seconds, done = cli("bisect", "--from", "HEAD~31", "--jobs", str(args.jobs), "--cache-dir", str(cache), "--json", "-", cwd=repo)
+        rows.append(
+            (
+                f"bisect, 32 commits, {label}",
+                f"{seconds:.0f} s",
+                f"{data['probes']['run']} probes, {len(data['judgements'])} commits judged (incl. 2 endpoints) vs "
+                f"ceil(log2 32)+1 = {rounds} rounds; found '{found}'",
+            )
+        )
+        seconds, done = cli(
+            "bisect", "--from", "HEAD~31", "--jobs", str(args.jobs), "--cache-dir", str(cache), "--json", "-", cwd=repo
+        )
         data = json.loads(done.stdout)
-        rows.append((f"bisect re-run, cached ({'distinct' if distinct else 'shared'})", f"{seconds:.1f} s", f"{data['probes']['run']} probes run, {data['probes']['cached']} from the cache"))
+        rows.append(
+            (
+                f"bisect re-run, cached ({'distinct' if distinct else 'shared'})",
+                f"{seconds:.1f} s",
+                f"{data['probes']['run']} probes run, {data['probes']['cached']} from the cache",
+            )
+        )
 
     width = max(len(r[0]) for r in rows)
     print()

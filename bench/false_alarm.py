@@ -16,7 +16,7 @@ import json
 import random
 from math import comb
 
-from collapse_doctor.measures import PRIMARY, MeasureRule
+from collapse_doctor.judge.measures import PRIMARY, MeasureRule
 
 
 def main() -> None:
@@ -30,7 +30,12 @@ def main() -> None:
     values: dict[int, float] = {}
     for line in open(args.results, encoding="utf-8"):
         d = json.loads(line)
-        if d["config"] == args.config and d["regime"] == args.regime and not d.get("set") and d["measures"].get(PRIMARY) is not None:
+        if (
+            d["config"] == args.config
+            and d["regime"] == args.regime
+            and not d.get("set")
+            and d["measures"].get(PRIMARY) is not None
+        ):
             values[d["seed"]] = d["measures"][PRIMARY]
     seeds = sorted(values)
     if len(seeds) < 2 * args.k:
@@ -42,8 +47,13 @@ def main() -> None:
         outcomes[rule.decide([values[s] for s in drawn[: args.k]], [values[s] for s in drawn[args.k :]])] += 1
     pairs = comb(len(seeds), args.k) * comb(len(seeds) - args.k, args.k) // 2
     print(f"{args.config} {args.regime}: {len(seeds)} seeds ({', '.join(f'{values[s]:.3f}' for s in seeds)})")
-    print(f"{args.repeats} repeats of {args.k} vs {args.k} disjoint seeds ({pairs} distinct pairs), rule: {rule.text()}")
-    print(f"false alarms (bad): {outcomes['bad']} ({outcomes['bad'] / args.repeats:.1%}); good: {outcomes['good']} ({outcomes['good'] / args.repeats:.1%}); undecided: {outcomes[None]} ({outcomes[None] / args.repeats:.1%})")
+    print(
+        f"{args.repeats} repeats of {args.k} vs {args.k} disjoint seeds ({pairs} distinct pairs), rule: {rule.text()}"
+    )
+    print(
+        f"false alarms (bad): {outcomes['bad']} ({outcomes['bad'] / args.repeats:.1%}); good: {outcomes['good']} "
+        f"({outcomes['good'] / args.repeats:.1%}); undecided: {outcomes[None]} ({outcomes[None] / args.repeats:.1%})"
+    )
 
 
 if __name__ == "__main__":

@@ -16,12 +16,19 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from collapse_doctor.config import load_config
 from collapse_doctor.data.arc import load_tasks, usable_tasks
-from collapse_doctor.presets import PRESETS, apply_preset
+from collapse_doctor.experiments.presets import PRESETS, apply_preset
 from collapse_doctor.train.trainer import Trainer
 
 
 def step_flops(meta: bool, batch: int) -> tuple[float, object]:
-    loaded = load_config(None, [f"training.batch_size={batch}", "training.grad_accumulation_steps=1", *(["training.meta_learning_start_epoch=0"] if meta else [])])
+    loaded = load_config(
+        None,
+        [
+            f"training.batch_size={batch}",
+            "training.grad_accumulation_steps=1",
+            *(["training.meta_learning_start_epoch=0"] if meta else []),
+        ],
+    )
     config, _ = apply_preset(loaded, PRESETS["full"])
     tasks = usable_tasks(load_tasks(), config.data, config.model.max_grid_size)
     trainer = Trainer(config, tasks, seed=0, steps_per_epoch=10**6)
@@ -46,12 +53,25 @@ def main() -> None:
     steps = PRESETS["full"].steps
     early_steps = int(0.4 * steps)
     probe_flops = samples * (early_steps * per_sample["early"] + (steps - early_steps) * per_sample["meta"])
-    print(f"NEW config at its own size: {per_sample['early'] / 1e9:.0f} GFLOP per sample before the meta losses, {per_sample['meta'] / 1e9:.0f} after ({per_sample['meta'] / per_sample['early']:.1f}x)")
-    print(f"one optimizer step = {samples} samples: {samples * per_sample['early'] / 1e12:.1f} / {samples * per_sample['meta'] / 1e12:.1f} TFLOP; a {steps}-step probe (activation at step {early_steps}, no early stop): {probe_flops / 1e15:.2f} PFLOP")
-    print(f"\n{'achieved TFLOP/s':>17} {'min per probe':>14} " + " ".join(f"{f'{args.probes} probes, {g} GPU':>20}" for g in args.gpus))
+    print(
+        f"NEW config at its own size: {per_sample['early'] / 1e9:.0f} GFLOP per sample before the meta losses, "
+        f"{per_sample['meta'] / 1e9:.0f} after ({per_sample['meta'] / per_sample['early']:.1f}x)"
+    )
+    print(
+        f"one optimizer step = {samples} samples: {samples * per_sample['early'] / 1e12:.1f} / "
+        f"{samples * per_sample['meta'] / 1e12:.1f} TFLOP; a {steps}-step probe (activation at step {early_steps}, no "
+        f"early stop): {probe_flops / 1e15:.2f} PFLOP"
+    )
+    print(
+        f"\n{'achieved TFLOP/s':>17} {'min per probe':>14} "
+        + " ".join(f"{f'{args.probes} probes, {g} GPU':>20}" for g in args.gpus)
+    )
     for rate in args.achieved_tflops:
         seconds = probe_flops / (rate * 1e12)
-        print(f"{rate:>17.0f} {seconds / 60:>14.1f} " + " ".join(f"{f'{args.probes * seconds / g / 3600:.1f} h':>20}" for g in args.gpus))
+        print(
+            f"{rate:>17.0f} {seconds / 60:>14.1f} "
+            + " ".join(f"{f'{args.probes * seconds / g / 3600:.1f} h':>20}" for g in args.gpus)
+        )
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ import torch
 
 from collapse_doctor.config import default_config_path, load_config
 from collapse_doctor.data.arc import load_tasks, usable_tasks
-from collapse_doctor.presets import PRESETS, apply_preset
+from collapse_doctor.experiments.presets import PRESETS, apply_preset
 from collapse_doctor.train.trainer import Trainer
 
 CASES = {"old-b32": ("old", 32, False), "new-b32": ("new", 32, False), "new-meta-b8": ("new", 8, True)}
@@ -66,22 +66,33 @@ def main() -> None:
     only = args.only.split(",")
     if "dropout" in only:
         _, seconds, _ = timed_rows(trainer_for(args.case, tasks, ["model.dropout=0.0"]), args.steps)
-        print(f"| dropout 0 (cost of the draws, not a change to keep) | {base:.3f} | {seconds:.3f} | {base / seconds:.2f}x | no | dropout is part of the model |")
+        print(
+            f"| dropout 0 (cost of the draws, not a change to keep) | {base:.3f} | {seconds:.3f} | "
+            f"{base / seconds:.2f}x | no | dropout is part of the model |"
+        )
     if "channels_last" in only:
         trainer = trainer_for(args.case, tasks)
         trainer.model.to(memory_format=torch.channels_last)
         _, seconds, rows = timed_rows(trainer, args.steps)
-        print(f"| channels-last model | {base:.3f} | {seconds:.3f} | {base / seconds:.2f}x | {rows == base_rows} | convolutions run on NHWC copies |")
+        print(
+            f"| channels-last model | {base:.3f} | {seconds:.3f} | {base / seconds:.2f}x | {rows == base_rows} | "
+            "convolutions run on NHWC copies |"
+        )
     if "compile" in only:
         import torch._inductor.config as inductor
 
         inductor.fallback_random = True  # dropout draws eager's masks, so rows can be compared
         trainer = trainer_for(args.case, tasks)
-        trainer.model.forward = torch.compile(trainer.model.forward)  # parameter names (and so the rows) stay those of the module
+        trainer.model.forward = torch.compile(
+            trainer.model.forward
+        )  # parameter names (and so the rows) stay those of the module
         first, seconds, rows = timed_rows(trainer, args.steps, warmup=3)
         gain = base - seconds
         even = f"{first / gain:.0f} steps" if gain > 0 else "never"
-        print(f"| torch.compile (inductor) | {base:.3f} | {seconds:.3f} | {base / seconds:.2f}x | {rows == base_rows} | compile + 3 warm-up steps {first:.0f} s; pays back after {even} |")
+        print(
+            f"| torch.compile (inductor) | {base:.3f} | {seconds:.3f} | {base / seconds:.2f}x | {rows == base_rows} | "
+            f"compile + 3 warm-up steps {first:.0f} s; pays back after {even} |"
+        )
 
 
 if __name__ == "__main__":

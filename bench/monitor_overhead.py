@@ -15,8 +15,8 @@ import torch
 
 from collapse_doctor.config import load_config
 from collapse_doctor.data.arc import load_tasks, usable_tasks
-from collapse_doctor.monitor import CollapseMonitor
-from collapse_doctor.presets import PRESETS, apply_preset
+from collapse_doctor.experiments.presets import PRESETS, apply_preset
+from collapse_doctor.judge.monitor import CollapseMonitor
 from collapse_doctor.train.trainer import Trainer
 
 
@@ -36,12 +36,16 @@ def main() -> None:
     print(f"{'preset':8} {'train step s':>12} {'monitor.update ms':>18} {'check every':>11} {'fraction':>9}")
     for preset in ("tiny", "small"):
         config, _ = apply_preset(load_config(None), PRESETS[preset])
-        trainer = Trainer(config, usable_tasks(tasks, config.data, config.model.max_grid_size), seed=0, steps_per_epoch=10**6)
+        trainer = Trainer(
+            config, usable_tasks(tasks, config.data, config.model.max_grid_size), seed=0, steps_per_epoch=10**6
+        )
         trainer.train_step()
         step_time = per_step(trainer.train_step, max(3, args.steps // (1 if preset == "tiny" else 4)))
         batch = trainer.stream.batch(0, config.training.batch_size)
         with torch.no_grad():
-            logits = trainer.model(batch.query_input, batch.support_inputs, batch.support_outputs, batch.pair_mask).logits
+            logits = trainer.model(
+                batch.query_input, batch.support_inputs, batch.support_outputs, batch.pair_mask
+            ).logits
         for check_every in (1, 10):
             monitor = CollapseMonitor(config.model.num_classes, check_every=check_every)
             for _ in range(200):  # a long series, so the trailing-window check is at its full size
@@ -52,7 +56,10 @@ def main() -> None:
     monitor = CollapseMonitor(10)
     for _ in range(200):
         monitor.update(logits, target)
-    print(f"\nfull-size logits (75 x 10 x 30 x 30): monitor.update {per_step(lambda: monitor.update(logits, target), 100) * 1e3:.2f} ms per step")
+    print(
+        "\nfull-size logits (75 x 10 x 30 x 30): monitor.update "
+        f"{per_step(lambda: monitor.update(logits, target), 100) * 1e3:.2f} ms per step"
+    )
 
 
 if __name__ == "__main__":

@@ -15,10 +15,10 @@ import time
 
 from collapse_doctor.config import load_config
 from collapse_doctor.data.arc import load_tasks, usable_tasks
-from collapse_doctor.gradient_noise import micro_batch_gradients, noise_scale
-from collapse_doctor.presets import PRESETS, apply_preset, steps_per_epoch
-from collapse_doctor.probe import configure_cpu
-from collapse_doctor.regimes import by_name
+from collapse_doctor.experiments.gradient_noise import micro_batch_gradients, noise_scale
+from collapse_doctor.experiments.presets import PRESETS, apply_preset, steps_per_epoch
+from collapse_doctor.experiments.probe import configure_cpu
+from collapse_doctor.experiments.regimes import by_name
 from collapse_doctor.train.trainer import Trainer
 
 
@@ -37,7 +37,10 @@ def main() -> None:
     tasks = usable_tasks(load_tasks("arc-agi-1", None), config.data, config.model.max_grid_size)
     trainer = Trainer(config, tasks, seed=args.seed, steps_per_epoch=steps_per_epoch(config))
     probe_batch = config.training.batch_size * config.training.grad_accumulation_steps
-    print(f"{args.config}: D {config.model.hidden_dim}, regime {args.regime} (probe batch {probe_batch}), seed {args.seed}, {args.micro_batches} x {args.micro_batch} samples per measurement")
+    print(
+        f"{args.config}: D {config.model.hidden_dim}, regime {args.regime} (probe batch {probe_batch}), seed "
+        f"{args.seed}, {args.micro_batches} x {args.micro_batch} samples per measurement"
+    )
     for at in sorted(int(a) for a in args.at.split(",")):
         while trainer.step < at:
             trainer.train_step()
@@ -48,7 +51,11 @@ def main() -> None:
             raise SystemExit("--micro-batch must equal the regime's batch size (the stream is indexed by it)")
         result = noise_scale(micro_batch_gradients(trainer, first, args.micro_batches), args.micro_batch, trainer.step)
         b = "n/a (|G|^2 <= 0 at this sample size)" if result.b_simple is None else f"{result.b_simple:,.0f}"
-        print(json.dumps({**result.to_json(), "probe_batch": probe_batch, "seconds": round(time.perf_counter() - started, 1)}))
+        print(
+            json.dumps(
+                {**result.to_json(), "probe_batch": probe_batch, "seconds": round(time.perf_counter() - started, 1)}
+            )
+        )
         print(f"  step {at}: B_simple {b} against the probe's batch {probe_batch}")
 
 

@@ -15,9 +15,9 @@ import torch
 
 from collapse_doctor.config import load_config
 from collapse_doctor.data.arc import load_tasks, usable_tasks
+from collapse_doctor.data.stream import SampleStream
+from collapse_doctor.experiments.presets import PRESETS, apply_preset
 from collapse_doctor.model import build_model
-from collapse_doctor.presets import PRESETS, apply_preset
-from collapse_doctor.train.trainer import SampleStream
 
 
 @torch.no_grad()
@@ -37,7 +37,9 @@ def perturbations(config, tasks) -> dict[str, str]:
         out["CrossAttentionInjector"] = f"{float((injected - features).norm() / features.norm()):.2f}"
     if model.solver.solver_context is not None:
         h = torch.randn_like(features)
-        out["SolverCrossAttention"] = f"{float((model.solver.solver_context(h, context.support_features) - h).norm() / h.norm()):.2f}"
+        out["SolverCrossAttention"] = (
+            f"{float((model.solver.solver_context(h, context.support_features) - h).norm() / h.norm()):.2f}"
+        )
     if model.hpm is not None:
         z, _ = model.hpm(context.pooled())
         out["HPM"] = f"{float(z.norm() / features.mean(dim=(2, 3)).norm()):.2f}"

@@ -21,8 +21,8 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from collapse_doctor.config import default_config_path, load_config
 from collapse_doctor.data.arc import load_tasks, usable_tasks
-from collapse_doctor.presets import PRESETS, apply_preset
-from collapse_doctor.probe import run_probe
+from collapse_doctor.experiments.presets import PRESETS, apply_preset
+from collapse_doctor.experiments.probe import run_probe
 from collapse_doctor.train.losses import rlan_loss
 from collapse_doctor.train.meta import equivariance_loss, loo_loss
 from collapse_doctor.train.trainer import Trainer
@@ -39,9 +39,23 @@ def bare_step(trainer: Trainer) -> None:
         loss = rlan_loss(out, batch.query_target, t, hpm_balance_weight=trainer.config.model.hpm_balance_weight)
         (loss.total / t.grad_accumulation_steps).backward()
         if stage.loo:
-            loo_loss(trainer.model, (batch.support_inputs, batch.support_outputs, batch.pair_mask), stage, weight=t.loo_training.loss_weight, accumulation=t.grad_accumulation_steps, min_pairs=t.loo_training.min_pairs_for_loo)
+            loo_loss(
+                trainer.model,
+                (batch.support_inputs, batch.support_outputs, batch.pair_mask),
+                stage,
+                weight=t.loo_training.loss_weight,
+                accumulation=t.grad_accumulation_steps,
+                min_pairs=t.loo_training.min_pairs_for_loo,
+            )
         if stage.equivariance:
-            equivariance_loss(trainer.model, out, stage, weight=t.equivariance_training.loss_weight, num_augmentations=t.equivariance_training.num_augmentations, accumulation=t.grad_accumulation_steps)
+            equivariance_loss(
+                trainer.model,
+                out,
+                stage,
+                weight=t.equivariance_training.loss_weight,
+                num_augmentations=t.equivariance_training.num_augmentations,
+                accumulation=t.grad_accumulation_steps,
+            )
     torch.nn.utils.clip_grad_norm_(trainer.model.parameters(), t.gradient_clip)
     trainer.optimizer.step()
     trainer.step += 1
@@ -80,7 +94,10 @@ def speed_table(presets: list[str], steps: int, device: torch.device) -> None:
     torch.set_flush_denormal(True)  # as a probe does
     rate = matmul_rate(device)
     print(f"\nmatmul rate ({device}, float32 2048^2): {rate / 1e9:.1f} GFLOP/s; threads {torch.get_num_threads()}")
-    print(f"{'preset':6} {'phase':6} {'probe s/step':>12} {'steps/s':>8} {'bare s/step':>11} {'overhead':>9} {'GFLOP/step':>10} {'GFLOP/s':>8} {'of matmul':>9}")
+    print(
+        f"{'preset':6} {'phase':6} {'probe s/step':>12} {'steps/s':>8} {'bare s/step':>11} {'overhead':>9} "
+        f"{'GFLOP/step':>10} {'GFLOP/s':>8} {'of matmul':>9}"
+    )
     for preset in presets:
         for meta in (False, True):
             probe = phase_trainer(preset, meta, device, tasks)
@@ -92,12 +109,20 @@ def speed_table(presets: list[str], steps: int, device: torch.device) -> None:
             with FlopCounterMode(display=False) as counter:
                 bare_step(bare)
             flops = counter.get_total_flops()
-            print(f"{preset:6} {'meta' if meta else 'early':6} {probe_time:12.3f} {1 / probe_time:8.2f} {bare_time:11.3f} {probe_time / bare_time:9.3f} {flops / 1e9:10.2f} {flops / bare_time / 1e9:8.1f} {flops / bare_time / rate:9.1%}")
+            print(
+                f"{preset:6} {'meta' if meta else 'early':6} {probe_time:12.3f} {1 / probe_time:8.2f} "
+                f"{bare_time:11.3f} {probe_time / bare_time:9.3f} {flops / 1e9:10.2f} {flops / bare_time / 1e9:8.1f} "
+                f"{flops / bare_time / rate:9.1%}"
+            )
 
 
 DENORMAL_CASES = {
     "old": (default_config_path("old"), ["training.learning_rate=5e-3"], "OLD config, tiny, lr 5e-3"),
-    "new": (default_config_path("new"), ["training.meta_learning_start_epoch=1000", "model.hpm_start_epoch=1000"], "NEW config, tiny, gates ~95 % saturated, meta losses and HPM off"),
+    "new": (
+        default_config_path("new"),
+        ["training.meta_learning_start_epoch=1000", "model.hpm_start_epoch=1000"],
+        "NEW config, tiny, gates ~95 % saturated, meta losses and HPM off",
+    ),
 }
 
 
@@ -123,7 +148,10 @@ def denormal_table(steps: int, case: str) -> None:
         half = times[len(times) // 2 :]
         outputs[flush] = rows
         same = "" if flush else str(outputs[True] == rows)
-        print(f"{str(flush):6} {result.report['timing']['seconds']:8.1f} {sum(half) / len(half):16.3f} {result.verdict.label:>10} {same:>10}")
+        print(
+            f"{str(flush):6} {result.report['timing']['seconds']:8.1f} {sum(half) / len(half):16.3f} "
+            f"{result.verdict.label:>10} {same:>10}"
+        )
     torch.set_flush_denormal(False)
 
 

@@ -15,8 +15,9 @@ import sys
 import time
 from pathlib import Path
 
-from collapse_doctor.regimes import by_name
-from collapse_doctor.sweep import ProbeJob, run_jobs
+from collapse_doctor.experiments.regimes import by_name
+from collapse_doctor.sweeps.jobs import ProbeJob
+from collapse_doctor.sweeps.runner import run_jobs
 
 
 def seeds(text: str) -> list[int]:
@@ -38,18 +39,43 @@ def main() -> None:
     for name in args.regimes.split(","):
         regime = by_name(name)
         jobs = [
-            ProbeJob(args.config, (*regime.overrides, *args.set, f"probe.seed={s}"), "tiny", "arc-agi-1", None, "cpu", tag=name, base_text=base_text, base_source=args.base or "")
+            ProbeJob(
+                args.config,
+                (*regime.overrides, *args.set, f"probe.seed={s}"),
+                "tiny",
+                "arc-agi-1",
+                None,
+                "cpu",
+                tag=name,
+                base_text=base_text,
+                base_source=args.base or "",
+            )
             for s in seeds(args.seeds)
         ]
         started = time.time()
 
         def progress(done, total, summary):
-            print(f"  {name} seed {summary.seed}: {summary.label:12} onset {summary.onset_step} fg_auc {summary.measures.get('fg_auc')} {summary.seconds:.0f}s{' (cached)' if summary.cached else ''}", flush=True)
+            print(
+                f"  {name} seed {summary.seed}: {summary.label:12} onset {summary.onset_step} fg_auc "
+                f"{summary.measures.get('fg_auc')} {summary.seconds:.0f}s{' (cached)' if summary.cached else ''}",
+                flush=True,
+            )
 
         results = run_jobs(jobs, jobs=1, progress=progress)
         with open(args.out, "a", encoding="utf-8") as handle:
             for s in results:
-                handle.write(json.dumps({"config": args.config, "base": args.base, "regime": name, "set": args.set, **s.to_json(compact=True)}) + "\n")
+                handle.write(
+                    json.dumps(
+                        {
+                            "config": args.config,
+                            "base": args.base,
+                            "regime": name,
+                            "set": args.set,
+                            **s.to_json(compact=True),
+                        }
+                    )
+                    + "\n"
+                )
         labels = [s.label for s in results]
         print(f"{args.config} {name}: {labels} in {time.time() - started:.0f}s", flush=True)
 

@@ -32,7 +32,10 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 from collapse_doctor.config import default_config_path, load_config
 from collapse_doctor.data.arc import load_tasks, usable_tasks
-from collapse_doctor.presets import PRESETS, apply_preset
+try:
+    from collapse_doctor.experiments.presets import PRESETS, apply_preset
+except ImportError:  # a baseline from before the package layout of issue 17
+    from collapse_doctor.presets import PRESETS, apply_preset
 from collapse_doctor.train.trainer import Trainer
 
 case, threads, steps = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
@@ -63,7 +66,9 @@ print(json.dumps({"seconds": seconds, "samples_per_s": batch / seconds, "flops":
 
 
 def extract(rev: str, dest: Path) -> Path:
-    archive = subprocess.run(["git", "-C", str(ROOT), "archive", "--format=tar", rev], check=True, capture_output=True).stdout
+    archive = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", "--format=tar", rev], check=True, capture_output=True
+    ).stdout
     path = dest / rev
     path.mkdir()
     with tarfile.open(fileobj=__import__("io").BytesIO(archive)) as tar:
@@ -73,10 +78,28 @@ def extract(rev: str, dest: Path) -> Path:
 
 def measure(tree: Path, case: str, threads: int, steps: int) -> dict:
     env = {**os.environ, "PYTHONPATH": str(tree), "OMP_NUM_THREADS": str(threads)}
-    result = subprocess.run([sys.executable, "-c", CHILD, case, str(threads), str(steps)], capture_output=True, text=True, env=env, cwd=tree)
+    result = subprocess.run(
+        [sys.executable, "-c", CHILD, case, str(threads), str(steps)], capture_output=True, text=True, env=env, cwd=tree
+    )
     if result.returncode:
         raise SystemExit(f"{tree} {case}: {result.stderr.strip().splitlines()[-1]}")
     return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def sweep_layouts(case: str, cores: int, steps: int) -> None:
+    """A sweep on `cores` cores: one probe at a time with `cores` threads, against `cores` probes at once
+    with one thread each (what the local executor's worker processes do)."""
+    alone = measure(ROOT, case, cores, steps)["samples_per_s"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    children = [
+        subprocess.Popen(
+            [sys.executable, "-c", CHILD, case, "1", str(steps)], stdout=subprocess.PIPE, text=True, env=env, cwd=ROOT
+        )
+        for _ in range(cores)
+    ]
+    together = sum(json.loads(c.communicate()[0].strip().splitlines()[-1])["samples_per_s"] for c in children)
+    print(f"| {case} | 1 process x {cores} threads | {alone:.1f} |")
+    print(f"| {case} | {cores} processes x 1 thread, at once | {together:.1f} (sum) | {together / alone:.2f}x |")
 
 
 def main() -> None:
@@ -86,7 +109,10 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=6)
     parser.add_argument("--cases", default="old-b32,new-b32,new-meta-b8")
     args = parser.parse_args()
-    print(f"| case | threads | baseline {args.baseline} samples/s | this tree samples/s | ratio | GFLOP/step | GFLOP/s | of matmul |")
+    print(
+        f"| case | threads | baseline {args.baseline} samples/s | this tree samples/s | ratio | GFLOP/step | GFLOP/s "
+        "| of matmul |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
         baseline = extract(args.baseline, Path(tmp))
@@ -96,8 +122,10 @@ def main() -> None:
                 new = measure(ROOT, case, threads, args.steps)
                 gflops = new["flops"] / new["seconds"] / 1e9
                 print(
-                    f"| {case} | {threads} | {old['samples_per_s']:.1f} | {new['samples_per_s']:.1f} | {new['samples_per_s'] / old['samples_per_s']:.2f}x "
-                    f"| {new['flops'] / 1e9:.1f} | {gflops:.1f} | {gflops * 1e9 / new['matmul']:.0%} of {new['matmul'] / 1e9:.0f} |",
+                    f"| {case} | {threads} | {old['samples_per_s']:.1f} | {new['samples_per_s']:.1f} | "
+                    f"{new['samples_per_s'] / old['samples_per_s']:.2f}x "
+                    f"| {new['flops'] / 1e9:.1f} | {gflops:.1f} | {gflops * 1e9 / new['matmul']:.0%} of "
+                    f"{new['matmul'] / 1e9:.0f} |",
                     flush=True,
                 )
 

@@ -29,11 +29,19 @@ def main(path: str = "bench/results/regimes.jsonl") -> None:
         if d.get("set"):
             continue
         rows[(Path(d["config"]).stem, d["regime"], d["seed"])] = d
-    print("| config | regime | seed | verdict | onset | fg_auc | final BG excess | steps to learned | gate sat. (update) | LoRA ‖ΔW‖ | grad norm | s |")
+    print(
+        "| config | regime | seed | verdict | onset | fg_auc | final BG excess | steps to learned | gate sat. "
+        "(update) | LoRA ‖ΔW‖ | grad norm | s |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for (config, regime, seed), d in sorted(rows.items()):
         m, p = d["measures"], d["precursors"]
-        print(f"| {config} | {regime} | {seed} | {d['label']} | {fmt(d['onset_step'])} | {fmt(m.get('fg_auc'))} | {fmt(m.get('final_bg_excess'))} | {fmt(m.get('steps_to_learned'))} | {fmt(p.get('gate_saturation_update'), 2)} | {fmt(p.get('lora_delta_norm'), 1)} | {fmt(p.get('grad_norm_total'), 2)} | {d['seconds']:.0f} |")
+        print(
+            f"| {config} | {regime} | {seed} | {d['label']} | {fmt(d['onset_step'])} | {fmt(m.get('fg_auc'))} | "
+            f"{fmt(m.get('final_bg_excess'))} | {fmt(m.get('steps_to_learned'))} | "
+            f"{fmt(p.get('gate_saturation_update'), 2)} | {fmt(p.get('lora_delta_norm'), 1)} | "
+            f"{fmt(p.get('grad_norm_total'), 2)} | {d['seconds']:.0f} |"
+        )
     print()
     print("| config | regime | seeds | verdicts | median fg_auc | median final BG excess | median steps to learned |")
     print("|---|---|---|---|---|---|---|")
@@ -49,7 +57,10 @@ def main(path: str = "bench/results/regimes.jsonl") -> None:
             values = [d["measures"].get(name) for d in ds if d["measures"].get(name) is not None]
             return statistics.median(values) if values else None
 
-        print(f"| {config} | {regime} | {len(ds)} | {', '.join(f'{k} {v}' for k, v in sorted(counts.items()))} | {fmt(med('fg_auc'))} | {fmt(med('final_bg_excess'))} | {fmt(med('steps_to_learned'))} |")
+        print(
+            f"| {config} | {regime} | {len(ds)} | {', '.join(f'{k} {v}' for k, v in sorted(counts.items()))} | "
+            f"{fmt(med('fg_auc'))} | {fmt(med('final_bg_excess'))} | {fmt(med('steps_to_learned'))} |"
+        )
 
 
 if __name__ == "__main__":

@@ -8,13 +8,13 @@ import sys
 
 import pytest
 import yaml
-
-from collapse_doctor.ablate import build_variants, run_ablation, select
-from collapse_doctor.config import default_config_path, load_config
-from collapse_doctor.noise import matching_background_bias, noise_audit
-from collapse_doctor.report import ablation_html
-from collapse_doctor.stats import fisher_exact, smallest_p
 from conftest import tiny_raw
+
+from collapse_doctor.cli.sweeps import ablation_html
+from collapse_doctor.config import default_config_path, load_config
+from collapse_doctor.experiments.noise import matching_background_bias, noise_audit
+from collapse_doctor.judge.stats import fisher_exact, smallest_p
+from collapse_doctor.sweeps.ablate import build_variants, run_ablation, select
 
 
 def test_fisher_exact_matches_known_values():
@@ -28,7 +28,17 @@ def test_fisher_exact_matches_known_values():
 def test_variants_of_the_new_config():
     variants = {v.name: v for v in build_variants(load_config(None).config)}
     assert {"base", "base + spatial context path", "full"} <= set(variants)
-    for label in ("HyperLoRA", "SolverCrossAttention", "CrossAttentionInjector", "HPM", "LOO loss", "equivariance loss", "gradient checkpointing", "EMA off", "bg_bias"):
+    for label in (
+        "HyperLoRA",
+        "SolverCrossAttention",
+        "CrossAttentionInjector",
+        "HPM",
+        "LOO loss",
+        "equivariance loss",
+        "gradient checkpointing",
+        "EMA off",
+        "bg_bias",
+    ):
         assert variants[f"base + {label}"].reference == "base"
         assert variants[f"full - {label}"].reference == "full"
     assert variants["base + HyperLoRA"].changes_encoder_path and not variants["base + HPM"].changes_encoder_path
@@ -38,7 +48,11 @@ def test_variants_of_the_new_config():
     staged = [v.name for v in variants.values() if v.group == "stage"]
     assert len(staged) == 8 and "full, HyperLoRA from epoch 3 + 2-epoch ramp" in staged
     base = load_config(None, list(variants["base"].overrides)).config
-    assert not (base.model.use_hyperlora or base.model.use_hpm or base.training.loo_training.enabled) and base.training.use_ema and base.model.bg_bias == 0
+    assert (
+        not (base.model.use_hyperlora or base.model.use_hpm or base.training.loo_training.enabled)
+        and base.training.use_ema
+        and base.model.bg_bias == 0
+    )
 
 
 def test_old_config_has_no_suspect_to_ablate():
@@ -52,8 +66,12 @@ def test_only_keeps_the_references():
 
 
 def small_config(tmp_path):
-    raw = tiny_raw(training={"batch_size": 2, "grad_accumulation_steps": 1, "meta_learning_start_epoch": 1}, probe={"steps": 3})
-    raw["model"].update({"use_hpm": False, "use_cross_attention_context": False, "use_solver_context": False, "bg_bias": -0.5})
+    raw = tiny_raw(
+        training={"batch_size": 2, "grad_accumulation_steps": 1, "meta_learning_start_epoch": 1}, probe={"steps": 3}
+    )
+    raw["model"].update(
+        {"use_hpm": False, "use_cross_attention_context": False, "use_solver_context": False, "bg_bias": -0.5}
+    )
     raw["training"]["equivariance_training"] = {"enabled": False}
     path = tmp_path / "small.yaml"
     path.write_text(yaml.safe_dump(raw))
@@ -64,9 +82,18 @@ def test_parallel_equals_serial_and_the_cache_makes_a_rerun_instant(tmp_path):
     path = small_config(tmp_path)
     serial = run_ablation(path, preset="tiny", seeds=[0, 1], only=["HyperLoRA"], cache_dir=tmp_path / "a")
     parallel = run_ablation(path, preset="tiny", seeds=[0, 1], only=["HyperLoRA"], jobs=2, cache_dir=tmp_path / "b")
-    assert [v.name for v in serial.variants] == ["base", "base + HyperLoRA", "full", "full - HyperLoRA", "full, HyperLoRA from epoch 3", "full, HyperLoRA from epoch 3 + 2-epoch ramp"]
+    assert [v.name for v in serial.variants] == [
+        "base",
+        "base + HyperLoRA",
+        "full",
+        "full - HyperLoRA",
+        "full, HyperLoRA from epoch 3",
+        "full, HyperLoRA from epoch 3 + 2-epoch ramp",
+    ]
     for a, b in zip(serial.variants, parallel.variants):
-        assert [(s.label, s.onset_step, s.final, s.series) for s in a.seeds] == [(s.label, s.onset_step, s.final, s.series) for s in b.seeds]
+        assert [(s.label, s.onset_step, s.final, s.series) for s in a.seeds] == [
+            (s.label, s.onset_step, s.final, s.series) for s in b.seeds
+        ]
     again = run_ablation(path, preset="tiny", seeds=[0, 1], only=["HyperLoRA"], cache_dir=tmp_path / "a")
     assert all(s.cached for v in again.variants for s in v.seeds)
     assert [s.final for v in again.variants for s in v.seeds] == [s.final for v in serial.variants for s in v.seeds]
@@ -98,7 +125,12 @@ def test_noise_audit_measures_every_module_of_the_new_config():
     assert set(modules) == {"cross_attention", "solver_context", "hpm", "hyper_lora"}
     lora = modules["hyper_lora"]
     assert 5 < lora.relative_perturbation["init"] < 40  # the rescaled tiny preset keeps the ~13x gain of D 256
-    assert set(lora.delta_fro_norm) == {"init", "trained"} and set(lora.gain["init"]) == {"gru_reset", "gru_update", "gru_candidate", "output_head"}
+    assert set(lora.delta_fro_norm) == {"init", "trained"} and set(lora.gain["init"]) == {
+        "gru_reset",
+        "gru_update",
+        "gru_candidate",
+        "output_head",
+    }
     assert all(m.relative_perturbation["trained"] is not None for m in report.modules)
     bias = report.background_bias
     assert bias["configured"] == -0.5 and bias["matching_bias"] > 9 and bias["bg_argmax_share"] < 0.1
@@ -107,14 +139,18 @@ def test_noise_audit_measures_every_module_of_the_new_config():
 
 
 def test_cli_noise_json_to_stdout():
-    result = subprocess.run([sys.executable, "-m", "collapse_doctor", "noise", str(default_config_path("old")), "--json", "-"], capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "collapse_doctor", "noise", str(default_config_path("old")), "--json", "-"],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     assert data["modules"] == [] and data["background_bias"]["configured"] == 0.0
 
 
 def test_a_cache_entry_of_the_wrong_shape_is_set_aside_and_reruns(tmp_path, capsys):
-    from collapse_doctor.cache import ProbeCache
+    from collapse_doctor.sweeps.cache import ProbeCache
 
     cache = ProbeCache(tmp_path)
     cache.path("k1").write_text('{"verdict": 42}')
@@ -124,6 +160,17 @@ def test_a_cache_entry_of_the_wrong_shape_is_set_aside_and_reruns(tmp_path, caps
     assert not cache.path("k1").exists()
     err = capsys.readouterr().err
     assert "k1.json: no field 'label'" in err and "runs again" in err
-    good = {"label": "HEALTHY", "onset_step": None, "seed": 0, "final": {}, "reasons": [], "seconds": 1.0, "key": "k3", "metrics": "", "series": [{"step": 0}], "events": []}
+    good = {
+        "label": "HEALTHY",
+        "onset_step": None,
+        "seed": 0,
+        "final": {},
+        "reasons": [],
+        "seconds": 1.0,
+        "key": "k3",
+        "metrics": "",
+        "series": [{"step": 0}],
+        "events": [],
+    }
     cache.put("k3", good)
     assert cache.get("k3") == good

@@ -50,8 +50,10 @@ def workspace(tmp_path_factory) -> dict[str, Path]:
     files = {
         "typo_key": "model:\n  hiden_dim: 64\n",
         "duplicate": "model:\n  hidden_dim: 64\n  hidden_dim: 32\n",
-        "bomb": "a: &a [x, x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\nc: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\n"
-        "d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]\ne: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d, *d]\nf: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e, *e]\n",
+        "bomb": "a: &a [x, x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\nc: &c [*b, *b, "
+        "*b, *b, *b, *b, *b, *b, *b, *b]\n"
+        "d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]\ne: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d, *d]\nf: &f [*e, "
+        "*e, *e, *e, *e, *e, *e, *e, *e, *e]\n",
         "malformed": "model:\n  hidden_dim: [\n",
         "wrong_type": "training:\n  batch_size: lots\n",
         "impossible": "model:\n  hidden_dim: 100\n",
@@ -77,7 +79,14 @@ def workspace(tmp_path_factory) -> dict[str, Path]:
     paths["a_file"] = root / "plain.txt"
     paths["a_file"].write_text("not a directory")
     repo = root / "repo"
-    hashes = build(repo, [("good", {"configs/x.yaml": old}), ("broken", {"configs/x.yaml": "model: [\n"}), ("fixed", {"configs/x.yaml": old})])
+    hashes = build(
+        repo,
+        [
+            ("good", {"configs/x.yaml": old}),
+            ("broken", {"configs/x.yaml": "model: [\n"}),
+            ("fixed", {"configs/x.yaml": old}),
+        ],
+    )
     paths["repo"] = repo
     paths["hashes"] = hashes
     return paths
@@ -86,26 +95,71 @@ def workspace(tmp_path_factory) -> dict[str, Path]:
 # (case id, argv with {name} placeholders for workspace paths, exit code, words the one message must hold)
 CASES = [
     ("4-ablate-alpha-out-of-range", ["ablate", "--only", "HyperLoRA", "--alpha", "7"], 2, ["--alpha", "7"]),
-    ("5-ablate-only-matches-nothing", ["ablate", "--only", "no_such_module"], 2, ["--only", "no_such_module", "HyperLoRA"]),
-    ("6-set-unknown-key", ["probe", "--set", "model.hiden_dim=64"], 2, ["model.hiden_dim", "did you mean", "model.hidden_dim"]),
+    (
+        "5-ablate-only-matches-nothing",
+        ["ablate", "--only", "no_such_module"],
+        2,
+        ["--only", "no_such_module", "HyperLoRA"],
+    ),
+    (
+        "6-set-unknown-key",
+        ["probe", "--set", "model.hiden_dim=64"],
+        2,
+        ["model.hiden_dim", "did you mean", "model.hidden_dim"],
+    ),
     ("6-set-wrong-type", ["probe", "--set", "training.batch_size=abc"], 2, ["training.batch_size", "abc"]),
     ("6-set-impossible-value", ["probe", "--set", "verdict.bg_excess=2"], 2, ["verdict.bg_excess"]),
     ("6-set-without-value", ["inspect", "--set", "novalue"], 2, ["novalue"]),
-    ("6-yaml-duplicate-key", ["inspect", "{duplicate}"], 2, ["{duplicate}", "hidden_dim", "appears twice, at lines 2 and 3"]),
+    (
+        "6-yaml-duplicate-key",
+        ["inspect", "{duplicate}"],
+        2,
+        ["{duplicate}", "hidden_dim", "appears twice, at lines 2 and 3"],
+    ),
     ("6-yaml-unknown-key-strict", ["inspect", "{typo_key}", "--strict"], 2, ["{typo_key}", "model.hiden_dim"]),
     ("7-scan-steps-repeat", ["scan", "{twice}"], 2, ["{twice}", "repeat or go backwards"]),
     ("7-scan-corrupt-line", ["scan", "{corrupt_log}"], 2, ["{corrupt_log}:2", "not a JSON object"]),
     ("7-scan-percent-without-flag", ["scan", "{percent_log}"], 2, ["{percent_log}", "fg_acc", "--percent"]),
     ("7-scan-bad-map", ["scan", "{percent_log}", "--map", "fg_acc"], 2, ["--map", "fg_acc"]),
-    ("8-diff-commit-with-malformed-yaml", ["diff", "{hash0}", "{hash1}", "--repo", "{repo}", "--config", "configs/x.yaml"], 2, ["configs/x.yaml", "malformed YAML"]),
+    (
+        "8-diff-commit-with-malformed-yaml",
+        ["diff", "{hash0}", "{hash1}", "--repo", "{repo}", "--config", "configs/x.yaml"],
+        2,
+        ["configs/x.yaml", "malformed YAML"],
+    ),
     ("8-bad-commit", ["diff", "deadbeef", "--repo", "{repo}", "--config", "configs/x.yaml"], 2, ["deadbeef"]),
-    ("8-bisect-bad-commit", ["bisect", "--from", "nosuchref", "--repo", "{repo}", "--config", "configs/x.yaml"], 2, ["nosuchref"]),
+    (
+        "8-bisect-bad-commit",
+        ["bisect", "--from", "nosuchref", "--repo", "{repo}", "--config", "configs/x.yaml"],
+        2,
+        ["nosuchref"],
+    ),
     ("8-not-a-repository", ["diff", "HEAD~1", "--repo", "{tasks}"], 2, ["{tasks}"]),
-    ("11-probe-beyond-memory", ["probe", "--set", "model.hidden_dim=100000", "--steps", "1"], 2, ["GiB", "more than this machine's"]),
+    (
+        "11-probe-beyond-memory",
+        ["probe", "--set", "model.hidden_dim=100000", "--steps", "1"],
+        2,
+        ["GiB", "more than this machine's"],
+    ),
     ("12-yaml-alias-bomb", ["inspect", "{bomb}"], 2, ["{bomb}", "alias"]),
-    ("13-probe-json-unwritable", ["probe", "{old}", "--steps", "1", "--json", "{a_file}/out.json"], 2, ["{a_file}/out.json", "cannot write"]),
-    ("13-gate-junit-unwritable", ["gate", "{old}", "--junit", "{a_file}/junit.xml"], 2, ["{a_file}/junit.xml", "cannot write"]),
-    ("15-ray-address-unreachable", ["ablate", "--only", "HyperLoRA", "--executor", "ray", "--ray-address", "127.0.0.1:1"], 2, ["127.0.0.1:1"]),
+    (
+        "13-probe-json-unwritable",
+        ["probe", "{old}", "--steps", "1", "--json", "{a_file}/out.json"],
+        2,
+        ["{a_file}/out.json", "cannot write"],
+    ),
+    (
+        "13-gate-junit-unwritable",
+        ["gate", "{old}", "--junit", "{a_file}/junit.xml"],
+        2,
+        ["{a_file}/junit.xml", "cannot write"],
+    ),
+    (
+        "15-ray-address-unreachable",
+        ["ablate", "--only", "HyperLoRA", "--executor", "ray", "--ray-address", "127.0.0.1:1"],
+        2,
+        ["127.0.0.1:1"],
+    ),
     ("config-malformed-yaml", ["inspect", "{malformed}"], 2, ["{malformed}", "malformed YAML"]),
     ("config-wrong-type", ["inspect", "{wrong_type}"], 2, ["{wrong_type}", "training.batch_size", "lots"]),
     ("config-impossible-value", ["inspect", "{impossible}"], 2, ["{impossible}", "model.hidden_dim", "divisible by 8"]),
@@ -114,22 +168,41 @@ CASES = [
     ("regime-unknown-name", ["probe", "--regime", "b9000"], 2, ["b9000"]),
     ("regime-bad-file", ["probe", "--regime", "{regime_bad}"], 2, ["{regime_bad}", "probe.steps"]),
     ("warm-start-not-a-number", ["probe", "--warm-start", "soon"], 2, ["--warm-start", "soon"]),
-    ("corrupt-task-file", ["probe", "{old}", "--steps", "1", "--data", "{tasks}"], 2, ["0a1b2c3d.json", "colours must be 0..9"]),
+    (
+        "corrupt-task-file",
+        ["probe", "{old}", "--steps", "1", "--data", "{tasks}"],
+        2,
+        ["0a1b2c3d.json", "colours must be 0..9"],
+    ),
     ("preset-unknown", ["noise", "--preset", "huge"], 2, ["--preset", "huge"]),
     ("calibrate-one-seed", ["calibrate", "--good", "{old}", "--bad", "{old}", "--seeds", "1"], 2, ["--seeds"]),
-    ("gate-against-missing", ["gate", "{old}", "--seeds", "4", "--against", "{tasks}/nowhere.yaml"], 2, ["nowhere.yaml"]),
+    (
+        "gate-against-missing",
+        ["gate", "{old}", "--seeds", "4", "--against", "{tasks}/nowhere.yaml"],
+        2,
+        ["nowhere.yaml"],
+    ),
     ("scan-missing-file", ["scan", "{tasks}/nowhere.jsonl"], 2, ["{tasks}/nowhere.jsonl", "no such metrics file"]),
-    ("scan-set-non-verdict-key", ["scan", "{percent_log}", "--set", "model.hidden_dim=8"], 2, ["model.hidden_dim", "verdict.*"]),
+    (
+        "scan-set-non-verdict-key",
+        ["scan", "{percent_log}", "--set", "model.hidden_dim=8"],
+        2,
+        ["model.hidden_dim", "verdict.*"],
+    ),
 ]
 
 
 def _fill(text: str, workspace: dict) -> str:
-    values = {k: str(v) for k, v in workspace.items() if k != "hashes"} | {f"hash{i}": h for i, h in enumerate(workspace["hashes"])}
+    values = {k: str(v) for k, v in workspace.items() if k != "hashes"} | {
+        f"hash{i}": h for i, h in enumerate(workspace["hashes"])
+    }
     return text.format(**values)
 
 
 @pytest.mark.parametrize("case, argv, code, words", CASES, ids=[c[0] for c in CASES])
-def test_bad_input_exits_with_its_code_and_one_message_that_names_the_culprit(case, argv, code, words, workspace, capsys, tmp_path, monkeypatch):
+def test_bad_input_exits_with_its_code_and_one_message_that_names_the_culprit(
+    case, argv, code, words, workspace, capsys, tmp_path, monkeypatch
+):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.chdir(tmp_path)
     before = snapshot(workspace["repo"].parent)
@@ -150,7 +223,7 @@ def test_the_suite_covers_the_issue_items():
 
 
 def test_a_cache_entry_of_the_wrong_shape_is_set_aside_and_rerun(tmp_path, capsys):
-    from collapse_doctor.cache import ProbeCache
+    from collapse_doctor.sweeps.cache import ProbeCache
 
     cache = ProbeCache(tmp_path)
     key = "0" * 32
@@ -179,7 +252,11 @@ def test_the_monitor_api_refuses_bad_calls_with_typed_errors():
     for call, error, words in cases:
         with pytest.raises(error, match=words.replace("(", r"\(").replace(")", r"\)")):
             call(CollapseMonitor(num_classes=3))
-    for kwargs, words in (({"check_every": 0}, "check_every=0"), ({"early_stop_after": -1}, "early_stop_after=-1"), ({"num_classes": 1}, "num_classes=1")):
+    for kwargs, words in (
+        ({"check_every": 0}, "check_every=0"),
+        ({"early_stop_after": -1}, "early_stop_after=-1"),
+        ({"num_classes": 1}, "num_classes=1"),
+    ):
         with pytest.raises(ValueError, match=words):
             CollapseMonitor(**({"num_classes": 3} | kwargs))
 
@@ -201,4 +278,6 @@ def test_ctrl_c_says_what_was_kept(tmp_path):
     time.sleep(1.0)
     child.send_signal(signal.SIGINT)
     _, stderr = child.communicate(timeout=120)
-    assert child.returncode == 130 and "interrupted:" in stderr and str(tmp_path) in stderr and "Traceback" not in stderr, stderr
+    assert (
+        child.returncode == 130 and "interrupted:" in stderr and str(tmp_path) in stderr and "Traceback" not in stderr
+    ), stderr

@@ -15,9 +15,18 @@ from pathlib import Path
 
 import pytest
 
-from collapse_doctor.bisect import BAD, GOOD, SKIP, SeedPolicy, apply_changes, binary_search, ddmin, decision_of_exit_status
-from collapse_doctor.cache import ProbeCache
-from collapse_doctor.config_diff import ABSENT, KeyChange
+from collapse_doctor.config.diff import ABSENT, KeyChange
+from collapse_doctor.sweeps.bisect import (
+    BAD,
+    GOOD,
+    SKIP,
+    SeedPolicy,
+    apply_changes,
+    binary_search,
+    ddmin,
+    decision_of_exit_status,
+)
+from collapse_doctor.sweeps.cache import ProbeCache
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "fixtures"))
@@ -69,14 +78,31 @@ def test_ddmin_finds_a_one_minimal_failing_subset():
 
 def test_apply_changes_sets_and_deletes_nested_keys():
     raw = {"training": {"bg_weight_cap": 0.2, "loo_training": {"enabled": False}}, "logging": {"every": 1}}
-    changes = [KeyChange("training.bg_weight_cap", "training", 0.2, 2.0, "", True), KeyChange("logging.every", "logging", 1, ABSENT, "", False), KeyChange("data.augmentation.flip", "data", ABSENT, False, "", True)]
+    changes = [
+        KeyChange("training.bg_weight_cap", "training", 0.2, 2.0, "", True),
+        KeyChange("logging.every", "logging", 1, ABSENT, "", False),
+        KeyChange("data.augmentation.flip", "data", ABSENT, False, "", True),
+    ]
     out = apply_changes(raw, changes)
-    assert out == {"training": {"bg_weight_cap": 2.0, "loo_training": {"enabled": False}}, "logging": {}, "data": {"augmentation": {"flip": False}}}
+    assert out == {
+        "training": {"bg_weight_cap": 2.0, "loo_training": {"enabled": False}},
+        "logging": {},
+        "data": {"augmentation": {"flip": False}},
+    }
     assert raw["training"]["bg_weight_cap"] == 0.2  # the input is not modified
 
 
 def test_exit_status_follows_git_bisect_run():
-    assert [decision_of_exit_status(s) for s in (0, 1, 2, 124, 125, 127, 128, 255)] == [GOOD, BAD, BAD, BAD, SKIP, BAD, None, None]
+    assert [decision_of_exit_status(s) for s in (0, 1, 2, 124, 125, 127, 128, 255)] == [
+        GOOD,
+        BAD,
+        BAD,
+        BAD,
+        SKIP,
+        BAD,
+        None,
+        None,
+    ]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -103,7 +129,15 @@ def _default_sigint():
 
 def bisect(*args, cwd, cache_dir=None, env=None):
     extra = ["--cache-dir", str(cache_dir), "--jobs", "2"] if cache_dir is not None else []
-    return subprocess.run([sys.executable, "-m", "collapse_doctor", "bisect", *args, *extra], capture_output=True, text=True, cwd=cwd, env=env, preexec_fn=_default_sigint, timeout=1800)
+    return subprocess.run(
+        [sys.executable, "-m", "collapse_doctor", "bisect", *args, *extra],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
+        preexec_fn=_default_sigint,
+        timeout=1800,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -121,14 +155,24 @@ def test_bisect_names_the_commit_that_changed_the_class_weight(found, collapse_r
     assert result.returncode == 0, result.stderr
     assert data["outcome"] == "found" and data["first_bad"] == hashes[5]
     assert data["parent"]["hexsha"] == hashes[4]
-    assert data["first_bad_info"]["subject"] == "use the reference's class weights" and data["first_bad_info"]["author"] == "Ada Example <ada@example.org>"
+    assert (
+        data["first_bad_info"]["subject"] == "use the reference's class weights"
+        and data["first_bad_info"]["author"] == "Ada Example <ada@example.org>"
+    )
     changes = {c["key"]: c for c in data["changes"]}
     assert set(changes) == {"training.bg_weight_cap", "data.num_workers"}
     assert (changes["training.bg_weight_cap"]["old"], changes["training.bg_weight_cap"]["new"]) == (0.2, 2.0)
     evidence = data["evidence"]
-    assert (evidence["bad_side"]["bad"], len(evidence["bad_side"]["seeds"]), evidence["good_side"]["bad"], len(evidence["good_side"]["seeds"])) == (3, 3, 0, 3)
+    assert (
+        evidence["bad_side"]["bad"],
+        len(evidence["bad_side"]["seeds"]),
+        evidence["good_side"]["bad"],
+        len(evidence["good_side"]["seeds"]),
+    ) == (3, 3, 0, 3)
     assert evidence["p_value"] == pytest.approx(0.1)
-    assert [s["hexsha"] for s in data["skipped"]] == [hashes[2]] and "training.learning_rate" in data["skipped"][0]["problem"]
+    assert [s["hexsha"] for s in data["skipped"]] == [hashes[2]] and "training.learning_rate" in data["skipped"][0][
+        "problem"
+    ]
     assert data["probes"]["run"] + data["probes"]["cached"] == 6  # two configs x 3 seeds; the other commits share them
     assert "first bad commit" in result.stdout and "Fisher" in result.stdout and "invisible" in result.stdout
 
@@ -169,7 +213,10 @@ def test_minimize_keeps_only_the_change_that_collapses_and_confirms_it_on_fresh_
     assert [c["key"] for c in m["changes"]] == ["training.bg_weight_cap"]
     assert m["confirmed"] is True
     assert [s["seed"] for s in m["confirmation"]["seeds"]] == [3, 4, 5]  # seeds no earlier judgement used
-    assert {tuple(t["keys"]): t["decision"] for t in m["trials"]} == {("data.num_workers",): "good", ("training.bg_weight_cap",): "bad"}
+    assert {tuple(t["keys"]): t["decision"] for t in m["trials"]} == {
+        ("data.num_workers",): "good",
+        ("training.bg_weight_cap",): "bad",
+    }
 
 
 def test_scan_lists_every_transition_of_a_bad_good_bad_history(cache_dir, tmp_path):
@@ -177,7 +224,11 @@ def test_scan_lists_every_transition_of_a_bad_good_bad_history(cache_dir, tmp_pa
     result = bisect("--from", hashes[0], "--scan", "--json", "-", cwd=tmp_path / "flip", cache_dir=cache_dir)
     data = json.loads(result.stdout)
     assert result.returncode == 0 and data["outcome"] == "scanned"
-    assert [(t["after"], t["direction"]) for t in data["transitions"]] == [(hashes[1], "good->bad"), (hashes[2], "bad->good"), (hashes[3], "good->bad")]
+    assert [(t["after"], t["direction"]) for t in data["transitions"]] == [
+        (hashes[1], "good->bad"),
+        (hashes[2], "bad->good"),
+        (hashes[3], "good->bad"),
+    ]
     assert [c["key"] for c in data["transitions"][1]["changes"]] == ["training.bg_weight_cap"]
     assert data["first_bad"] == hashes[1]
 
@@ -213,7 +264,10 @@ def test_a_missing_config_path_lists_the_candidate_yaml_files(tmp_path):
 # --------------------------------------------------------------------------------------------------
 # --cmd: the user's own command in a temporary checkout
 # --------------------------------------------------------------------------------------------------
-JUDGE = "python -c \"import sys, runpy; sys.exit({'good': 0, 'skip': 125, 'bad': 1}[runpy.run_path('src/solver.py')['STATE']])\""
+JUDGE = (
+    "python -c \"import sys, runpy; sys.exit({'good': 0, 'skip': 125, 'bad': "
+    "1}[runpy.run_path('src/solver.py')['STATE']])\""
+)
 
 
 @pytest.fixture(scope="module")
@@ -265,7 +319,20 @@ def test_ctrl_c_during_cmd_removes_the_checkout_and_writes_json(code_repo, tmp_p
 def test_bisect_by_measure_classifies_against_the_good_endpoints_seeds(collapse_repo, cache_dir, tmp_path):
     repo, hashes = collapse_repo
     out = tmp_path / "m.json"
-    result = bisect("--from", hashes[0][:7], "--by", "measure", "--seeds", "4", "--set", "probe.early_stop_after=null", "--json", str(out), cwd=repo, cache_dir=cache_dir)
+    result = bisect(
+        "--from",
+        hashes[0][:7],
+        "--by",
+        "measure",
+        "--seeds",
+        "4",
+        "--set",
+        "probe.early_stop_after=null",
+        "--json",
+        str(out),
+        cwd=repo,
+        cache_dir=cache_dir,
+    )
     assert result.returncode == 0, result.stderr
     data = json.loads(out.read_text())
     assert data["outcome"] == "found" and data["first_bad_info"]["subject"] == "use the reference's class weights"
@@ -281,9 +348,9 @@ def test_bisect_by_measure_refuses_too_few_seeds(collapse_repo):
 
 
 def test_an_unreadable_parent_config_is_named_not_reported_as_no_change():
-    from collapse_doctor.bisect import CommitConfig
-    from collapse_doctor.gitrepo import CommitInfo
-    from collapse_doctor.report import _config_problem
+    from collapse_doctor.cli.history import _config_problem
+    from collapse_doctor.sweeps.bisect import CommitConfig
+    from collapse_doctor.sweeps.gitrepo import CommitInfo
 
     info = CommitInfo("a" * 40, "aaaaaaa", "2025-01-01", "someone", "break the yaml")
     assert "malformed" in _config_problem(CommitConfig(info, "ok", None, "model: [unclosed\n"))

@@ -10,13 +10,17 @@ from pathlib import Path
 import pytest
 import yaml
 
-from collapse_doctor.regimes import GRID, by_name, read_regime, regime_yaml
+from collapse_doctor.experiments.regimes import GRID, by_name, read_regime, regime_yaml
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 
 
 def weighted(tmp_path: Path, weight: float) -> Path:
-    text = (FIXTURES / "seed_old_2a50f2d.yaml").read_text().replace("loss_mode: 'stablemax'", f"loss_mode: 'weighted_stablemax'\n  bg_weight_cap: {weight}")
+    text = (
+        (FIXTURES / "seed_old_2a50f2d.yaml")
+        .read_text()
+        .replace("loss_mode: 'stablemax'", f"loss_mode: 'weighted_stablemax'\n  bg_weight_cap: {weight}")
+    )
     path = tmp_path / f"bg_weight_{weight}.yaml"
     path.write_text(text)
     return path
@@ -31,7 +35,29 @@ def calibrated(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("calibrate")
     good, bad = weighted(tmp, 0.2), weighted(tmp, 2.0)
     regime = tmp / "regime.yaml"
-    result = cli("calibrate", "--good", str(good), "--bad", str(bad), "--seeds", "4", "--regimes", "b8", "--set", "probe.steps=120", "--no-confirm", "--write", str(regime), "--json", str(tmp / "c.json"), "--jobs", "2", "--cache-dir", str(tmp / "cache"), cwd=tmp)
+    result = cli(
+        "calibrate",
+        "--good",
+        str(good),
+        "--bad",
+        str(bad),
+        "--seeds",
+        "4",
+        "--regimes",
+        "b8",
+        "--set",
+        "probe.steps=120",
+        "--no-confirm",
+        "--write",
+        str(regime),
+        "--json",
+        str(tmp / "c.json"),
+        "--jobs",
+        "2",
+        "--cache-dir",
+        str(tmp / "cache"),
+        cwd=tmp,
+    )
     return tmp, good, regime, result, json.loads((tmp / "c.json").read_text())
 
 
@@ -54,7 +80,19 @@ def test_the_regime_file_holds_what_was_measured_and_probe_reads_it(calibrated):
     assert settings["training"]["batch_size"] == 8 and settings["probe"]["early_stop_after"] is None
     assert settings["probe"]["steps"] == 120  # the --set it was measured under
     out = tmp / "probe.json"
-    probe = cli("probe", str(good), "--regime", str(regime), "--steps", "3", "--json", str(out), "--out", str(tmp / "m"), cwd=tmp)
+    probe = cli(
+        "probe",
+        str(good),
+        "--regime",
+        str(regime),
+        "--steps",
+        "3",
+        "--json",
+        str(out),
+        "--out",
+        str(tmp / "m"),
+        cwd=tmp,
+    )
     assert probe.returncode in (0, 1, 3), probe.stderr
     ran = json.loads(out.read_text())
     assert ran["config"]["training"]["batch_size"] == 8 and ran["config"]["probe"]["early_stop_after"] is None
@@ -64,14 +102,34 @@ def test_the_regime_file_holds_what_was_measured_and_probe_reads_it(calibrated):
 def test_no_usable_regime_exits_3_with_the_table(tmp_path):
     # the bad config as the "good" one: it never learns, so no regime is usable and nothing is compared
     bad = weighted(tmp_path, 2.0)
-    result = cli("calibrate", "--good", str(bad), "--bad", str(bad), "--seeds", "2", "--regimes", "b8", "--set", "probe.steps=12", "--no-confirm", "--cache-dir", str(tmp_path / "cache"), cwd=tmp_path)
+    result = cli(
+        "calibrate",
+        "--good",
+        str(bad),
+        "--bad",
+        str(bad),
+        "--seeds",
+        "2",
+        "--regimes",
+        "b8",
+        "--set",
+        "probe.steps=12",
+        "--no-confirm",
+        "--cache-dir",
+        str(tmp_path / "cache"),
+        cwd=tmp_path,
+    )
     assert result.returncode == 3, result.stderr
     assert "no regime is usable" in result.stdout and "b8" in result.stdout
 
 
 def test_bad_input_to_calibrate_is_one_line_exit_2(tmp_path):
     good = weighted(tmp_path, 0.2)
-    for args in (["--good", "missing.yaml", "--bad", str(good)], ["--good", str(good), "--bad", str(good), "--alpha", "7"], ["--good", str(good), "--bad", str(good), "--regimes", "nope"]):
+    for args in (
+        ["--good", "missing.yaml", "--bad", str(good)],
+        ["--good", str(good), "--bad", str(good), "--alpha", "7"],
+        ["--good", str(good), "--bad", str(good), "--regimes", "nope"],
+    ):
         result = cli("calibrate", *args, cwd=tmp_path)
         assert result.returncode == 2, (args, result.stderr)
         assert "Traceback" not in result.stderr and "error:" in result.stderr

@@ -32,7 +32,14 @@ def test_inspect_json_of_the_embedded_default(tmp_path):
     report = json.loads(path.read_text())
     assert report["parameters"]["total"] == 18_734_332
     assert report["parameters"]["hyper_lora"] == 5_000_448
-    assert report["schedule"] == {"hyper_lora": 0, "solver_context": 0, "cross_attention": 0, "hpm": 3, "loo": 3, "equivariance": 3}
+    assert report["schedule"] == {
+        "hyper_lora": 0,
+        "solver_context": 0,
+        "cross_attention": 0,
+        "hpm": 3,
+        "loo": 3,
+        "equivariance": 3,
+    }
     unused = {u["key"]: u for u in report["unused_keys"]}
     assert unused["logging.log_every"]["known"] is False
     assert unused["model.num_predicates"]["known"] is True
@@ -41,7 +48,9 @@ def test_inspect_json_of_the_embedded_default(tmp_path):
 
 
 def test_inspect_old_config_and_overrides():
-    result = run("inspect", str(ROOT / "fixtures" / "seed_old_2a50f2d.yaml"), "--set", "model.hidden_dim=64", "--json", "-")
+    result = run(
+        "inspect", str(ROOT / "fixtures" / "seed_old_2a50f2d.yaml"), "--set", "model.hidden_dim=64", "--json", "-"
+    )
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["overrides"] == ["model.hidden_dim=64"]
@@ -72,7 +81,12 @@ def test_bad_config_is_one_line_and_exit_2(tmp_path, content, expected):
 
 
 def test_usage_errors_exit_2_without_traceback(tmp_path):
-    for args in (["inspect", "--bogus"], ["inspect", str(tmp_path / "missing.yaml")], ["inspect", "--set", "novalue"], ["inspect", "--strict", str(ROOT / "fixtures" / "seed_new_main.yaml")]):
+    for args in (
+        ["inspect", "--bogus"],
+        ["inspect", str(tmp_path / "missing.yaml")],
+        ["inspect", "--set", "novalue"],
+        ["inspect", "--strict", str(ROOT / "fixtures" / "seed_new_main.yaml")],
+    ):
         result = run(*args)
         assert result.returncode == 2, args
         assert "Traceback" not in result.stderr, args
@@ -82,8 +96,13 @@ def test_a_config_beyond_the_machines_memory_is_refused_before_allocating():
     import subprocess
     import sys
 
-    for command in (["inspect", "--set", "model.hidden_dim=100000"], ["probe", "--set", "model.hidden_dim=100000", "--steps", "1"]):
-        result = subprocess.run([sys.executable, "-m", "collapse_doctor", *command], capture_output=True, text=True, timeout=300)
+    for command in (
+        ["inspect", "--set", "model.hidden_dim=100000"],
+        ["probe", "--set", "model.hidden_dim=100000", "--steps", "1"],
+    ):
+        result = subprocess.run(
+            [sys.executable, "-m", "collapse_doctor", *command], capture_output=True, text=True, timeout=300
+        )
         assert "Traceback" not in result.stderr, command
         if command[0] == "inspect":
             assert result.returncode == 0  # counted on the meta device, nothing allocated

@@ -41,7 +41,12 @@ def test_old_config_builds_no_optional_module_and_defaults_are_listed():
     m = loaded.config.model
     assert not (m.use_hyperlora or m.use_hpm or m.use_solver_context or m.use_cross_attention_context)
     assert m.bg_bias == 0.0 and loaded.config.training.use_ema and m.max_clues == 6
-    for key in ("model.use_hyperlora", "model.bg_bias", "training.gradient_checkpointing", "training.loo_training.enabled"):
+    for key in (
+        "model.use_hyperlora",
+        "model.bg_bias",
+        "training.gradient_checkpointing",
+        "training.loo_training.enabled",
+    ):
         assert key in loaded.defaulted_keys
 
 
@@ -67,7 +72,10 @@ def test_known_but_unbuilt_module_switched_on_is_unsupported():
 
 
 def test_every_problem_is_reported_at_once_with_file_and_key():
-    text = "model:\n  hidden_dim: abc\n  max_clues: 0\ntraining:\n  loss_mode: softmaxx\n  loo_training:\n    start_epoch: -1\n  use_ema: 1\n"
+    text = (
+        "model:\n  hidden_dim: abc\n  max_clues: 0\ntraining:\n  loss_mode: softmaxx\n  loo_training:\n    "
+        "start_epoch: -1\n  use_ema: 1\n"
+    )
     with pytest.raises(ConfigError) as info:
         parse_config_text(text, source="cfg.yaml")
     assert sorted(info.value.problems) == sorted(
@@ -75,7 +83,8 @@ def test_every_problem_is_reported_at_once_with_file_and_key():
             "cfg.yaml: model.hidden_dim: expected int, got 'abc'",
             "cfg.yaml: model.max_clues: must be >= 1, got 0",
             "cfg.yaml: training.use_ema: expected bool, got 1",
-            "cfg.yaml: training.loss_mode: expected one of 'stablemax', 'weighted_stablemax', 'focal_weighted', 'focal_stablemax', 'focal', got 'softmaxx'",
+            "cfg.yaml: training.loss_mode: expected one of 'stablemax', 'weighted_stablemax', 'focal_weighted', "
+            "'focal_stablemax', 'focal', got 'softmaxx'",
             "cfg.yaml: training.loo_training.start_epoch: must be >= 0, got -1",
         ]
     )
@@ -85,8 +94,14 @@ def test_every_problem_is_reported_at_once_with_file_and_key():
     "model, message",
     [
         ({"hidden_dim": 100}, "model.hidden_dim: must be divisible by 8"),
-        ({"hidden_dim": 40, "use_cross_attention_context": True, "dsc_num_heads": 3}, "not divisible by model.dsc_num_heads=3"),
-        ({"use_context_encoder": False, "use_hyperlora": True}, "model.use_hyperlora: needs model.use_context_encoder: true"),
+        (
+            {"hidden_dim": 40, "use_cross_attention_context": True, "dsc_num_heads": 3},
+            "not divisible by model.dsc_num_heads=3",
+        ),
+        (
+            {"use_context_encoder": False, "use_hyperlora": True},
+            "model.use_hyperlora: needs model.use_context_encoder: true",
+        ),
         ({"use_hpm": True, "hpm_top_k": 9}, "model.hpm_top_k: 9 is more than the 5 enabled banks"),
     ],
 )
@@ -142,7 +157,9 @@ def test_every_field_is_documented_with_reference_and_source():
 def test_yaml_12_floats_such_as_5e_minus_4_are_numbers():
     from collapse_doctor.config import parse_config_text
 
-    loaded = parse_config_text("training:\n  learning_rate: 5e-4\n", source="c.yaml", overrides=["training.gradient_clip=1e1"])
+    loaded = parse_config_text(
+        "training:\n  learning_rate: 5e-4\n", source="c.yaml", overrides=["training.gradient_clip=1e1"]
+    )
     assert loaded.config.training.learning_rate == 5e-4 and loaded.config.training.gradient_clip == 10.0
     with pytest.raises(ConfigError):
         parse_config_text('training:\n  learning_rate: "5e-4"\n', source="c.yaml")  # a quoted string stays a string
@@ -151,7 +168,9 @@ def test_yaml_12_floats_such_as_5e_minus_4_are_numbers():
 def test_a_yaml_alias_bomb_is_refused_with_one_line(tmp_path):
     from collapse_doctor.config import load_config
 
-    levels = ['a: &a ["x","x","x","x","x","x","x","x","x"]'] + [f"{n}: &{n} [{','.join(['*' + p] * 9)}]" for p, n in zip("abcdefgh", "bcdefghi")]
+    levels = ['a: &a ["x","x","x","x","x","x","x","x","x"]'] + [
+        f"{n}: &{n} [{','.join(['*' + p] * 9)}]" for p, n in zip("abcdefgh", "bcdefghi")
+    ]
     path = tmp_path / "bomb.yaml"
     path.write_text("\n".join(levels) + "\n")
     with pytest.raises(ConfigError, match="alias bomb"):

@@ -6,11 +6,11 @@ import json
 
 import numpy as np
 import pytest
+from conftest import arc_tasks
 
 from collapse_doctor.config import DataConfig, parse_config
 from collapse_doctor.data.arc import IGNORE_INDEX, PAD, background_stats, load_tasks, make_sample, tasks_that_fit
 from collapse_doctor.errors import DataError
-from conftest import arc_tasks
 
 
 def test_arc1_background_statistics_match_the_reference():
@@ -62,7 +62,10 @@ def test_small_canvas_keeps_only_tasks_that_fit():
 
 
 def test_task_directory_and_kaggle_pair(tmp_path):
-    task = {"train": [{"input": [[0, 1], [1, 0]], "output": [[1, 0], [0, 1]]}], "test": [{"input": [[1, 1], [0, 0]], "output": [[0, 0], [1, 1]]}]}
+    task = {
+        "train": [{"input": [[0, 1], [1, 0]], "output": [[1, 0], [0, 1]]}],
+        "test": [{"input": [[1, 1], [0, 0]], "output": [[0, 0], [1, 1]]}],
+    }
     (tmp_path / "tasks").mkdir()
     (tmp_path / "tasks" / "abc.json").write_text(json.dumps(task))
     loaded = load_tasks(tmp_path / "tasks")
@@ -90,7 +93,11 @@ def test_corrupt_task_file_is_named(tmp_path, content, message):
     (tmp_path / "bad.json").write_text(content)
     with pytest.raises(DataError) as info:
         load_tasks(tmp_path)
-    assert len(info.value.problems) == 1 and str(tmp_path / "bad.json") in info.value.problems[0] and message in info.value.problems[0]
+    assert (
+        len(info.value.problems) == 1
+        and str(tmp_path / "bad.json") in info.value.problems[0]
+        and message in info.value.problems[0]
+    )
 
 
 def test_missing_source_is_one_line():

@@ -2,9 +2,9 @@
 
 from pathlib import Path
 
-from collapse_doctor.config_docs import render
+from collapse_doctor.config.docs import render
 
 
 def test_config_doc_is_current():
     doc = Path(__file__).resolve().parents[1] / "docs" / "config.md"
-    assert doc.read_text() == render(), "regenerate: python -m collapse_doctor.config_docs > docs/config.md"
+    assert doc.read_text() == render(), "regenerate: python -m collapse_doctor.config.docs > docs/config.md"

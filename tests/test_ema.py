@@ -1,10 +1,10 @@
 """EMA keeps shadow weights for evaluation only (reference 2.6 and seed claim 'EMA disabled')."""
 
 import torch
+from conftest import tiny_config
 
 from collapse_doctor.model import build_model
 from collapse_doctor.train.ema import EMA
-from conftest import tiny_config
 
 
 def test_ema_never_touches_the_training_weights_and_lags_them():

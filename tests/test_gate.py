@@ -17,9 +17,17 @@ import pytest
 
 from collapse_doctor.config import load_config
 from collapse_doctor.errors import ConfigError
-from collapse_doctor.gate import GateResult, _culprit, find_tool_table, github_annotation, junit_xml, key_line, majority
-from collapse_doctor.presets import PRESETS, apply_preset
-from collapse_doctor.sweep import ProbeSummary
+from collapse_doctor.experiments.presets import PRESETS, apply_preset
+from collapse_doctor.sweeps.gate import (
+    GateResult,
+    _culprit,
+    find_tool_table,
+    github_annotation,
+    junit_xml,
+    key_line,
+    majority,
+)
+from collapse_doctor.sweeps.jobs import ProbeSummary
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "fixtures"))
@@ -37,7 +45,10 @@ def test_majority_decides_as_soon_as_more_than_half_of_the_planned_seeds_agree()
 
 
 def test_key_line_finds_nested_keys_and_falls_back_to_the_section():
-    text = "# comment\nmodel:\n  hidden_dim: 64\n  use_hyperlora: true\ntraining:\n  lr: 1\n  loo_training:\n    enabled: true\n    start_epoch: 3\n"
+    text = (
+        "# comment\nmodel:\n  hidden_dim: 64\n  use_hyperlora: true\ntraining:\n  lr: 1\n  loo_training:\n    "
+        "enabled: true\n    start_epoch: 3\n"
+    )
     assert key_line(text, "model.use_hyperlora") == 4
     assert key_line(text, "training.loo_training.start_epoch") == 9
     assert key_line(text, "training.solver_context_start_epoch") == 5  # absent: its section
@@ -46,7 +57,10 @@ def test_key_line_finds_nested_keys_and_falls_back_to_the_section():
 
 def test_tool_table_from_pyproject(tmp_path):
     (tmp_path / "sub").mkdir()
-    (tmp_path / "pyproject.toml").write_text('[tool.collapse-doctor]\nconfig = "c.yaml"\nseeds = 5\n[tool.collapse-doctor.verdict]\nbg_excess = 0.2\n[tool.collapse-doctor.probe]\nearly_stop_after = 30\n')
+    (tmp_path / "pyproject.toml").write_text(
+        '[tool.collapse-doctor]\nconfig = "c.yaml"\nseeds = 5\n[tool.collapse-doctor.verdict]\nbg_excess = '
+        "0.2\n[tool.collapse-doctor.probe]\nearly_stop_after = 30\n"
+    )
     table = find_tool_table(tmp_path / "sub")
     assert table.config == "c.yaml" and table.seeds == 5
     assert table.overrides == ["verdict.bg_excess=0.2", "probe.early_stop_after=30"]
@@ -58,7 +72,18 @@ def test_tool_table_from_pyproject(tmp_path):
 
 
 def _summary(seed, label, onset, events=()):
-    return ProbeSummary(label, onset, seed, {"fg_acc": 0.01, "bg_acc": 0.99, "pred_bg_share": 0.97, "target_bg_share": 0.6}, [f"{label} reason"], 1.5, "k", "m", [], list(events))
+    return ProbeSummary(
+        label,
+        onset,
+        seed,
+        {"fg_acc": 0.01, "bg_acc": 0.99, "pred_bg_share": 0.97, "target_bg_share": 0.6},
+        [f"{label} reason"],
+        1.5,
+        "k",
+        "m",
+        [],
+        list(events),
+    )
 
 
 def test_a_collapse_right_after_an_activation_points_at_its_staging_key(tmp_path):
@@ -66,17 +91,34 @@ def test_a_collapse_right_after_an_activation_points_at_its_staging_key(tmp_path
     yaml_path.write_text("model:\n  use_hyperlora: true\n  hyperlora_start_epoch: 2\ntraining:\n  batch_size: 8\n")
     config, _ = apply_preset(load_config(None, ["model.hyperlora_start_epoch=2"]), PRESETS["tiny"])
     events = [{"step": 32, "event": "hyper_lora on"}]
-    culprit = _culprit([_summary(0, "COLLAPSED", 35, events), _summary(1, "COLLAPSED", 40, events)], config, str(yaml_path))
+    culprit = _culprit(
+        [_summary(0, "COLLAPSED", 35, events), _summary(1, "COLLAPSED", 40, events)], config, str(yaml_path)
+    )
     assert culprit == {"event": "hyper_lora on", "key": "model.hyperlora_start_epoch", "line": 3, "seeds": 2}
-    assert _culprit([_summary(0, "COLLAPSED", 3, events), _summary(1, "COLLAPSED", 5, events)], config, str(yaml_path)) is None  # before it
+    assert (
+        _culprit([_summary(0, "COLLAPSED", 3, events), _summary(1, "COLLAPSED", 5, events)], config, str(yaml_path))
+        is None
+    )  # before it
 
 
 def test_junit_and_annotation_carry_the_evidence():
-    result = GateResult("COLLAPSED", False, 3, [_summary(0, "COLLAPSED", 7), _summary(1, "HEALTHY", None), _summary(2, "COLLAPSED", 5)], "/ws/configs/x.yaml", [], 120, 9.5, {"event": "hyper_lora on", "key": "training.hyperlora_start_epoch", "line": 12, "seeds": 2})
+    result = GateResult(
+        "COLLAPSED",
+        False,
+        3,
+        [_summary(0, "COLLAPSED", 7), _summary(1, "HEALTHY", None), _summary(2, "COLLAPSED", 5)],
+        "/ws/configs/x.yaml",
+        [],
+        120,
+        9.5,
+        {"event": "hyper_lora on", "key": "training.hyperlora_start_epoch", "line": 12, "seeds": 2},
+    )
     suite = ET.fromstring(junit_xml(result)).find("testsuite")
     assert suite.get("tests") == "3" and suite.get("failures") == "2"
     failure = suite.findall("testcase")[0].find("failure")
-    assert failure.get("type") == "COLLAPSED" and "onset step 7" in failure.text and "predicted BG 97.0%" in failure.text
+    assert (
+        failure.get("type") == "COLLAPSED" and "onset step 7" in failure.text and "predicted BG 97.0%" in failure.text
+    )
     assert suite.findall("testcase")[1].find("failure") is None
     annotation = github_annotation(result, "/ws")
     assert annotation.startswith("::error file=configs/x.yaml,line=12,title=collapse-doctor gate: COLLAPSED::")
@@ -96,14 +138,32 @@ def configs(tmp_path_factory):
 
 
 def gate(*args, cwd, env=None):
-    return subprocess.run([sys.executable, "-m", "collapse_doctor", "gate", *args], capture_output=True, text=True, cwd=cwd, env={**os.environ, **(env or {})})
+    return subprocess.run(
+        [sys.executable, "-m", "collapse_doctor", "gate", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+    )
 
 
 def test_gate_fails_a_collapsing_config_with_junit_annotation_and_summary(configs, probe_cache, tmp_path):
     _, bad = configs
     summary = tmp_path / "summary.md"
     env = {"GITHUB_ACTIONS": "true", "GITHUB_STEP_SUMMARY": str(summary), "GITHUB_WORKSPACE": str(bad.parent)}
-    result = gate(str(bad), "--cache-dir", str(probe_cache), "--jobs", "2", "--junit", str(tmp_path / "j.xml"), "--json", str(tmp_path / "g.json"), cwd=tmp_path, env=env)
+    result = gate(
+        str(bad),
+        "--cache-dir",
+        str(probe_cache),
+        "--jobs",
+        "2",
+        "--junit",
+        str(tmp_path / "j.xml"),
+        "--json",
+        str(tmp_path / "g.json"),
+        cwd=tmp_path,
+        env=env,
+    )
     assert result.returncode == 1, result.stderr
     data = json.loads((tmp_path / "g.json").read_text())
     assert data["label"] == "COLLAPSED" and len(data["seeds"]) == 2  # two of three agree: the third is not run
@@ -132,12 +192,14 @@ def test_gate_bad_input_exits_2(tmp_path):
 def test_gate_against_a_good_config_classifies_by_the_primary_measure(tmp_path):
     from pathlib import Path
 
-    from collapse_doctor.gate import run_gate
+    from collapse_doctor.sweeps.gate import run_gate
 
     source = (Path(__file__).resolve().parents[1] / "fixtures" / "seed_old_2a50f2d.yaml").read_text()
     good, bad = tmp_path / "good.yaml", tmp_path / "bad.yaml"
     for path, weight in ((good, 0.2), (bad, 2.0)):
-        path.write_text(source.replace("loss_mode: 'stablemax'", f"loss_mode: 'weighted_stablemax'\n  bg_weight_cap: {weight}"))
+        path.write_text(
+            source.replace("loss_mode: 'stablemax'", f"loss_mode: 'weighted_stablemax'\n  bg_weight_cap: {weight}")
+        )
     result = run_gate(bad, against=good, seeds=4, steps=60, jobs=2, cache_dir=tmp_path / "cache")
     assert result.good is False and result.exit_code == 1
     assert result.comparison["decision"] == "bad" and result.comparison["cliffs_delta"] >= 0.474

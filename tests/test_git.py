@@ -25,10 +25,23 @@ def history(tmp_path_factory):
 def snapshot(repo: Path) -> tuple:
     """Everything a read-only tool must leave as it was: HEAD, refs, index, working files, stash, worktrees."""
     run = lambda *a: subprocess.run(["git", *a], cwd=repo, capture_output=True, text=True).stdout  # noqa: E731
-    files = sorted((str(p.relative_to(repo)), hashlib.sha256(p.read_bytes()).hexdigest()) for p in repo.rglob("*") if p.is_file() and ".git" not in p.parts)
+    files = sorted(
+        (str(p.relative_to(repo)), hashlib.sha256(p.read_bytes()).hexdigest())
+        for p in repo.rglob("*")
+        if p.is_file() and ".git" not in p.parts
+    )
     index_file = repo / ".git" / "index"  # a --no-checkout clone has none, and must still have none after
     index = hashlib.sha256(index_file.read_bytes()).hexdigest() if index_file.exists() else None
-    return run("rev-parse", "HEAD"), run("show-ref"), run("symbolic-ref", "HEAD"), index, files, run("stash", "list"), run("worktree", "list"), run("status", "--porcelain")
+    return (
+        run("rev-parse", "HEAD"),
+        run("show-ref"),
+        run("symbolic-ref", "HEAD"),
+        index,
+        files,
+        run("stash", "list"),
+        run("worktree", "list"),
+        run("status", "--porcelain"),
+    )
 
 
 def cli(*args, cwd):
@@ -43,7 +56,11 @@ def test_diff_reads_both_configs_from_git_objects_and_leaves_the_repo_alone(hist
     data = json.loads(result.stdout)
     changes = {c["key"]: c for c in data["changes"]}
     assert data["config"] == "configs/rlan_stable.yaml"  # from [tool.collapse-doctor] in pyproject.toml
-    assert changes["model.bg_bias"]["old"] == "(absent)" and changes["model.bg_bias"]["new"] == -0.5 and changes["model.bg_bias"]["kind"] == "init value"
+    assert (
+        changes["model.bg_bias"]["old"] == "(absent)"
+        and changes["model.bg_bias"]["new"] == -0.5
+        and changes["model.bg_bias"]["kind"] == "init value"
+    )
     assert changes["model.use_hyperlora"]["kind"] == "module toggle" and changes["training.use_ema"]["new"] is False
     assert set(changes) == {"model.bg_bias", "model.use_hyperlora", "model.hyperlora_init_scale", "training.use_ema"}
     assert snapshot(repo) == before
@@ -75,7 +92,7 @@ def test_bad_revisions_and_paths_are_one_line(history, args, message):
 
 def test_without_a_config_path_the_candidates_are_listed(history):
     from collapse_doctor.errors import GitError
-    from collapse_doctor.gitrepo import choose_config_path, open_repo, resolve
+    from collapse_doctor.sweeps.gitrepo import choose_config_path, open_repo, resolve
 
     repo_path, hashes = history
     repo = open_repo(repo_path)
@@ -92,7 +109,7 @@ def test_not_a_repository(tmp_path):
 def test_config_paths_given_relative_to_the_cwd_or_absolute_are_normalised(tmp_path, monkeypatch):
     import subprocess as sp
 
-    from collapse_doctor.gitrepo import open_repo, repo_relative
+    from collapse_doctor.sweeps.gitrepo import open_repo, repo_relative
 
     sp.run(["git", "init", "-q", str(tmp_path)], check=True)
     repo = open_repo(tmp_path)

@@ -10,8 +10,9 @@ import pytest
 import torch
 
 from collapse_doctor.config import default_config_path, load_config
-from collapse_doctor.gradcheck import TOLERANCES, compare, compare_grads, forward_backward, grad_check
-from collapse_doctor.schedule import FULL_STAGE
+from collapse_doctor.config.schedule import FULL_STAGE
+from collapse_doctor.experiments.grad_compare import TOLERANCES, compare_grads
+from collapse_doctor.experiments.gradcheck import compare, forward_backward, grad_check
 
 F32 = TOLERANCES["float32"]
 
@@ -75,9 +76,9 @@ def test_a_buffer_updated_inside_the_checkpointed_region_is_reported():
 
 def _tiny_model(loaded):
     from collapse_doctor.data.arc import load_tasks, usable_tasks
+    from collapse_doctor.data.stream import SampleStream
+    from collapse_doctor.experiments.presets import PRESETS, apply_preset
     from collapse_doctor.model.rlan import build_model
-    from collapse_doctor.presets import PRESETS, apply_preset
-    from collapse_doctor.train.trainer import SampleStream
 
     config, _ = apply_preset(loaded, PRESETS["tiny"])
     torch.manual_seed(0)
@@ -104,7 +105,12 @@ def test_a_config_without_the_dict_or_dropout_in_the_region_matches_in_both_mode
 
 def test_cli_exit_code_follows_the_mode_the_config_trains_with(tmp_path):
     out = tmp_path / "g.json"
-    run = lambda *a: subprocess.run([sys.executable, "-m", "collapse_doctor", "grad-check", *a], capture_output=True, text=True)  # noqa: E731
+
+    def run(*a):
+        return subprocess.run(
+            [sys.executable, "-m", "collapse_doctor", "grad-check", *a], capture_output=True, text=True
+        )  # noqa: E731
+
     result = run("--set", "training.checkpoint_use_reentrant=true", "--json", str(out))
     data = json.loads(out.read_text())
     assert result.returncode == 1 and data["trains_with"] == "reentrant" and data["exit_code"] == 1

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from collapse_doctor.gradient_noise import micro_batch_gradients, noise_scale
+from collapse_doctor.experiments.gradient_noise import micro_batch_gradients, noise_scale
 
 
 def test_noise_scale_recovers_a_known_b_simple():
@@ -21,15 +21,18 @@ def test_noise_scale_recovers_a_known_b_simple():
 
 
 def test_micro_batch_gradients_leave_the_weights_and_grads_alone():
+    from conftest import arc_tasks, tiny_raw
+
     from collapse_doctor.config import parse_config
     from collapse_doctor.data.arc import usable_tasks
     from collapse_doctor.train.trainer import Trainer
-    from conftest import arc_tasks, tiny_raw
 
     raw = tiny_raw()
     raw["training"].update(batch_size=2, grad_accumulation_steps=1)
     config = parse_config(raw, source="tiny.yaml").config
-    trainer = Trainer(config, usable_tasks(arc_tasks(), config.data, config.model.max_grid_size), seed=0, steps_per_epoch=10)
+    trainer = Trainer(
+        config, usable_tasks(arc_tasks(), config.data, config.model.max_grid_size), seed=0, steps_per_epoch=10
+    )
     before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
     grads = micro_batch_gradients(trainer, 0, 3)
     assert grads.shape[0] == 3 and torch.isfinite(grads).all() and not torch.equal(grads[0], grads[1])

@@ -9,22 +9,21 @@ or `unsupported` (the key is listed as not acted on, with its reason, instead of
 
 from __future__ import annotations
 
-
 import pytest
 import torch
-
-from collapse_doctor.config import iter_fields, parse_config
-from collapse_doctor.measure import saved_tensor_bytes
-from collapse_doctor.model import build_model
-from collapse_doctor.schedule import Schedule
-from collapse_doctor.train.ema import EMA
-from collapse_doctor.data.arc import make_sample, usable_tasks
-from collapse_doctor.presets import replace_key, steps_per_epoch
-from collapse_doctor.probe import configure_cpu, run_probe
-from collapse_doctor.train.trainer import Trainer, autocast_dtype
-from collapse_doctor.verdict import early_stop, judge
 from conftest import arc_tasks, make_batch, tiny_raw
 from series import VERDICT_SERIES, collapsed
+
+from collapse_doctor.config import iter_fields, parse_config
+from collapse_doctor.config.schedule import Schedule
+from collapse_doctor.data.arc import make_sample, usable_tasks
+from collapse_doctor.experiments.measure import saved_tensor_bytes
+from collapse_doctor.experiments.presets import replace_key, steps_per_epoch
+from collapse_doctor.experiments.probe import configure_cpu, run_probe
+from collapse_doctor.judge.verdict import early_stop, judge
+from collapse_doctor.model import build_model
+from collapse_doctor.train.ema import EMA
+from collapse_doctor.train.trainer import Trainer, autocast_dtype
 
 # key -> (effect, alternative value, extra overrides that make the effect observable)
 EFFECTS: dict[str, tuple] = {
@@ -38,7 +37,16 @@ EFFECTS: dict[str, tuple] = {
     "model.dsc_num_heads": ("model", 2, {}),
     "model.msre_encoding_dim": ("model", 16, {}),
     "model.msre_num_freq": ("model", 4, {}),
-    "model.use_context_encoder": ("model", False, {"model.use_cross_attention_context": False, "model.use_solver_context": False, "model.use_hyperlora": False, "model.use_hpm": False}),
+    "model.use_context_encoder": (
+        "model",
+        False,
+        {
+            "model.use_cross_attention_context": False,
+            "model.use_solver_context": False,
+            "model.use_hyperlora": False,
+            "model.use_hpm": False,
+        },
+    ),
     "model.use_dsc": ("model", False, {}),
     "model.use_msre": ("model", False, {}),
     "model.use_learned_pos": ("model", True, {}),
@@ -68,7 +76,11 @@ EFFECTS: dict[str, tuple] = {
     "model.hpm_use_procedural_bank": ("model", False, {}),
     "model.hpm_use_instance_bank": ("model", False, {}),
     "model.bg_bias": ("model", -0.5, {}),
-    "model.context_path": ("model", "spatial", {"model.use_cross_attention_context": False, "model.use_solver_context": False, "model.use_hyperlora": False}),
+    "model.context_path": (
+        "model",
+        "spatial",
+        {"model.use_cross_attention_context": False, "model.use_solver_context": False, "model.use_hyperlora": False},
+    ),
     "model.fg_bias": ("model", 0.5, {}),
     "model.use_lcr": ("unsupported", True, {}),
     "model.use_sph": ("unsupported", True, {}),
@@ -144,14 +156,37 @@ EFFECTS: dict[str, tuple] = {
     "probe.early_stop_after": ("probe_early_stop", 5, {}),
     "probe.lr_batch_exponent": ("probe_lr", 0.5, {}),
     "probe.lr_reference_batch": ("probe_lr", 1000, {"probe.lr_batch_exponent": 1.0}),
-    "probe.warm_start_steps": ("probe_warm", 3, {"training.batch_size": 2, "probe.steps": 2, "verdict.learned_acc": 0.0, "verdict.fg_acc_floor": 0.0}),
-    "probe.warm_start_until_learned": ("probe_warm_until", True, {"training.batch_size": 2, "probe.steps": 2, "probe.warm_start_steps": 25, "verdict.learned_acc": 0.0, "verdict.fg_acc_floor": 0.0, "verdict.fg_mode_share": 1.0}),
+    "probe.warm_start_steps": (
+        "probe_warm",
+        3,
+        {"training.batch_size": 2, "probe.steps": 2, "verdict.learned_acc": 0.0, "verdict.fg_acc_floor": 0.0},
+    ),
+    "probe.warm_start_until_learned": (
+        "probe_warm_until",
+        True,
+        {
+            "training.batch_size": 2,
+            "probe.steps": 2,
+            "probe.warm_start_steps": 25,
+            "verdict.learned_acc": 0.0,
+            "verdict.fg_acc_floor": 0.0,
+            "verdict.fg_mode_share": 1.0,
+        },
+    ),
 }
 # verdict keys: the verdict of a fixed hand-written series changes
 for dotted, alternative in {
-    "verdict.bg_excess": 0.5, "verdict.bg_share_max": 0.5, "verdict.fg_acc_floor": 0.001, "verdict.pool_fg_cells": 0,
-    "verdict.min_consecutive": 30, "verdict.fg_mode_share": 0.9, "verdict.learned_acc": 0.9, "verdict.final_window": 3,
-    "verdict.nonfinite_budget": 3, "verdict.window_before": 5, "verdict.window_after": 3,
+    "verdict.bg_excess": 0.5,
+    "verdict.bg_share_max": 0.5,
+    "verdict.fg_acc_floor": 0.001,
+    "verdict.pool_fg_cells": 0,
+    "verdict.min_consecutive": 30,
+    "verdict.fg_mode_share": 0.9,
+    "verdict.learned_acc": 0.9,
+    "verdict.final_window": 3,
+    "verdict.nonfinite_budget": 3,
+    "verdict.window_before": 5,
+    "verdict.window_after": 3,
 }.items():
     EFFECTS[dotted] = ("verdict", alternative, {})
 
@@ -241,7 +276,11 @@ def trainer_fingerprint(config):
     if config in _TRAINER_CACHE:
         return _TRAINER_CACHE[config]
     config = replace_key(config, "training.batch_size", 2) if config.training.batch_size == 75 else config
-    config = replace_key(config, "training.grad_accumulation_steps", 1) if config.training.grad_accumulation_steps == 4 else config
+    config = (
+        replace_key(config, "training.grad_accumulation_steps", 1)
+        if config.training.grad_accumulation_steps == 4
+        else config
+    )
     tasks = usable_tasks(arc_tasks(), config.data, config.model.max_grid_size)
     trainer = Trainer(config, tasks, seed=config.probe.seed, steps_per_epoch=1)
     rows = [trainer.train_step() for _ in range(2)]
@@ -320,18 +359,27 @@ def test_key_has_its_effect(dotted):
         assert early_stop(series, base.config.verdict, base.config.probe.early_stop_after) is None
         assert "still open after" in early_stop(series, changed.config.verdict, changed.config.probe.early_stop_after)
     elif effect == "probe_lr":
-        from collapse_doctor.presets import PRESETS, apply_preset
+        from collapse_doctor.experiments.presets import PRESETS, apply_preset
 
-        assert apply_preset(base, PRESETS["tiny"])[0].training.learning_rate != apply_preset(changed, PRESETS["tiny"])[0].training.learning_rate
+        assert (
+            apply_preset(base, PRESETS["tiny"])[0].training.learning_rate
+            != apply_preset(changed, PRESETS["tiny"])[0].training.learning_rate
+        )
     elif effect in ("probe_warm", "probe_warm_until"):
         cache = tmp_dir()
         runs = [run_probe(c, out_dir=tmp_dir(), preset="full", warm_cache_dir=cache) for c in (base, changed)]
         if effect == "probe_warm":
             assert "warm_start" not in runs[0].report and runs[1].report["warm_start"]["phase1_steps"] == alternative
         else:  # learned at once (thresholds 0): stops at the 20-step minimum instead of running all 25
-            assert runs[0].report["warm_start"]["phase1_steps"] == 25 and runs[1].report["warm_start"]["phase1_steps"] == 20
+            assert (
+                runs[0].report["warm_start"]["phase1_steps"] == 25
+                and runs[1].report["warm_start"]["phase1_steps"] == 20
+            )
     elif effect == "verdict":
-        assert judge(VERDICT_SERIES, base.config.verdict).to_json() != judge(VERDICT_SERIES, changed.config.verdict).to_json()
+        assert (
+            judge(VERDICT_SERIES, base.config.verdict).to_json()
+            != judge(VERDICT_SERIES, changed.config.verdict).to_json()
+        )
     elif effect == "unsupported":
         assert dotted in [u.key for u in changed.unsupported_keys]
         assert dotted not in [u.key for u in base.unsupported_keys]

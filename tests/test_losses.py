@@ -66,7 +66,9 @@ def test_each_loss_mode_from_its_definition():
     target[0, 0, 0] = -100
     plain = task_loss_per_cell(logits, target, TrainingConfig(loss_mode="stablemax"))
     torch.testing.assert_close(plain, stablemax_cross_entropy(logits, target))
-    focal = task_loss_per_cell(logits, target, TrainingConfig(loss_mode="focal_stablemax", focal_gamma=0.0, focal_alpha=0.5))
+    focal = task_loss_per_cell(
+        logits, target, TrainingConfig(loss_mode="focal_stablemax", focal_gamma=0.0, focal_alpha=0.5)
+    )
     torch.testing.assert_close(focal, 0.5 * plain)
     softmax = task_loss_per_cell(logits, target, TrainingConfig(loss_mode="focal", focal_gamma=0.0, focal_alpha=0.5))
     expected = 0.5 * torch.nn.functional.cross_entropy(logits, target, ignore_index=-100, reduction="none")
@@ -96,6 +98,8 @@ def test_task_term_divides_by_the_whole_canvas():
     expected = stablemax_cross_entropy(logits, target).sum(dim=(1, 2)).mean() / 25
     torch.testing.assert_close(loss.terms["task"], expected)
     assert float(loss.terms["min_clue"]) == 0.0  # ~3 clues used >= min_clues 1
-    more = rlan_loss(out, target, TrainingConfig(lambda_entropy=0.0, ponder_weight=0.0, entropy_ponder_weight=0.0, min_clues=5.0))
+    more = rlan_loss(
+        out, target, TrainingConfig(lambda_entropy=0.0, ponder_weight=0.0, entropy_ponder_weight=0.0, min_clues=5.0)
+    )
     used = 3 * (1 - torch.sigmoid(torch.tensor(-5.0)))
     assert float(more.terms["min_clue"]) == pytest.approx(0.5 * 5.0 * (5.0 - float(used)), rel=1e-5)

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from series import row
 
 from collapse_doctor.config import VerdictConfig
-from collapse_doctor.measures import compare, measure
-from collapse_doctor.stats import cliffs_delta, holm, mann_whitney, midranks
-from collapse_doctor.verdict import COLLAPSED, TRANSIENT, early_stop, judge
-from series import row
+from collapse_doctor.judge.measures import compare, measure
+from collapse_doctor.judge.stats import cliffs_delta, holm, mann_whitney, midranks
+from collapse_doctor.judge.verdict import COLLAPSED, TRANSIENT, early_stop, judge
 
 # Reference p-values computed once with SciPy 1.17.1:
 # scipy.stats.mannwhitneyu(x, y, alternative=alt, method=scipy.stats.PermutationMethod(n_resamples=10**6))
@@ -64,7 +64,10 @@ def test_compare_is_one_sided_with_a_minimum_effect():
 
 def collapsed_then_recovered(recover_at: int, n: int = 300):
     """All background from step 2, learning again at `recover_at` (the OLD config's b8 runs: 124-213 steps)."""
-    return [row(s, fg=0.0, bg=1.0, pred_bg=0.99, mode=0, mode_share=0.99) if 2 <= s < recover_at else row(s, fg=0.3, bg=0.8) for s in range(n)]
+    return [
+        row(s, fg=0.0, bg=1.0, pred_bg=0.99, mode=0, mode_share=0.99) if 2 <= s < recover_at else row(s, fg=0.3, bg=0.8)
+        for s in range(n)
+    ]
 
 
 def test_a_late_recovery_is_judged_transient_and_a_long_enough_stop_rule_waits_for_it():
@@ -82,7 +85,9 @@ def test_a_collapse_that_never_learns_again_keeps_its_first_onset():
     real per-batch log). The episode must not be split at the dips: the onset is the first one."""
     rows = [{"step": s, "fg_acc": 0.35, "bg_acc": 0.7} for s in range(40)]
     for s in range(40, 400):
-        rows.append({"step": s, "fg_acc": [0.0, 0.01, 0.0, 0.04, 0.005, 0.0][s % 6], "bg_acc": 0.9 if s % 33 < 4 else 0.99})
+        rows.append(
+            {"step": s, "fg_acc": [0.0, 0.01, 0.0, 0.04, 0.005, 0.0][s % 6], "bg_acc": 0.9 if s % 33 < 4 else 0.99}
+        )
     verdict = judge(rows)
     assert verdict.label == COLLAPSED
     assert verdict.onset_step == 40

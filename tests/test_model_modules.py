@@ -6,10 +6,10 @@ import copy
 
 import pytest
 import torch
+from conftest import tiny_config
 
 from collapse_doctor.model import build_model
 from collapse_doctor.model.rlan import TOP_LEVEL_MODULES
-from conftest import tiny_config
 
 
 def built_with_memory(config=None):
@@ -62,12 +62,30 @@ def test_output_depends_on_each_module(batch, remove):
 
 
 def test_core_modules_switch_off_by_config(batch):
-    cfg = tiny_config(["model.use_dsc=false", "model.use_cross_attention_context=false", "model.use_solver_context=false", "model.use_hyperlora=false", "model.use_hpm=false"])
+    cfg = tiny_config(
+        [
+            "model.use_dsc=false",
+            "model.use_cross_attention_context=false",
+            "model.use_solver_context=false",
+            "model.use_hyperlora=false",
+            "model.use_hpm=false",
+        ]
+    )
     model = build_model(cfg).eval()
     assert model.dsc is None and model.msre is None  # MSRE needs DSC centroids
     out = model(*batch)
     assert torch.equal(out.clues.stop_logits, torch.zeros_like(out.clues.stop_logits))
-    no_context = build_model(tiny_config(["model.use_context_encoder=false", "model.use_cross_attention_context=false", "model.use_solver_context=false", "model.use_hyperlora=false", "model.use_hpm=false"]))
+    no_context = build_model(
+        tiny_config(
+            [
+                "model.use_context_encoder=false",
+                "model.use_cross_attention_context=false",
+                "model.use_solver_context=false",
+                "model.use_hyperlora=false",
+                "model.use_hpm=false",
+            ]
+        )
+    )
     assert no_context.context_encoder is None and no_context.context_injector is None
     assert no_context(*batch).logits.shape == (2, 10, 10, 10)
 
@@ -107,7 +125,10 @@ def test_attend_is_bit_identical_to_multihead_attention_dropout_included(trainin
     query = torch.randn(6, 100, 32, requires_grad=True)
     key_value = torch.randn(6, 192, 32, requires_grad=True)
     results = []
-    for forward in (lambda: mha(query, key_value, key_value, need_weights=False)[0], lambda: attend(mha, query, key_value)):
+    for forward in (
+        lambda: mha(query, key_value, key_value, need_weights=False)[0],
+        lambda: attend(mha, query, key_value),
+    ):
         query.grad = key_value.grad = None
         mha.zero_grad()
         torch.manual_seed(1)

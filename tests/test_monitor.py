@@ -12,9 +12,9 @@ from torch import nn
 
 from collapse_doctor import CollapseDetected, CollapseMonitor
 from collapse_doctor.config import load_config
-from collapse_doctor.counts import CellCounts
-from collapse_doctor.probe import run_probe
-from collapse_doctor.scan import scan_log
+from collapse_doctor.experiments.probe import run_probe
+from collapse_doctor.judge.counts import CellCounts
+from collapse_doctor.judge.scan import scan_log
 
 C = 4  # classes; 0 is background
 
@@ -22,7 +22,9 @@ C = 4  # classes; 0 is background
 def grids(seed: int, n: int = 16, size: int = 6):
     """One-hot input grids and the identity target: about 70 % background, as ARC outputs are ~55 %."""
     g = torch.Generator().manual_seed(seed)
-    target = torch.where(torch.rand(n, size, size, generator=g) < 0.7, 0, torch.randint(1, C, (n, size, size), generator=g))
+    target = torch.where(
+        torch.rand(n, size, size, generator=g) < 0.7, 0, torch.randint(1, C, (n, size, size), generator=g)
+    )
     return nn.functional.one_hot(target, C).permute(0, 3, 1, 2).float(), target
 
 
@@ -47,7 +49,9 @@ def test_a_model_that_learns_is_healthy():
     train(nn.Conv2d(C, C, 1), monitor, 40, lr=2.0)
     verdict = monitor.verdict
     assert verdict.good and not monitor.collapsed  # HEALTHY, or TRANSIENT if the first steps over-predict background
-    assert verdict.final["fg_acc"] > 0.9 and abs(verdict.final["pred_bg_share"] - verdict.final["target_bg_share"]) < 0.05
+    assert (
+        verdict.final["fg_acc"] > 0.9 and abs(verdict.final["pred_bg_share"] - verdict.final["target_bg_share"]) < 0.05
+    )
 
 
 def _background_model():
@@ -91,7 +95,12 @@ def test_counts_from_the_user_and_a_background_class_other_than_zero():
     target = torch.tensor([2, 2, 2, 1])
     counts.add(nn.functional.one_hot(torch.tensor([2, 2, 2, 2]), C).float(), target)
     row = counts.row()
-    assert row["pred_bg_share"] == 1.0 and row["target_bg_share"] == 0.75 and row["fg_acc"] == 0.0 and row["target_share"][0] == 0.75
+    assert (
+        row["pred_bg_share"] == 1.0
+        and row["target_bg_share"] == 0.75
+        and row["fg_acc"] == 0.0
+        and row["target_share"][0] == 0.75
+    )
 
 
 def test_the_monitor_log_scans_to_the_same_verdict(tmp_path):
@@ -106,13 +115,25 @@ def test_the_monitor_log_scans_to_the_same_verdict(tmp_path):
 def test_scanning_a_probe_jsonl_gives_the_probe_verdict(tmp_path):
     result = run_probe(load_config(None, ["probe.steps=12"]), out_dir=tmp_path)
     scanned = scan_log(result.metrics_path)
-    assert (scanned.verdict.label, scanned.verdict.onset_step, scanned.verdict.final) == (result.verdict.label, result.verdict.onset_step, result.verdict.final)
+    assert (scanned.verdict.label, scanned.verdict.onset_step, scanned.verdict.final) == (
+        result.verdict.label,
+        result.verdict.onset_step,
+        result.verdict.final,
+    )
 
 
 def test_scan_of_a_csv_with_other_names_uses_what_it_has_and_says_so(tmp_path):
     path = tmp_path / "log.csv"
-    path.write_text("epoch,FG,BG,event\n" + "".join(f"{i},{40 if i < 5 else 0},{70 if i < 5 else 100},{'lora on' if i == 5 else ''}\n" for i in range(20)))
-    run = lambda *a: subprocess.run([sys.executable, "-m", "collapse_doctor", "scan", str(path), *a], capture_output=True, text=True)  # noqa: E731
+    path.write_text(
+        "epoch,FG,BG,event\n"
+        + "".join(f"{i},{40 if i < 5 else 0},{70 if i < 5 else 100},{'lora on' if i == 5 else ''}\n" for i in range(20))
+    )
+
+    def run(*a):
+        return subprocess.run(
+            [sys.executable, "-m", "collapse_doctor", "scan", str(path), *a], capture_output=True, text=True
+        )  # noqa: E731
+
     result = run("--map", "step=epoch", "--map", "fg_acc=FG", "--map", "bg_acc=BG", "--percent", "--json", "-")
     data = json.loads(result.stdout)
     assert result.returncode == 1 and data["verdict"] == "COLLAPSED" and data["onset_step"] == 5
@@ -127,7 +148,9 @@ def test_scan_of_a_csv_with_other_names_uses_what_it_has_and_says_so(tmp_path):
 def test_scan_rejects_a_corrupt_jsonl_line(tmp_path):
     path = tmp_path / "m.jsonl"
     path.write_text('{"step": 0, "fg_acc": 0.5, "bg_acc": 0.5}\n{"step": 1, "fg_acc": \n')
-    result = subprocess.run([sys.executable, "-m", "collapse_doctor", "scan", str(path)], capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "collapse_doctor", "scan", str(path)], capture_output=True, text=True
+    )
     assert result.returncode == 2 and f"{path}:2" in result.stderr
 
 
@@ -161,10 +184,23 @@ def _lightning_module(collapse: bool):
 def test_the_lightning_callback_with_a_real_trainer(collapse, tmp_path):
     torch.manual_seed(0)
     L, module = _lightning_module(collapse)
-    from collapse_doctor.lightning import CollapseCallback
+    from collapse_doctor.judge.lightning import CollapseCallback
 
-    callback = CollapseCallback(num_classes=C, early_stop_after=5 if collapse else 40)  # the learner over-predicts background for its first steps
-    trainer = L.Trainer(max_steps=40, max_epochs=10, callbacks=[callback], logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path, accelerator="cpu", devices=1)
+    callback = CollapseCallback(
+        num_classes=C, early_stop_after=5 if collapse else 40
+    )  # the learner over-predicts background for its first steps
+    trainer = L.Trainer(
+        max_steps=40,
+        max_epochs=10,
+        callbacks=[callback],
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+        accelerator="cpu",
+        devices=1,
+    )
     trainer.fit(module)
     if collapse:
         assert callback.verdict.label == "COLLAPSED" and callback.monitor.collapsed
@@ -178,7 +214,7 @@ def test_scan_refuses_a_log_whose_steps_repeat(tmp_path):
     import json as _json
 
     from collapse_doctor.errors import DataError
-    from collapse_doctor.scan import scan_log
+    from collapse_doctor.judge.scan import scan_log
 
     rows = [{"step": s, "fg_acc": 0.3, "bg_acc": 0.8} for s in range(10)]
     path = tmp_path / "twice.jsonl"
@@ -190,7 +226,7 @@ def test_scan_refuses_a_log_whose_steps_repeat(tmp_path):
 def test_the_monitor_refuses_what_it_cannot_count():
     import numpy as np
 
-    from collapse_doctor.monitor import CollapseMonitor
+    from collapse_doctor.judge.monitor import CollapseMonitor
 
     for kwargs in ({"check_every": 0}, {"early_stop_after": -1}, {"background": 12}):
         with pytest.raises(ValueError):
@@ -229,14 +265,18 @@ def test_scan_reads_the_run_directory_a_monitor_wrote_with_a_summary_writer(tmp_
     pytest.importorskip("tensorboard")
     from torch.utils.tensorboard import SummaryWriter
 
-    from collapse_doctor.scan import scan_log
+    from collapse_doctor.judge.scan import scan_log
 
     writer = SummaryWriter(str(tmp_path / "run"))
     monitor = CollapseMonitor(num_classes=3, early_stop_after=None, writer=writer)
     _collapsing_steps(monitor)
     writer.close()
     scanned = scan_log(tmp_path / "run")
-    assert (scanned.verdict.label, scanned.verdict.onset_step, scanned.verdict.steps) == (monitor.verdict.label, monitor.verdict.onset_step, 30) == ("COLLAPSED", 10, 30)
+    assert (
+        (scanned.verdict.label, scanned.verdict.onset_step, scanned.verdict.steps)
+        == (monitor.verdict.label, monitor.verdict.onset_step, 30)
+        == ("COLLAPSED", 10, 30)
+    )
     assert [(a.event, a.step) for a in scanned.verdict.activations] == [("lora on", 10)]
     assert scanned.mapping["pred_bg_share"] == "pred_bg_share" and "no step column" not in " ".join(scanned.notes)
     single = scan_log(next((tmp_path / "run").glob("events.out.tfevents*")))  # one event file, not the directory
@@ -253,9 +293,21 @@ def test_scan_maps_tensorboard_tags_like_csv_columns(tmp_path):
         writer.add_scalar("train/BG", 90.0 if step < 4 else 100.0, step)
         writer.add_text("notes", "not a signal", step)
     writer.close()
-    run = lambda *a: subprocess.run([sys.executable, "-m", "collapse_doctor", "scan", str(tmp_path / "run"), *a, "--json", "-"], capture_output=True, text=True)  # noqa: E731
+
+    def run(*a):
+        return subprocess.run(
+            [sys.executable, "-m", "collapse_doctor", "scan", str(tmp_path / "run"), *a, "--json", "-"],
+            capture_output=True,
+            text=True,
+        )  # noqa: E731
+
     unmapped = run()
-    assert unmapped.returncode == 2 and "--map fg_acc=COLUMN" in unmapped.stderr and "train/FG" in unmapped.stderr and "Traceback" not in unmapped.stderr
+    assert (
+        unmapped.returncode == 2
+        and "--map fg_acc=COLUMN" in unmapped.stderr
+        and "train/FG" in unmapped.stderr
+        and "Traceback" not in unmapped.stderr
+    )
     mapped = run("--map", "fg_acc=train/FG", "--map", "bg_acc=train/BG", "--percent")
     data = json.loads(mapped.stdout)
     assert mapped.returncode == 1 and data["verdict"] == "COLLAPSED" and data["onset_step"] == 4 and data["steps"] == 12
@@ -271,8 +323,14 @@ def test_scan_refuses_corrupt_event_files_and_directories_of_several_runs(tmp_pa
         writer.close()
     (tmp_path / "bad").mkdir()
     (tmp_path / "bad" / "events.out.tfevents.1.host").write_bytes(b"not an event file")
-    for path, words in ((tmp_path / "runs", "2 runs below"), (tmp_path / "bad", "no TensorBoard record could be read"), (tmp_path / "empty", "no such metrics file")):
-        result = subprocess.run([sys.executable, "-m", "collapse_doctor", "scan", str(path)], capture_output=True, text=True)
+    for path, words in (
+        (tmp_path / "runs", "2 runs below"),
+        (tmp_path / "bad", "no TensorBoard record could be read"),
+        (tmp_path / "empty", "no such metrics file"),
+    ):
+        result = subprocess.run(
+            [sys.executable, "-m", "collapse_doctor", "scan", str(path)], capture_output=True, text=True
+        )
         assert result.returncode == 2 and words in result.stderr and "Traceback" not in result.stderr, result.stderr
 
 

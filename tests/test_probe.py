@@ -3,25 +3,32 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
-
-from collapse_doctor.config import load_config, parse_config, default_config_path
-from collapse_doctor.config import VerdictConfig
-from collapse_doctor.model.hyper_lora import HyperLoRA
-from collapse_doctor.presets import PRESETS, apply_preset, steps_per_epoch
-from collapse_doctor.probe import read_rows, run_probe
-from collapse_doctor.verdict import background_flag
 from conftest import tiny_raw
+
+from collapse_doctor.config import VerdictConfig, default_config_path, load_config, parse_config
+from collapse_doctor.experiments.presets import PRESETS, apply_preset, steps_per_epoch
+from collapse_doctor.experiments.probe import read_rows, run_probe
+from collapse_doctor.judge.flags import background_flag
+from collapse_doctor.model.hyper_lora import HyperLoRA
 
 
 def small_probe_config(*extra):
     """The all-modules tiny test model, batch 4, 8 steps, every staged activation inside the budget."""
-    overrides = ["training.batch_size=4", "training.grad_accumulation_steps=1", "training.meta_learning_start_epoch=1", "model.hpm_start_epoch=2", "probe.steps=8", "probe.steps_per_epoch=3", *extra]
+    overrides = [
+        "training.batch_size=4",
+        "training.grad_accumulation_steps=1",
+        "training.meta_learning_start_epoch=1",
+        "model.hpm_start_epoch=2",
+        "probe.steps=8",
+        "probe.steps_per_epoch=3",
+        *extra,
+    ]
     return parse_config(tiny_raw(), source="tiny.yaml", overrides=overrides)
 
 
@@ -96,7 +103,9 @@ def test_the_tiny_preset_keeps_hyperloras_initial_gain():
 
     full_gain, tiny_gain = gain(loaded.config.model), gain(tiny.model)
     assert 0.5 < tiny_gain / full_gain < 2.0, (full_gain, tiny_gain)
-    unscaled = tiny.model.__class__(**{**{f: getattr(tiny.model, f) for f in tiny.model.__slots__}, "hyperlora_init_scale": 0.1})
+    unscaled = tiny.model.__class__(
+        **{**{f: getattr(tiny.model, f) for f in tiny.model.__slots__}, "hyperlora_init_scale": 0.1}
+    )
     assert gain(unscaled) < 0.1 * full_gain  # without the rescaling the effect under test would vanish
 
 
@@ -114,7 +123,20 @@ def run_cli(*args):
 
 def test_cli_probe_diverges_without_a_traceback_and_writes_its_report(tmp_path):
     report_path = tmp_path / "report.json"
-    result = run_cli("probe", str(default_config_path("old")), "--set", "training.learning_rate=1e30", "--steps", "14", "--seed", "3", "--out", str(tmp_path), "--json", str(report_path))
+    result = run_cli(
+        "probe",
+        str(default_config_path("old")),
+        "--set",
+        "training.learning_rate=1e30",
+        "--steps",
+        "14",
+        "--seed",
+        "3",
+        "--out",
+        str(tmp_path),
+        "--json",
+        str(report_path),
+    )
     assert result.returncode == 1, result.stderr
     assert "Traceback" not in result.stderr
     assert "DIVERGED" in result.stdout
@@ -124,7 +146,9 @@ def test_cli_probe_diverges_without_a_traceback_and_writes_its_report(tmp_path):
     assert report["ran"]["seed"] == 3 and report["ran"]["device"] == "cpu" and report["ran"]["dtype"] == "float32"
     assert report["versions"]["torch"] == torch.__version__
     assert report["config"]["training"]["learning_rate"] == 1e30
-    assert Path(report["metrics"]).parent == tmp_path and Path(report["metrics"]).name.startswith("seed_old_2a50f2d-tiny-seed3-")
+    assert Path(report["metrics"]).parent == tmp_path and Path(report["metrics"]).name.startswith(
+        "seed_old_2a50f2d-tiny-seed3-"
+    )
     assert any("mixed_precision" in note for note in report["notes"])
 
 
@@ -144,7 +168,9 @@ def test_cli_probe_bad_input_is_one_line_exit_2(args, message):
 
 
 def test_cli_probe_names_a_corrupt_task_file(tmp_path):
-    (tmp_path / "good.json").write_text(json.dumps({"train": [{"input": [[1]], "output": [[2]]}], "test": [{"input": [[1]], "output": [[2]]}]}))
+    (tmp_path / "good.json").write_text(
+        json.dumps({"train": [{"input": [[1]], "output": [[2]]}], "test": [{"input": [[1]], "output": [[2]]}]})
+    )
     (tmp_path / "bad.json").write_text("{not json")
     result = run_cli("probe", "--steps", "1", "--data", str(tmp_path))
     assert result.returncode == 2 and "bad.json: not valid JSON" in result.stderr and "Traceback" not in result.stderr
@@ -152,8 +178,11 @@ def test_cli_probe_names_a_corrupt_task_file(tmp_path):
 
 def test_probes_that_differ_only_in_set_write_different_metric_files(tmp_path):
     from collapse_doctor.config import load_config
-    from collapse_doctor.probe import run_probe
+    from collapse_doctor.experiments.probe import run_probe
 
     old = Path(__file__).resolve().parents[1] / "fixtures" / "seed_old_2a50f2d.yaml"
-    paths = {run_probe(load_config(old, [f"model.dropout={d}", "probe.steps=1"]), out_dir=tmp_path).metrics_path for d in (0.1, 0.2)}
+    paths = {
+        run_probe(load_config(old, [f"model.dropout={d}", "probe.steps=1"]), out_dir=tmp_path).metrics_path
+        for d in (0.1, 0.2)
+    }
     assert len(paths) == 2 and all(p.exists() for p in paths)

@@ -9,8 +9,10 @@ import sys
 
 import pytest
 
-from collapse_doctor.ablate import run_ablation
-from collapse_doctor.sweep import FAILED, LocalExecutor, ProbeJob, run_jobs
+from collapse_doctor.sweeps.ablate import run_ablation
+from collapse_doctor.sweeps.executors import LocalExecutor
+from collapse_doctor.sweeps.jobs import FAILED, ProbeJob
+from collapse_doctor.sweeps.runner import run_jobs
 
 ONLY = ["base + HyperLoRA", "base + bg_bias"]  # with their reference "base": 3 variants
 
@@ -29,13 +31,17 @@ def _ablate(executor, cache_dir):
 
 
 def test_an_ablation_on_ray_equals_the_local_one_and_records_its_workers(local_ray, tmp_path):
-    from collapse_doctor.ray_executor import RayExecutor
+    from collapse_doctor.sweeps.executors.ray import RayExecutor
 
     on_ray = _ablate(RayExecutor(), tmp_path / "ray-cache")
     local = _ablate(LocalExecutor(jobs=1), tmp_path / "local-cache")
-    assert [v.name for v in on_ray.variants] == [v.name for v in local.variants] == ["base", "base + HyperLoRA", "base + bg_bias"]
-    for r, l in zip(on_ray.variants, local.variants):
-        for a, b in zip(r.seeds, l.seeds):
+    assert (
+        [v.name for v in on_ray.variants]
+        == [v.name for v in local.variants]
+        == ["base", "base + HyperLoRA", "base + bg_bias"]
+    )
+    for r, loc in zip(on_ray.variants, local.variants):
+        for a, b in zip(r.seeds, loc.seeds):
             assert (a.seed, a.label, a.onset_step, a.series) == (b.seed, b.label, b.onset_step, b.series), r.name
             assert a.worker["executor"] == "ray" and a.worker["node_id"] and a.worker["worker_id"]
             assert b.worker["executor"] == "local"
@@ -46,7 +52,7 @@ def test_an_ablation_on_ray_equals_the_local_one_and_records_its_workers(local_r
 
 
 def test_a_failing_task_is_retried_once_then_reported_as_failed_not_cached(local_ray, tmp_path):
-    from collapse_doctor.ray_executor import RayExecutor
+    from collapse_doctor.sweeps.executors.ray import RayExecutor
 
     job = ProbeJob(None, ("probe.steps=2",), "tiny", str(tmp_path / "no-such-data"), None, "cpu", "broken")
     [summary] = run_jobs([job], cache_dir=tmp_path / "cache", executor=RayExecutor())
@@ -57,22 +63,36 @@ def test_a_failing_task_is_retried_once_then_reported_as_failed_not_cached(local
 
 def test_ctrl_c_cancels_the_tasks_still_running(local_ray, tmp_path):
     import _thread
+    import faulthandler
     import threading
     import time
 
-    from collapse_doctor.ray_executor import RayExecutor
-
-    import faulthandler
+    from collapse_doctor.sweeps.executors.ray import RayExecutor
 
     total = local_ray.cluster_resources()["CPU"]
-    jobs = [ProbeJob(None, ("probe.steps=5000", "probe.early_stop_after=null", f"probe.seed={s}"), "tiny", "arc-agi-1", None, "cpu", "long") for s in range(2)]
+    jobs = [
+        ProbeJob(
+            None,
+            ("probe.steps=5000", "probe.early_stop_after=null", f"probe.seed={s}"),
+            "tiny",
+            "arc-agi-1",
+            None,
+            "cpu",
+            "long",
+        )
+        for s in range(2)
+    ]
     returned = threading.Event()
 
     def press_ctrl_c():
         # Wait until the probes hold the cluster's CPUs, then press Ctrl-C, again every 5 s until the sweep
         # returns: one interrupt that lands inside Ray's own code can be swallowed there (a user presses again).
         deadline = time.monotonic() + 120
-        while local_ray.available_resources().get("CPU", 0) >= total and time.monotonic() < deadline and not returned.is_set():
+        while (
+            local_ray.available_resources().get("CPU", 0) >= total
+            and time.monotonic() < deadline
+            and not returned.is_set()
+        ):
             time.sleep(0.2)
         while not returned.is_set():
             _thread.interrupt_main()
@@ -95,15 +115,42 @@ def test_ctrl_c_cancels_the_tasks_still_running(local_ray, tmp_path):
 
 
 def test_asking_for_ray_without_it_installed_says_how_to_install():
-    code = "import sys; sys.modules['ray'] = None\nfrom collapse_doctor.cli import main\nsys.argv = ['collapse-doctor', 'ablate', '--executor', 'ray', '--only', 'base']\nmain()"
+    code = (
+        "import sys; sys.modules['ray'] = None\nfrom collapse_doctor.cli import main\nsys.argv = "
+        "['collapse-doctor', 'ablate', '--executor', 'ray', '--only', 'base']\nmain()"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert result.returncode == 2 and "pip install 'collapse-doctor[ray]'" in result.stderr and "Traceback" not in result.stderr
+    assert (
+        result.returncode == 2
+        and "pip install 'collapse-doctor[ray]'" in result.stderr
+        and "Traceback" not in result.stderr
+    )
 
 
 def test_an_address_where_nothing_listens_fails_fast_naming_it():
     import time
 
     start = time.monotonic()
-    result = subprocess.run([sys.executable, "-m", "collapse_doctor", "ablate", "--executor", "ray", "--ray-address", "127.0.0.1:1", "--only", "base", "--seeds", "1", "--steps", "1"], capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "collapse_doctor",
+            "ablate",
+            "--executor",
+            "ray",
+            "--ray-address",
+            "127.0.0.1:1",
+            "--only",
+            "base",
+            "--seeds",
+            "1",
+            "--steps",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 2 and "127.0.0.1:1" in result.stderr and "Traceback" not in result.stderr
     assert time.monotonic() - start < 60

@@ -5,10 +5,10 @@ from __future__ import annotations
 import copy
 
 import torch
-
-from collapse_doctor.model import build_model
-from collapse_doctor.schedule import Schedule, Stage
 from conftest import make_batch, tiny_config
+
+from collapse_doctor.config.schedule import Schedule, Stage
+from collapse_doctor.model import build_model
 
 STAGED = {
     "model.hyperlora_start_epoch": 2,
@@ -58,7 +58,13 @@ def test_after_the_start_the_modules_change_the_output():
 
 
 def test_hyperlora_ramp_scales_the_deltas_linearly():
-    config = staged_config(["training.hyperlora_warmup_epochs=4", "training.hyperlora_warmup_start_scale=0.005", "training.hyperlora_warmup_end_scale=0.1"])
+    config = staged_config(
+        [
+            "training.hyperlora_warmup_epochs=4",
+            "training.hyperlora_warmup_start_scale=0.005",
+            "training.hyperlora_warmup_end_scale=0.1",
+        ]
+    )
     schedule = Schedule.from_config(config)
     assert schedule.stage_at(2.0).hyper_lora == 0.005
     assert abs(schedule.stage_at(4.0).hyper_lora - 0.0525) < 1e-12
@@ -73,7 +79,13 @@ def test_hyperlora_ramp_scales_the_deltas_linearly():
 
 
 def test_context_ramps_start_at_zero_contribution():
-    config = staged_config(["training.solver_context_warmup_epochs=2", "training.cross_attention_warmup_epochs=2", "model.hpm_warmup_epochs=2"])
+    config = staged_config(
+        [
+            "training.solver_context_warmup_epochs=2",
+            "training.cross_attention_warmup_epochs=2",
+            "model.hpm_warmup_epochs=2",
+        ]
+    )
     schedule = Schedule.from_config(config)
     stage = schedule.stage_at(3.0)
     assert (stage.solver_context, stage.cross_attention, stage.hpm) == (0.5, 0.5, 0.5)
@@ -91,7 +103,14 @@ def test_context_ramps_start_at_zero_contribution():
 def test_unstaged_modules_are_live_from_step_zero_and_losses_follow_meta_learning_start():
     config = tiny_config(["training.meta_learning_start_epoch=5", "training.loo_training.start_epoch=7"])
     schedule = Schedule.from_config(config)
-    assert schedule.as_dict() == {"hyper_lora": 0, "solver_context": 0, "cross_attention": 0, "hpm": 0, "loo": 7, "equivariance": 5}
+    assert schedule.as_dict() == {
+        "hyper_lora": 0,
+        "solver_context": 0,
+        "cross_attention": 0,
+        "hpm": 0,
+        "loo": 7,
+        "equivariance": 5,
+    }
     assert schedule.events() == [(5, "equivariance loss on"), (7, "loo loss on")]
     stage = schedule.stage_at(0)
     assert (stage.hyper_lora, stage.solver_context, stage.cross_attention, stage.hpm) == (1.0, 1.0, 1.0, 1.0)

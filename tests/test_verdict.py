@@ -7,15 +7,15 @@ import subprocess
 import sys
 
 import pytest
+from series import collapsed, collapsed_flickering, diverged, fg_collapse, healthy, inconclusive, row, transient
 
 from collapse_doctor.config import VerdictConfig
 from collapse_doctor.errors import ExitCode
-from collapse_doctor.verdict import BAD_VERDICTS, GOOD_VERDICTS, early_stop, exit_code, is_good, judge
-from series import collapsed, collapsed_flickering, diverged, fg_collapse, healthy, inconclusive, row, transient
+from collapse_doctor.judge.verdict import BAD_VERDICTS, GOOD_VERDICTS, early_stop, exit_code, is_good, judge
 
 
 def test_the_verdict_module_does_not_import_torch():
-    code = "import sys, collapse_doctor.verdict; print('torch' in sys.modules)"
+    code = "import sys, collapse_doctor.judge.verdict; print('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"
 
 
@@ -83,12 +83,18 @@ def test_a_log_with_only_accuracies_is_judged_and_says_what_it_lacks():
 def test_good_and_bad_classes_and_exit_codes():
     assert GOOD_VERDICTS == {"HEALTHY", "TRANSIENT"} and BAD_VERDICTS == {"COLLAPSED", "FG_COLLAPSE", "DIVERGED"}
     assert is_good("INCONCLUSIVE") is None
-    assert [exit_code(v) for v in ("HEALTHY", "TRANSIENT", "COLLAPSED", "FG_COLLAPSE", "DIVERGED", "INCONCLUSIVE")] == [ExitCode.GOOD, ExitCode.GOOD, ExitCode.BAD, ExitCode.BAD, ExitCode.BAD, ExitCode.INCONCLUSIVE]
+    assert [exit_code(v) for v in ("HEALTHY", "TRANSIENT", "COLLAPSED", "FG_COLLAPSE", "DIVERGED", "INCONCLUSIVE")] == [
+        ExitCode.GOOD,
+        ExitCode.GOOD,
+        ExitCode.BAD,
+        ExitCode.BAD,
+        ExitCode.BAD,
+        ExitCode.INCONCLUSIVE,
+    ]
 
 
 def test_empty_series_is_inconclusive():
     assert judge([]).label == "INCONCLUSIVE"
-
 
 
 def test_early_stop_waits_for_an_episode_longer_than_any_recovered_one():
@@ -103,14 +109,21 @@ def test_early_stop_waits_for_an_episode_longer_than_any_recovered_one():
 
 def test_the_series_judge_keeps_only_its_windows_on_a_long_run():
     """Memory does not grow with the run: after 5,000 steps the judge holds its windows, no history."""
-    from collapse_doctor.verdict import SeriesJudge
+    from collapse_doctor.judge.verdict import SeriesJudge
 
     cfg = VerdictConfig()
     streaming = SeriesJudge(cfg)
     series = [{"step": 0, "event": "hyper_lora on"}]
     for step in range(5000):
         collapsed = 1000 <= step < 1400
-        row = {"step": step, "fg_acc": 0.0 if collapsed else 0.5, "bg_acc": 1.0 if collapsed else 0.9, "pred_bg_share": 0.99 if collapsed else 0.6, "target_bg_share": 0.6, "valid_cells": 400}
+        row = {
+            "step": step,
+            "fg_acc": 0.0 if collapsed else 0.5,
+            "bg_acc": 1.0 if collapsed else 0.9,
+            "pred_bg_share": 0.99 if collapsed else 0.6,
+            "target_bg_share": 0.6,
+            "valid_cells": 400,
+        }
         series.append(row)
     for row in series:
         streaming.add(row)
@@ -123,7 +136,7 @@ def test_the_series_judge_keeps_only_its_windows_on_a_long_run():
 
 
 def test_the_series_judge_refuses_steps_out_of_order():
-    from collapse_doctor.verdict import SeriesJudge
+    from collapse_doctor.judge.verdict import SeriesJudge
 
     streaming = SeriesJudge()
     streaming.add({"step": 3, "fg_acc": 0.5, "bg_acc": 0.9})

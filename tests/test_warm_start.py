@@ -4,20 +4,22 @@ from __future__ import annotations
 
 import pytest
 import torch
-
-from collapse_doctor.cache import probe_key
-from collapse_doctor.config import parse_config
-from collapse_doctor.presets import replace_key, steps_per_epoch
-from collapse_doctor.train.trainer import Trainer
-from collapse_doctor.warm_start import SNAPSHOT_EVERY, base_config, phase1_config, run_phase1, transplant
-from collapse_doctor.data.arc import usable_tasks
 from conftest import arc_tasks, tiny_raw
+
+from collapse_doctor.config import parse_config
+from collapse_doctor.data.arc import usable_tasks
+from collapse_doctor.experiments.presets import replace_key, steps_per_epoch
+from collapse_doctor.experiments.warm_start import SNAPSHOT_EVERY, base_config, phase1_config, run_phase1, transplant
+from collapse_doctor.sweeps.cache import probe_key
+from collapse_doctor.train.trainer import Trainer
 
 
 def configs(steps: int = 3):
     raw = tiny_raw()
     raw["training"].update(batch_size=2, grad_accumulation_steps=1)
-    candidate = parse_config(raw, source="tiny.yaml", overrides=[f"probe.warm_start_steps={steps}", "probe.steps=2"]).config
+    candidate = parse_config(
+        raw, source="tiny.yaml", overrides=[f"probe.warm_start_steps={steps}", "probe.steps=2"]
+    ).config
     return candidate, phase1_config(base_config(candidate), candidate)
 
 

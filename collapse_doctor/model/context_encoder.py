@@ -55,7 +55,9 @@ class SpatialPairEncoder(nn.Module):
 
     def embed(self, grid: torch.Tensor) -> torch.Tensor:
         h, w = grid.shape[-2:]
-        x = torch.cat([self.color_embed(grid.clamp(0, PAD)), self.pos_embed[:, :h, :w].expand(grid.shape[0], -1, -1, -1)], dim=-1)
+        x = torch.cat(
+            [self.color_embed(grid.clamp(0, PAD)), self.pos_embed[:, :h, :w].expand(grid.shape[0], -1, -1, -1)], dim=-1
+        )
         return self.embed_proj(x).permute(0, 3, 1, 2)  # (B, D, H, W)
 
     def forward(self, inp: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
@@ -98,7 +100,9 @@ class ContextEncoder(nn.Module):
 
     def forward(self, support_inputs: torch.Tensor, support_outputs: torch.Tensor, pair_mask: torch.Tensor) -> Context:
         b, n, h, w = support_inputs.shape
-        feats = self.pair_encoder(support_inputs.reshape(b * n, h, w), support_outputs.reshape(b * n, h, w))  # (B*N, D, H, W)
+        feats = self.pair_encoder(
+            support_inputs.reshape(b * n, h, w), support_outputs.reshape(b * n, h, w)
+        )  # (B*N, D, H, W)
         if self.spatial:
             if self.downsampler is not None:
                 feats = self.downsampler(feats)  # (B*N, D, s, s)

@@ -37,7 +37,9 @@ class GridEncoder(nn.Module):
         super().__init__()
         d = cfg.hidden_dim
         self.color_embed = nn.Embedding(cfg.num_colors + 1, d // 2)
-        nn.init.trunc_normal_(self.color_embed.weight, std=1.0 / math.sqrt(d), a=-2.0 / math.sqrt(d), b=2.0 / math.sqrt(d))
+        nn.init.trunc_normal_(
+            self.color_embed.weight, std=1.0 / math.sqrt(d), a=-2.0 / math.sqrt(d), b=2.0 / math.sqrt(d)
+        )
         size = cfg.max_grid_size
         if cfg.use_learned_pos:
             self.learned_pos = nn.Parameter(torch.randn(size, size, d // 2) * 0.02)

@@ -39,7 +39,9 @@ class HyperLoRA(nn.Module):
         super().__init__()
         d, p = cfg.hidden_dim, cfg.hyperlora_dropout
         self.scaling = cfg.hyperlora_scaling
-        self.context_fuse = nn.Sequential(nn.Linear(d, 2 * d), nn.GELU(), nn.Dropout(p), nn.Linear(2 * d, d), nn.LayerNorm(d), nn.Dropout(p))
+        self.context_fuse = nn.Sequential(
+            nn.Linear(d, 2 * d), nn.GELU(), nn.Dropout(p), nn.Linear(2 * d, d), nn.LayerNorm(d), nn.Dropout(p)
+        )
         self.predictors = nn.ModuleDict({target: LoRAPredictor(cfg) for target in LORA_TARGETS})
 
     def pool_context(self, support_features: torch.Tensor) -> torch.Tensor:

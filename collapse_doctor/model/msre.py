@@ -21,7 +21,9 @@ class MultiScaleRelativeEncoding(nn.Module):
         d, enc, f = cfg.hidden_dim, cfg.msre_encoding_dim, cfg.msre_num_freq
         self.register_buffer("freqs", (2.0 ** torch.arange(f)) * math.pi, persistent=False)
         raw = 6
-        self.coord_encoder = nn.Sequential(nn.Linear(raw + 2 * raw * f, d), nn.GELU(), nn.Linear(d, enc), nn.LayerNorm(enc))
+        self.coord_encoder = nn.Sequential(
+            nn.Linear(raw + 2 * raw * f, d), nn.GELU(), nn.Linear(d, enc), nn.LayerNorm(enc)
+        )
         self.fusion = nn.Sequential(nn.Linear(d + enc, d), nn.GELU(), nn.LayerNorm(d))
         self.canvas = cfg.max_grid_size
 

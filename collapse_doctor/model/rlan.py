@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from collapse_doctor.config import Config, ModelConfig
+from collapse_doctor.config.schedule import FULL_STAGE, Stage
 from collapse_doctor.model.context_encoder import Context, ContextEncoder
 from collapse_doctor.model.dsc import Clues, DynamicSaliencyController, anchor_clues
 from collapse_doctor.model.grid_encoder import FeatureProjection, GridEncoder, grid_sizes, valid_mask
@@ -21,9 +22,18 @@ from collapse_doctor.model.injection import CrossAttentionInjector, FiLMInjector
 from collapse_doctor.model.memory import HPM
 from collapse_doctor.model.msre import MultiScaleRelativeEncoding
 from collapse_doctor.model.solver import RecursiveSolver
-from collapse_doctor.schedule import FULL_STAGE, Stage
 
-TOP_LEVEL_MODULES = ("encoder", "feature_proj", "context_encoder", "context_injector", "hpm", "dsc", "msre", "hyper_lora", "solver")
+TOP_LEVEL_MODULES = (
+    "encoder",
+    "feature_proj",
+    "context_encoder",
+    "context_injector",
+    "hpm",
+    "dsc",
+    "msre",
+    "hyper_lora",
+    "solver",
+)
 
 
 @dataclass
@@ -38,7 +48,9 @@ class RLANOutput:
 
 
 class RLAN(nn.Module):
-    def __init__(self, cfg: ModelConfig, *, gradient_checkpointing: bool = False, checkpoint_use_reentrant: bool = False):
+    def __init__(
+        self, cfg: ModelConfig, *, gradient_checkpointing: bool = False, checkpoint_use_reentrant: bool = False
+    ):
         super().__init__()
         self.cfg = cfg
         self.encoder = GridEncoder(cfg)
@@ -54,7 +66,9 @@ class RLAN(nn.Module):
         self.dsc = DynamicSaliencyController(cfg) if cfg.use_dsc else None
         self.msre = MultiScaleRelativeEncoding(cfg) if cfg.use_msre and cfg.use_dsc else None
         self.hyper_lora = HyperLoRA(cfg) if cfg.use_hyperlora else None
-        self.solver = RecursiveSolver(cfg, gradient_checkpointing=gradient_checkpointing, checkpoint_use_reentrant=checkpoint_use_reentrant)
+        self.solver = RecursiveSolver(
+            cfg, gradient_checkpointing=gradient_checkpointing, checkpoint_use_reentrant=checkpoint_use_reentrant
+        )
 
     def forward(
         self,
@@ -65,9 +79,13 @@ class RLAN(nn.Module):
         stage: Stage = FULL_STAGE,
     ) -> RLANOutput:
         """query_input (B, H, W), support grids (B, N, H, W), pair_mask (B, N) bool; grids use PAD = 10."""
-        return self.forward_with_context(query_input, self.encode_context(support_inputs, support_outputs, pair_mask), stage)
+        return self.forward_with_context(
+            query_input, self.encode_context(support_inputs, support_outputs, pair_mask), stage
+        )
 
-    def encode_context(self, support_inputs: torch.Tensor, support_outputs: torch.Tensor, pair_mask: torch.Tensor) -> Context:
+    def encode_context(
+        self, support_inputs: torch.Tensor, support_outputs: torch.Tensor, pair_mask: torch.Tensor
+    ) -> Context:
         if self.context_encoder is None:
             return Context()
         return self.context_encoder(support_inputs, support_outputs, pair_mask)
@@ -120,7 +138,13 @@ class RLAN(nn.Module):
         # 8. The recursive solver.
         solver_support = context.support_features if stage.solver_context is not None else None
         all_logits, saturation = self.solver(
-            clue_features, clues.attention, clues.stop_logits, query_input, solver_support, lora_deltas, context_scale=stage.solver_context or 0.0
+            clue_features,
+            clues.attention,
+            clues.stop_logits,
+            query_input,
+            solver_support,
+            lora_deltas,
+            context_scale=stage.solver_context or 0.0,
         )
 
         # 9. Final logits are the last step's.
@@ -131,18 +155,27 @@ class RLAN(nn.Module):
             if stage.cross_attention is None:
                 return features  # staged off: no injection, as if the injector were absent
             injected = self.context_injector(features, context)
-            return injected if stage.cross_attention == 1.0 else features + stage.cross_attention * (injected - features)
+            return (
+                injected if stage.cross_attention == 1.0 else features + stage.cross_attention * (injected - features)
+            )
         if self.context_injector is None:
             return features
         return self.context_injector(features, context)
 
     def parameter_table(self) -> dict[str, int]:
         """Parameters per top-level module (0 for modules not built) plus 'total' over every parameter."""
-        table = {name: sum(p.numel() for p in getattr(self, name).parameters()) if getattr(self, name) is not None else 0 for name in TOP_LEVEL_MODULES}
+        table = {
+            name: sum(p.numel() for p in getattr(self, name).parameters()) if getattr(self, name) is not None else 0
+            for name in TOP_LEVEL_MODULES
+        }
         table["total"] = sum(p.numel() for p in self.parameters())
         return table
 
 
 def build_model(config: Config) -> RLAN:
     """The model a whole config asks for (checkpointing lives in the training section, as in the reference)."""
-    return RLAN(config.model, gradient_checkpointing=config.training.gradient_checkpointing, checkpoint_use_reentrant=config.training.checkpoint_use_reentrant)
+    return RLAN(
+        config.model,
+        gradient_checkpointing=config.training.gradient_checkpointing,
+        checkpoint_use_reentrant=config.training.checkpoint_use_reentrant,
+    )

@@ -76,7 +76,9 @@ class ConvGRUCell(nn.Module):
         self.candidate = SwiGLUConv(d)
         self.norm = nn.GroupNorm(8, d)
 
-    def forward(self, x: torch.Tensor, h: torch.Tensor | None, lora: dict[str, torch.Tensor] | None) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, x: torch.Tensor, h: torch.Tensor | None, lora: dict[str, torch.Tensor] | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         if h is None:
             h = x.new_zeros(x.shape[0], self.norm.num_channels, *x.shape[2:])
         lora = lora or {}
@@ -88,7 +90,12 @@ class ConvGRUCell(nn.Module):
         candidate = torch.tanh(self.candidate(p))
         h_new = self.norm(soft_clamp_hidden((1 - z) * h + z * candidate))  # (B, D, H, W)
         with torch.no_grad():
-            saturation = torch.stack([(reset_pre.abs() > GATE_SATURATION).float().mean(), (update_pre.abs() > GATE_SATURATION).float().mean()])
+            saturation = torch.stack(
+                [
+                    (reset_pre.abs() > GATE_SATURATION).float().mean(),
+                    (update_pre.abs() > GATE_SATURATION).float().mean(),
+                ]
+            )
         return h_new, saturation
 
 
@@ -123,7 +130,9 @@ class OutputHead(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         d = cfg.hidden_dim
-        self.net = nn.Sequential(nn.Conv2d(d, d, 3, padding=1), nn.GELU(), nn.GroupNorm(8, d), nn.Conv2d(d, cfg.num_classes, 1))
+        self.net = nn.Sequential(
+            nn.Conv2d(d, d, 3, padding=1), nn.GELU(), nn.GroupNorm(8, d), nn.Conv2d(d, cfg.num_classes, 1)
+        )
         with torch.no_grad():
             bias = self.net[3].bias
             bias.fill_(cfg.fg_bias)
@@ -134,7 +143,9 @@ class OutputHead(nn.Module):
 
 
 class RecursiveSolver(nn.Module):
-    def __init__(self, cfg: ModelConfig, *, gradient_checkpointing: bool = False, checkpoint_use_reentrant: bool = False):
+    def __init__(
+        self, cfg: ModelConfig, *, gradient_checkpointing: bool = False, checkpoint_use_reentrant: bool = False
+    ):
         super().__init__()
         d = cfg.hidden_dim
         self.num_steps = cfg.num_solver_steps
@@ -146,9 +157,18 @@ class RecursiveSolver(nn.Module):
         self.output_head = OutputHead(cfg)
         self.gradient_checkpointing = gradient_checkpointing
         self.checkpoint_use_reentrant = checkpoint_use_reentrant
-        self.checkpoint_preserve_rng_state = True  # the reference's call uses the default; grad-check turns it off to show the hazard
+        self.checkpoint_preserve_rng_state = (
+            True  # the reference's call uses the default; grad-check turns it off to show the hazard
+        )
 
-    def _solver_step(self, combined: torch.Tensor, h: torch.Tensor | None, support_features: torch.Tensor | None, lora_deltas: dict | None, context_scale: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+    def _solver_step(
+        self,
+        combined: torch.Tensor,
+        h: torch.Tensor | None,
+        support_features: torch.Tensor | None,
+        lora_deltas: dict | None,
+        context_scale: float = 1.0,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """ConvGRU step (with LoRA), then SolverCrossAttention when support features are passed."""
         h_new, saturation = self.gru(combined, h, lora_deltas)
         if self.solver_context is not None and support_features is not None:
@@ -176,7 +196,14 @@ class RecursiveSolver(nn.Module):
             combined = self.input_dropout(torch.cat([aggregated, embedded], dim=1))  # (B, 2D, H, W)
             if self.gradient_checkpointing and self.training and torch.is_grad_enabled():
                 h, sat = checkpoint(
-                    self._solver_step, combined, h, support_features, step_deltas, context_scale, use_reentrant=self.checkpoint_use_reentrant, preserve_rng_state=self.checkpoint_preserve_rng_state
+                    self._solver_step,
+                    combined,
+                    h,
+                    support_features,
+                    step_deltas,
+                    context_scale,
+                    use_reentrant=self.checkpoint_use_reentrant,
+                    preserve_rng_state=self.checkpoint_preserve_rng_state,
                 )
             else:
                 h, sat = self._solver_step(combined, h, support_features, step_deltas, context_scale)

@@ -30,7 +30,9 @@ def stablemax_log_probs(logits: torch.Tensor, dim: int = 1) -> torch.Tensor:
     return torch.where(torch.isfinite(log_p), log_p, torch.full_like(log_p, -100.0))
 
 
-def stablemax_cross_entropy(logits: torch.Tensor, target: torch.Tensor, ignore_index: int = IGNORE_INDEX) -> torch.Tensor:
+def stablemax_cross_entropy(
+    logits: torch.Tensor, target: torch.Tensor, ignore_index: int = IGNORE_INDEX
+) -> torch.Tensor:
     """Per-cell loss (B, H, W) for logits (B, C, H, W); 0 at ignored cells, in the logits dtype."""
     valid = target != ignore_index
     log_p = stablemax_log_probs(logits, dim=1)
@@ -41,7 +43,9 @@ def stablemax_cross_entropy(logits: torch.Tensor, target: torch.Tensor, ignore_i
 # --------------------------------------------------------------------------------------------------
 # Per-cell task loss of every training.loss_mode (reference 2.3, "Other modes")
 # --------------------------------------------------------------------------------------------------
-def class_weights(target: torch.Tensor, num_classes: int, bg_cap: float, fg_cap: float, ignore_index: int = IGNORE_INDEX) -> torch.Tensor:
+def class_weights(
+    target: torch.Tensor, num_classes: int, bg_cap: float, fg_cap: float, ignore_index: int = IGNORE_INDEX
+) -> torch.Tensor:
     """Per-batch class weights of the weighted modes: BG fixed at bg_cap; FG inverse batch frequency
     rescaled linearly to [1, fg_cap] (equal frequencies give (1 + cap) / 2, absent classes the cap);
     all clamped to [0.1, fg_cap]."""
@@ -98,7 +102,9 @@ class LossTerms:
         return {name: float(value.detach()) for name, value in self.terms.items()}
 
 
-def rlan_loss(out, target: torch.Tensor, cfg: TrainingConfig, *, progress: float = 0.0, hpm_balance_weight: float = 0.0) -> LossTerms:
+def rlan_loss(
+    out, target: torch.Tensor, cfg: TrainingConfig, *, progress: float = 0.0, hpm_balance_weight: float = 0.0
+) -> LossTerms:
     """Total training loss of one batch from an RLANOutput.
 
     The task term is each sample's summed per-cell loss over the whole canvas size (the reference's
@@ -127,7 +133,9 @@ def rlan_loss(out, target: torch.Tensor, cfg: TrainingConfig, *, progress: float
         terms["curriculum"] = cfg.lambda_curriculum * torch.relu(reached - (1 + progress * (k - 1))).mean()
     if cfg.lambda_deep_supervision > 0 and len(out.all_logits) > 1:
         valid = (target != IGNORE_INDEX).sum().clamp(min=1)
-        steps = [task_loss_per_cell(step_logits, target, cfg).float().sum() / valid for step_logits in out.all_logits[:-1]]
+        steps = [
+            task_loss_per_cell(step_logits, target, cfg).float().sum() / valid for step_logits in out.all_logits[:-1]
+        ]
         terms["deep_supervision"] = cfg.lambda_deep_supervision * torch.stack(steps).mean()
     if hpm_balance_weight > 0 and out.hpm_balance_loss is not None:
         terms["hpm_balance"] = hpm_balance_weight * out.hpm_balance_loss.float()

@@ -18,12 +18,11 @@ from dataclasses import dataclass, replace
 import torch
 import torch.nn.functional as F
 
+from collapse_doctor.config.schedule import Stage
 from collapse_doctor.model.context_encoder import Context
 from collapse_doctor.model.grid_encoder import PAD
 from collapse_doctor.model.rlan import RLAN, RLANOutput
-from collapse_doctor.schedule import Stage
 from collapse_doctor.train.losses import IGNORE_INDEX
-
 
 Backward = Callable[[torch.Tensor], None]  # the trainer's backward (through its GradScaler on CUDA)
 
@@ -38,7 +37,16 @@ def _plain_backward(loss: torch.Tensor) -> None:
     loss.backward()
 
 
-def loo_loss(model: RLAN, query_support: tuple[torch.Tensor, torch.Tensor, torch.Tensor], stage: Stage, *, weight: float, accumulation: int, min_pairs: int, backward: Backward = _plain_backward) -> MetaLoss | None:
+def loo_loss(
+    model: RLAN,
+    query_support: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+    stage: Stage,
+    *,
+    weight: float,
+    accumulation: int,
+    min_pairs: int,
+    backward: Backward = _plain_backward,
+) -> MetaLoss | None:
     """Runs the LOO loss and its backward; None when some sample has fewer than min_pairs pairs.
 
     The reference loops over holdouts; here all holdouts go through one forward as a batch of B x J
@@ -60,12 +68,18 @@ def loo_loss(model: RLAN, query_support: tuple[torch.Tensor, torch.Tensor, torch
     targets[~torch.cat([pair_mask[:, j] for j in holdouts])] = IGNORE_INDEX
     context, deltas = Context(), None
     if features is not None:
-        remaining = torch.cat([features[:, [i for i in range(n) if i != j]] for j in holdouts]).detach().requires_grad_(True)  # (J*B, N-1, D, h, w)
+        remaining = (
+            torch.cat([features[:, [i for i in range(n) if i != j]] for j in holdouts]).detach().requires_grad_(True)
+        )  # (J*B, N-1, D, h, w)
         context = Context(support_features=remaining)
         if model.hyper_lora is not None and stage.hyper_lora is not None:
             deltas = model.hyper_lora(remaining, scale=stage.hyper_lora)
-    out = model.forward_with_context(queries, context, replace(stage, temperature=1.0), inject=False, lora_deltas=deltas, predict_lora=False)
-    per_cell = F.cross_entropy(out.logits.float(), targets, ignore_index=IGNORE_INDEX, reduction="none").view(len(holdouts), b, -1)
+    out = model.forward_with_context(
+        queries, context, replace(stage, temperature=1.0), inject=False, lora_deltas=deltas, predict_lora=False
+    )
+    per_cell = F.cross_entropy(out.logits.float(), targets, ignore_index=IGNORE_INDEX, reduction="none").view(
+        len(holdouts), b, -1
+    )
     valid = (targets != IGNORE_INDEX).view(len(holdouts), b, -1)
     ce = per_cell.sum(dim=(1, 2)) / valid.sum(dim=(1, 2)).clamp(min=1)  # (J,): mean over each holdout's valid cells
     if torch.isfinite(ce).all():
@@ -82,7 +96,16 @@ AUGMENTATIONS = (
 )
 
 
-def equivariance_loss(model: RLAN, out: RLANOutput, stage: Stage, *, weight: float, num_augmentations: int, accumulation: int, backward: Backward = _plain_backward) -> MetaLoss | None:
+def equivariance_loss(
+    model: RLAN,
+    out: RLANOutput,
+    stage: Stage,
+    *,
+    weight: float,
+    num_augmentations: int,
+    accumulation: int,
+    backward: Backward = _plain_backward,
+) -> MetaLoss | None:
     """Runs the equivariance loss and its backward; None when HyperLoRA is not live."""
     features = out.context.support_features
     if model.hyper_lora is None or stage.hyper_lora is None or features is None:

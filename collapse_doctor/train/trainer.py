@@ -16,75 +16,22 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from contextlib import nullcontext
-from dataclasses import dataclass
 
-import numpy as np
 import torch
 
 from collapse_doctor.config import Config, DeviceConfig
-from collapse_doctor.counts import CellCounts
-from collapse_doctor.data.arc import Sample, Task, make_sample
+from collapse_doctor.config.schedule import Schedule, Stage
+from collapse_doctor.data.arc import Task
+from collapse_doctor.data.stream import SampleStream
+from collapse_doctor.judge.counts import CellCounts
 from collapse_doctor.model.grid_encoder import PAD
 from collapse_doctor.model.hyper_lora import LORA_TARGETS
 from collapse_doctor.model.rlan import RLAN, build_model
-from collapse_doctor.schedule import Schedule, Stage
 from collapse_doctor.train.ema import EMA
 from collapse_doctor.train.losses import IGNORE_INDEX, rlan_loss
 from collapse_doctor.train.meta import equivariance_loss, loo_loss
 
 NO_DECAY_WORDS = ("bias", "norm", "embedding")  # the reference's name heuristic (2.5), quirks included
-
-
-# --------------------------------------------------------------------------------------------------
-# Batches
-# --------------------------------------------------------------------------------------------------
-@dataclass
-class Batch:
-    query_input: torch.Tensor  # (B, S, S)
-    query_target: torch.Tensor  # (B, S, S), IGNORE_INDEX outside the grid
-    support_inputs: torch.Tensor  # (B, N, S, S)
-    support_outputs: torch.Tensor  # (B, N, S, S)
-    pair_mask: torch.Tensor  # (B, N) bool
-
-    def to(self, device: torch.device) -> "Batch":
-        return Batch(*(t.to(device) for t in (self.query_input, self.query_target, self.support_inputs, self.support_outputs, self.pair_mask)))
-
-
-def collate(samples: list[Sample]) -> Batch:
-    """Stack samples; N is the most pairs in the batch, missing slots are PAD grids with mask False."""
-    n = max(s.support_inputs.shape[0] for s in samples)
-    size = samples[0].query_input.shape[-1]
-    inputs = np.full((len(samples), n, size, size), PAD, dtype=np.int64)
-    outputs = np.full_like(inputs, PAD)
-    mask = np.zeros((len(samples), n), dtype=bool)
-    for i, s in enumerate(samples):
-        k = s.support_inputs.shape[0]
-        inputs[i, :k], outputs[i, :k], mask[i, :k] = s.support_inputs, s.support_outputs, True
-    query = np.stack([s.query_input for s in samples])
-    target = np.stack([s.query_target for s in samples])
-    return Batch(*(torch.from_numpy(a) for a in (query, target, inputs, outputs, mask)))
-
-
-class SampleStream:
-    """Sample number i of a run: task order reshuffled every pass over the tasks, augmentation from (seed, i).
-
-    Any batch can be rebuilt from its index alone, so a resumed or parallel run sees the same data.
-    """
-
-    def __init__(self, tasks: list[Task], config: Config, seed: int):
-        self.tasks, self.data, self.seed = tasks, config.data, seed
-        self.canvas = config.model.max_grid_size
-        self._orders: dict[int, np.ndarray] = {}
-
-    def task_for(self, index: int) -> Task:
-        epoch, position = divmod(index, len(self.tasks))
-        if epoch not in self._orders:
-            self._orders[epoch] = np.random.default_rng([self.seed, epoch, 1]).permutation(len(self.tasks))
-        return self.tasks[int(self._orders[epoch][position])]
-
-    def batch(self, batch_index: int, batch_size: int) -> Batch:
-        first = batch_index * batch_size
-        return collate([make_sample(self.task_for(i), self.data, self.canvas, self.seed, i) for i in range(first, first + batch_size)])
 
 
 # --------------------------------------------------------------------------------------------------
@@ -113,7 +60,12 @@ def parameter_groups(model: RLAN, config: Config) -> list[dict]:
         names.setdefault(group_key, []).append(name)
     t = config.training
     return [
-        {"params": params, "lr": t.learning_rate * mult, "weight_decay": t.weight_decay if decay else 0.0, "names": names[(mult, decay)]}
+        {
+            "params": params,
+            "lr": t.learning_rate * mult,
+            "weight_decay": t.weight_decay if decay else 0.0,
+            "names": names[(mult, decay)],
+        }
         for (mult, decay), params in sorted(groups.items())
     ]
 
@@ -160,7 +112,16 @@ GradHook = Callable[[RLAN, int], None]  # called after the backward passes, befo
 
 
 class Trainer:
-    def __init__(self, config: Config, tasks: list[Task], *, seed: int, steps_per_epoch: int, device: torch.device | str = "cpu", grad_hook: GradHook | None = None):
+    def __init__(
+        self,
+        config: Config,
+        tasks: list[Task],
+        *,
+        seed: int,
+        steps_per_epoch: int,
+        device: torch.device | str = "cpu",
+        grad_hook: GradHook | None = None,
+    ):
         self.config, self.device = config, torch.device(device)
         self.steps_per_epoch = steps_per_epoch
         torch.manual_seed(seed)
@@ -184,7 +145,14 @@ class Trainer:
     def events(self, stage: Stage) -> list[dict]:
         """Rows for every module or loss that is live now and was not at the previous step."""
         before = self._previous_stage
-        names = [("hyper_lora", "hyper_lora on"), ("solver_context", "solver_context on"), ("cross_attention", "cross_attention on"), ("hpm", "hpm on"), ("loo", "loo loss on"), ("equivariance", "equivariance loss on")]
+        names = [
+            ("hyper_lora", "hyper_lora on"),
+            ("solver_context", "solver_context on"),
+            ("cross_attention", "cross_attention on"),
+            ("hpm", "hpm on"),
+            ("loo", "loo loss on"),
+            ("equivariance", "equivariance loss on"),
+        ]
         built = {s.module: s.built for s in self.schedule.modules} | {"loo": True, "equivariance": True}
         rows = []
         for attr, label in names:
@@ -215,10 +183,18 @@ class Trainer:
         nonfinite_loss = 0
         progress = stage.epoch / t.max_epochs
         for micro in range(accumulation):
-            batch = self.stream.batch((self.first_step + self.step) * accumulation + micro, t.batch_size).to(self.device)
+            batch = self.stream.batch((self.first_step + self.step) * accumulation + micro, t.batch_size).to(
+                self.device
+            )
             with self._autocast():
                 out = self.model(batch.query_input, batch.support_inputs, batch.support_outputs, batch.pair_mask, stage)
-                loss = rlan_loss(out, batch.query_target, t, progress=progress, hpm_balance_weight=self.config.model.hpm_balance_weight)
+                loss = rlan_loss(
+                    out,
+                    batch.query_target,
+                    t,
+                    progress=progress,
+                    hpm_balance_weight=self.config.model.hpm_balance_weight,
+                )
             counts.add(out.logits.detach(), batch.query_target)
             saturation.append(out.gate_saturation.detach().float().mean(dim=0))
             if out.lora_deltas is not None:
@@ -235,11 +211,27 @@ class Trainer:
             self._backward(loss.total / accumulation)
             with self._autocast():
                 if stage.loo:
-                    loo = loo_loss(self.model, (batch.support_inputs, batch.support_outputs, batch.pair_mask), stage, weight=t.loo_training.loss_weight, accumulation=accumulation, min_pairs=t.loo_training.min_pairs_for_loo, backward=self._backward)
+                    loo = loo_loss(
+                        self.model,
+                        (batch.support_inputs, batch.support_outputs, batch.pair_mask),
+                        stage,
+                        weight=t.loo_training.loss_weight,
+                        accumulation=accumulation,
+                        min_pairs=t.loo_training.min_pairs_for_loo,
+                        backward=self._backward,
+                    )
                     if loo is not None:
                         terms.setdefault("loo", []).append(loo.value)
                 if stage.equivariance:
-                    equi = equivariance_loss(self.model, out, stage, weight=t.equivariance_training.loss_weight, num_augmentations=t.equivariance_training.num_augmentations, accumulation=accumulation, backward=self._backward)
+                    equi = equivariance_loss(
+                        self.model,
+                        out,
+                        stage,
+                        weight=t.equivariance_training.loss_weight,
+                        num_augmentations=t.equivariance_training.num_augmentations,
+                        accumulation=accumulation,
+                        backward=self._backward,
+                    )
                     if equi is not None:
                         terms.setdefault("equivariance", []).append(equi.value)
         if self.grad_hook is not None:

@@ -1,0 +1,34 @@
+"""The command line: thin Typer commands over library functions, one error handler, one exit-code table.
+
+app.py holds the app and what commands share; each module beside it holds a family of commands with
+the rendering of their results (experiments, sweeps, gate, history, judge).
+"""
+
+from __future__ import annotations
+
+import sys
+
+from rich.markup import escape
+
+from collapse_doctor.cli import experiments, gate, history, judge, sweeps  # noqa: F401  (registers the commands)
+from collapse_doctor.cli.app import _say_interrupted, app, err
+from collapse_doctor.errors import CollapseDoctorError
+
+__all__ = ["app", "main"]
+
+
+def main() -> None:
+    """Entry point: user errors become one red line per problem and their exit code; usage errors exit 2."""
+    try:
+        app()
+    except CollapseDoctorError as exc:
+        for problem in exc.problems:
+            err.print(f"[red]error:[/red] {escape(problem)}", highlight=False, soft_wrap=True)
+        sys.exit(int(exc.exit_code))
+    except KeyboardInterrupt:
+        _say_interrupted()
+        sys.exit(130)
+    except SystemExit as exc:
+        if exc.code == 130:  # Typer turns Ctrl-C inside a command into exit 130
+            _say_interrupted()
+        raise

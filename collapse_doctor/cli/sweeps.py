@@ -1,0 +1,449 @@
+"""Commands that compare many probes (ablate, calibrate) and how their results read."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from collapse_doctor.cli.app import (
+    EXIT_CODES_HELP,
+    ConfigArg,
+    DataOpt,
+    ExecutorOpt,
+    JsonOpt,
+    PresetOpt,
+    RayAddressOpt,
+    RegimeOpt,
+    SetOpt,
+    WarmOpt,
+    _check_writable,
+    _emit,
+    _on_interrupt,
+    _write_text,
+    app,
+    err,
+    out,
+    regime_overrides,
+)
+from collapse_doctor.cli.format import VERDICT_CODE, _median, _num, _pct
+from collapse_doctor.config import load_config
+from collapse_doctor.errors import CollapseDoctorError
+
+
+@app.command("ablate", epilog=EXIT_CODES_HELP)
+def ablate_command(
+    config: Optional[Path] = ConfigArg,
+    overrides: list[str] = SetOpt,
+    preset: str = PresetOpt,
+    seeds: int = typer.Option(3, "--seeds", min=1, help="Seeds per variant (0..N-1)."),
+    steps: Optional[int] = typer.Option(None, "--steps", help="Optimizer steps per probe (default: the preset's)."),
+    only: list[str] = typer.Option(
+        [], "--only", help="Run only variants whose name contains this (repeatable); their references are kept."
+    ),
+    skip: list[str] = typer.Option([], "--skip", help="Skip variants whose name contains this (repeatable)."),
+    alpha: float = typer.Option(
+        0.05, "--alpha", help="Significance level of Fisher's exact test for naming a culprit."
+    ),
+    stage_epoch: int = typer.Option(
+        3, "--stage-epoch", help="Start epoch of the staged variants (the reference's fix used 3)."
+    ),
+    jobs: int = typer.Option(
+        1, "--jobs", min=1, help="Probes run in parallel worker processes (results equal a serial run)."
+    ),
+    cache_dir: Optional[Path] = typer.Option(
+        None, "--cache-dir", help="Probe result cache (default: ~/.cache/collapse-doctor/cache)."
+    ),
+    device: str = typer.Option("cpu", "--device", help="auto | cpu | cuda."),
+    data: str = DataOpt,
+    json_path: Optional[Path] = JsonOpt,
+    html_path: Optional[Path] = typer.Option(None, "--html", help="Write an HTML report with plots of every variant."),
+    executor: str = ExecutorOpt,
+    ray_address: Optional[str] = RayAddressOpt,
+    regime: Optional[str] = RegimeOpt,
+    warm_start: Optional[str] = WarmOpt,
+) -> None:
+    """Probe the minimal base plus each suspect, the full config minus each suspect, and staged variants; name culprits only with an exact test."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from collapse_doctor.sweeps.ablate import run_ablation
+    from collapse_doctor.sweeps.executors import make_executor
+
+    _check_writable(json_path, html_path)
+    runner = make_executor(executor, jobs=jobs, ray_address=ray_address, device=device)
+    _on_interrupt(
+        f"every probe that finished is in the cache ({cache_dir or '~/.cache/collapse-doctor/cache'}); run the same "
+        "command again to resume from them"
+    )
+
+    with Progress(
+        TextColumn("ablate"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[last]}"),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("ablate", total=None, last="")
+
+        def progress(done: int, total: int, summary) -> None:
+            bar.update(
+                task, completed=done, total=total, last=f"{summary.label}{' (cached)' if summary.cached else ''}"
+            )
+
+        result = run_ablation(
+            config,
+            overrides=[*regime_overrides(regime, warm_start), *overrides],
+            preset=preset,
+            seeds=list(range(seeds)),
+            steps=steps,
+            only=only,
+            skip=skip,
+            alpha=alpha,
+            stage_epoch=stage_epoch,
+            jobs=jobs,
+            cache_dir=cache_dir,
+            data=data,
+            device=device,
+            progress=progress,
+            executor=runner,
+        )
+    if html_path is not None:
+        _write_text(html_path, ablation_html(result), "HTML")
+    _emit(json_path, result.to_json, lambda: render_ablation(out, result))
+
+
+@app.command(
+    "calibrate",
+    epilog=EXIT_CODES_HELP
+    + " calibrate: 0 a regime separates (and was confirmed); 3 none does (the whole table is printed).",
+)
+def calibrate_command(
+    good: str = typer.Option(..., "--good", help="The known-good config: a YAML file, or a revision with --repo."),
+    bad: str = typer.Option(..., "--bad", help="The known-bad config: a YAML file, or a revision with --repo."),
+    repo_path: Optional[Path] = typer.Option(
+        None, "--repo", help="Read --good and --bad as revisions of this git repository (nothing is checked out)."
+    ),
+    config_path: Optional[str] = typer.Option(
+        None,
+        "--config",
+        help="Config path inside the repository (default: \\[tool.collapse-doctor] config in pyproject.toml).",
+    ),
+    seeds: int = typer.Option(
+        5, "--seeds", min=2, help="Seeds per config and regime (0..N-1); the confirmation uses N..2N-1."
+    ),
+    regimes: Optional[str] = typer.Option(
+        None,
+        "--regimes",
+        help="Comma-separated regime names (default: the whole grid, cheapest first: b8, b8-lr-sqrt, b8-lr-linear, "
+        "b32, b32-lr-sqrt).",
+    ),
+    warm: bool = typer.Option(
+        False,
+        "--warm-start",
+        help="Calibrate warm-start probes: phase 1 trains the good config, phase 2 the good (control) or the bad one.",
+    ),
+    alpha: float = typer.Option(
+        0.05,
+        "--alpha",
+        help="Significance level, after Holm's correction over the regimes the bad config was measured in.",
+    ),
+    min_delta: float = typer.Option(
+        0.474, "--min-delta", help="Smallest Cliff's delta that counts as separation (0.474: a large effect)."
+    ),
+    confirm: bool = typer.Option(True, "--confirm/--no-confirm", help="Confirm the chosen regime on fresh seeds."),
+    budget: Optional[float] = typer.Option(
+        None, "--budget", help="Seconds of probing after which no further regime is started."
+    ),
+    write: Optional[Path] = typer.Option(
+        None, "--write", help="Write the chosen regime as a regime file here (default: print it)."
+    ),
+    overrides: list[str] = SetOpt,
+    jobs: int = typer.Option(1, "--jobs", min=1, help="Probes run in parallel worker processes."),
+    cache_dir: Optional[Path] = typer.Option(
+        None, "--cache-dir", help="Probe result cache (default: ~/.cache/collapse-doctor/cache)."
+    ),
+    data: str = DataOpt,
+    json_path: Optional[Path] = JsonOpt,
+) -> None:
+    """Find a regime where the good config learns, then measure whether the bad one separates from it there."""
+    from collapse_doctor.experiments.regimes import GRID, by_name
+    from collapse_doctor.sweeps.calibrate import run_calibration
+
+    if not 0 < alpha < 1:
+        raise CollapseDoctorError(f"--alpha {alpha}: must lie in (0, 1)")
+    if not 0 < min_delta <= 1:
+        raise CollapseDoctorError(f"--min-delta {min_delta}: must lie in (0, 1]")
+    good_source, bad_source = _config_source(good, repo_path, config_path), _config_source(bad, repo_path, config_path)
+    grid = tuple(by_name(n.strip()) for n in regimes.split(",")) if regimes else GRID
+    _check_writable(write, json_path)  # fail before probing, not after
+    _on_interrupt(
+        f"every probe that finished is in the cache ({cache_dir or '~/.cache/collapse-doctor/cache'}); run the same "
+        "command again to resume from them"
+    )
+    with err.status("calibrate ...") as status:
+        result = run_calibration(
+            good_source,
+            bad_source,
+            regimes=grid,
+            seeds=seeds,
+            alpha=alpha,
+            min_delta=min_delta,
+            warm=warm,
+            confirm=confirm,
+            budget=budget,
+            overrides=overrides,
+            data=data,
+            jobs=jobs,
+            cache_dir=cache_dir,
+            progress=lambda text: status.update(f"calibrate: {text}"),
+        )
+    text = result.regime_file()
+    if write is not None:
+        if text is not None:
+            _write_text(write, text, "the regime file")
+        else:
+            write.unlink(missing_ok=True)
+    _emit(json_path, result.to_json, lambda: render_calibration(out, result))
+    if text is not None and write is None and (json_path is None or str(json_path) != "-"):
+        out.print(text.rstrip("\n"), highlight=False, markup=False)
+    elif text is not None and write is not None:
+        err.print(f"regime written to {write}; use it with --regime {write}", highlight=False)
+    raise typer.Exit(result.exit_code)
+
+
+def _config_source(spec: str, repo_path: Optional[Path], config_path: Optional[str]):
+    from collapse_doctor.sweeps.calibrate import ConfigSource
+
+    if repo_path is None:
+        path = Path(spec)
+        if not path.is_file():
+            raise CollapseDoctorError(f"{spec}: no such config file (give --repo to read it as a revision)")
+        load_config(path)  # a bad file fails here, before any probe
+        return ConfigSource(str(path), path=str(path))
+    from collapse_doctor.config import parse_config_text
+    from collapse_doctor.errors import GitError
+    from collapse_doctor.sweeps.gitrepo import choose_config_path, open_repo, read_file, resolve
+
+    repo = open_repo(repo_path)
+    commit = resolve(repo, spec)
+    path = choose_config_path(repo, commit, config_path)
+    text = read_file(commit, path)
+    if text is None:
+        raise GitError(f"{spec} ({commit.hexsha[:7]}): no file {path}")
+    label = f"{commit.hexsha[:7]}:{path}"
+    parse_config_text(text, source=label)
+    return ConfigSource(label, text=text)
+
+
+# --------------------------------------------------------------------------------------------------
+# Rendering
+# --------------------------------------------------------------------------------------------------
+def render_ablation(console: Console, result) -> None:
+    table = Table(title=f"ablate {result.config}: {result.preset} preset, seeds {result.seeds}, {result.steps} steps")
+    for column in (
+        "variant",
+        "vs",
+        "path",
+        "verdicts",
+        "bad",
+        "onsets",
+        "final FG",
+        "final pred BG",
+        "p",
+        "fg_auc",
+        "rank p",
+        "delta",
+    ):
+        table.add_column(
+            column,
+            justify="right"
+            if column in ("bad", "p", "final FG", "final pred BG", "fg_auc", "rank p", "delta")
+            else "left",
+        )
+    claims = {c.variant: c for c in result.claims}
+    for v in result.variants:
+        counts = " ".join(f"{VERDICT_CODE[label]}{n}" for label, n in sorted(v.counts().items()))
+        onsets = ",".join("-" if s.onset_step is None else str(s.onset_step) for s in v.seeds)
+        fg = [s.final.get("fg_acc") for s in v.seeds if s.final.get("fg_acc") is not None]
+        bg = [s.final.get("pred_bg_share") for s in v.seeds if s.final.get("pred_bg_share") is not None]
+        claim = claims.get(v.name)
+        p = (
+            ""
+            if claim is None
+            else (f"[bold]{claim.p_value:.3g}[/bold]" if claim.significant else f"{claim.p_value:.3g}")
+        )
+        auc = _median([s.measures.get("fg_auc") for s in v.seeds])
+        rank_p = "" if claim is None or claim.rank_p is None else f"{claim.rank_p:.3g}"
+        delta = "" if claim is None or claim.cliffs_delta is None else f"{claim.cliffs_delta:+.2f}"
+        table.add_row(
+            v.name,
+            v.reference or "",
+            "spatial" if v.changes_encoder_path else "",
+            counts,
+            f"{v.bad}/{len(v.seeds)}",
+            onsets,
+            _pct(sum(fg) / len(fg)) if fg else "-",
+            _pct(sum(bg) / len(bg)) if bg else "-",
+            p,
+            _num(auc, 3),
+            rank_p,
+            delta,
+        )
+    console.print(table)
+    console.print(
+        "[dim]fg_auc: median over seeds of the mean FG accuracy over the run (the primary measure); rank p: two-sided "
+        "exact Mann-Whitney of fg_auc against the 'vs' variant; delta: Cliff's delta, positive = lower fg_auc than "
+        "the 'vs' variant[/dim]",
+        highlight=False,
+    )
+    for note in getattr(result, "notes", []):
+        console.print(f"[yellow]note:[/yellow] {note}", highlight=False)
+    console.print(
+        "[dim]verdicts: "
+        + ", ".join(f"{code} {label}" for label, code in VERDICT_CODE.items())
+        + "; path: the variant moves the ContextEncoder to its spatial path; p: Fisher's exact test against the 'vs' "
+        "variant[/dim]",
+        highlight=False,
+    )
+    significant = [c for c in result.claims if c.significant]
+    if significant:
+        console.print("[bold]claims[/bold] (Fisher's exact test, alpha %g):" % result.alpha)
+        for c in significant:
+            console.print(f"  {c.variant}: {c.text}", highlight=False)
+    else:
+        console.print(
+            f"no culprit named: no variant's bad count differs from its reference's with p < {result.alpha:g}.",
+            highlight=False,
+        )
+    if result.smallest_possible_p >= result.alpha:
+        n = len(result.seeds)
+        console.print(
+            f"[yellow]note:[/yellow] with {n} seeds per variant the smallest possible p-value is "
+            f"{result.smallest_possible_p:.3g} (all bad vs none), so no claim can reach {result.alpha:g}; use --seeds "
+            "5 or more.",
+            highlight=False,
+        )
+    ran = [s for v in result.variants for s in v.seeds if not s.cached]
+    if ran:
+        console.print(
+            f"[dim]{len(ran)} probes run, {sum(s.steps_run for s in ran)} steps; early stopping saved "
+            f"{sum(s.steps_saved for s in ran)} steps[/dim]",
+            highlight=False,
+        )
+    workers = {
+        (s.worker.get("executor"), s.worker.get("hostname"), s.worker.get("worker_id") or s.worker.get("pid"))
+        for v in result.variants
+        for s in v.seeds
+        if s.worker and not s.cached
+    }
+    if workers:
+        executors = sorted({w[0] for w in workers if w[0]})
+        console.print(
+            f"[dim]ran on: {', '.join(executors)}, {len(workers)} worker(s) on {len({w[1] for w in workers})} "
+            "host(s); per-seed workers in --json[/dim]",
+            highlight=False,
+        )
+    for what, why in result.not_ablated.items():
+        console.print(f"[dim]not ablated: {what}: {why}[/dim]", highlight=False)
+
+
+def ablation_html(result) -> str:
+    from collapse_doctor.cli.html import page, plot
+
+    sections = []
+    for v in result.variants:
+        series = [(s.seed, s.series) for s in v.seeds]
+        events = [e for e in (v.seeds[0].events if v.seeds else []) if e["step"] > 0]
+        text = (
+            f"{v.bad}/{len(v.seeds)} bad; "
+            + ", ".join(f"{label} {n}" for label, n in sorted(v.counts().items()))
+            + (f"; vs {v.reference}" if v.reference else "")
+        )
+        sections.append((v.name, text, plot(series, events, v.name)))
+    intro = f"{result.config}, {result.preset} preset, seeds {result.seeds}, {result.steps} steps. " + "; ".join(
+        c.text for c in result.claims if c.significant
+    )
+    return page("collapse-doctor ablate", intro, sections)
+
+
+def render_calibration(console: Console, result) -> None:
+    from collapse_doctor.sweeps.calibrate import counts
+
+    title = (
+        f"calibrate: good {result.good} vs bad {result.bad}, seeds "
+        f"{result.seeds[0]}-{result.seeds[-1]}{', warm start' if result.warm else ''}"
+    )
+    table = Table(title=title)
+    for column in (
+        "regime",
+        "good verdicts",
+        "good fg_auc",
+        "usable",
+        "bad verdicts",
+        "bad fg_auc",
+        "Fisher p",
+        "rank p",
+        "Holm p",
+        "delta",
+        "s/probe good, bad",
+    ):
+        table.add_column(
+            column, justify="left" if column in ("regime", "good verdicts", "bad verdicts", "usable") else "right"
+        )
+    for r in result.results:
+        good_auc = _median([s.measures.get("fg_auc") for s in r.good])
+        bad_auc = _median([s.measures.get("fg_auc") for s in r.bad])
+        good_s, bad_s = r.seconds_per_probe("good"), r.seconds_per_probe("bad")
+        table.add_row(
+            r.regime.name,
+            counts(r.good),
+            _num(good_auc, 3),
+            "yes" if r.usable else f"no (< {result.min_good} good)",
+            counts(r.bad) if r.bad else "-",
+            _num(bad_auc, 3) if r.bad else "-",
+            _num(r.fisher_p, 3),
+            _num(r.p, 3),
+            (f"[bold]{r.p_holm:.3g}[/bold]" if r.separates else _num(r.p_holm, 3)),
+            _num(r.delta, 2),
+            ("-" if good_s is None else f"{good_s:.0f}") + ", " + ("-" if bad_s is None else f"{bad_s:.0f}"),
+        )
+    console.print(table)
+    console.print(
+        "[dim]fg_auc: median over seeds of the mean FG accuracy over the run (primary measure); rank p: one-sided "
+        "exact Mann-Whitney (bad lower); "
+        "Holm over the regimes the bad config was measured in; delta: Cliff's delta, positive = bad is worse; "
+        f"separates: Holm p < {result.alpha:g} and delta >= {result.min_delta:g}[/dim]",
+        highlight=False,
+    )
+    if result.not_run:
+        console.print(f"not run (--budget reached): {', '.join(result.not_run)}", highlight=False)
+    if result.chosen is None:
+        usable = [r.regime.name for r in result.results if r.usable]
+        if not usable:
+            console.print(
+                f"[bold]no regime is usable[/bold]: the good config did not learn on {result.min_good} of "
+                f"{len(result.seeds)} seeds in any regime tried; nothing can be separated.",
+                highlight=False,
+            )
+        else:
+            console.print(
+                f"[bold]no regime separates[/bold]: the good config learns in {', '.join(usable)}, but the bad one is "
+                "not worse there by this rule.",
+                highlight=False,
+            )
+        return
+    c = result.confirmation
+    console.print(
+        f"[bold]separates in {result.chosen.regime.name}[/bold] ({result.chosen.regime.summary})", highlight=False
+    )
+    if c is not None:
+        console.print(
+            f"confirmation on fresh seeds {c['seeds'][0]}-{c['seeds'][-1]}: good {c['good']}, bad {c['bad']}, p = "
+            f"{c['p']:.3g}, delta {c['delta']:.2f}: {'confirmed' if c['confirmed'] else 'NOT confirmed'}",
+            highlight=False,
+        )

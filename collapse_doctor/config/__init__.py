@@ -1,0 +1,60 @@
+"""The config layer: the typed sections (schema), loading and checking YAML (loader), the staging
+schedule a config implies (schedule), the generated key reference (docs) and key diffs (diff)."""
+
+from collapse_doctor.config.loader import (
+    EMBEDDED_CONFIGS,
+    MAX_YAML_NODES,
+    config_to_dict,
+    cross_field_problems,
+    default_config_path,
+    iter_fields,
+    load_config,
+    load_yaml,
+    parse_config,
+    parse_config_text,
+)
+from collapse_doctor.config.schema import (
+    REFERENCE_ONLY_KEYS,
+    SECTIONS,
+    AugmentationConfig,
+    Config,
+    DataConfig,
+    DeviceConfig,
+    EquivarianceConfig,
+    LoadedConfig,
+    LOOConfig,
+    ModelConfig,
+    ProbeConfig,
+    TrainingConfig,
+    UnusedKey,
+    VerdictConfig,
+)
+from collapse_doctor.errors import ConfigError
+
+__all__ = [
+    "EMBEDDED_CONFIGS",
+    "MAX_YAML_NODES",
+    "REFERENCE_ONLY_KEYS",
+    "SECTIONS",
+    "AugmentationConfig",
+    "Config",
+    "ConfigError",
+    "DataConfig",
+    "DeviceConfig",
+    "EquivarianceConfig",
+    "LOOConfig",
+    "LoadedConfig",
+    "ModelConfig",
+    "ProbeConfig",
+    "TrainingConfig",
+    "UnusedKey",
+    "VerdictConfig",
+    "config_to_dict",
+    "cross_field_problems",
+    "default_config_path",
+    "iter_fields",
+    "load_config",
+    "load_yaml",
+    "parse_config",
+    "parse_config_text",
+]

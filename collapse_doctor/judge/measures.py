@@ -1,0 +1,186 @@
+"""Continuous outcome measures of a probe, beside its verdict class.
+
+A verdict is one of six labels; two configurations can both be TRANSIENT and still differ in how long
+and how deep their collapse was. These measures grade outcomes only (what the run predicted), never
+internal signals: precursors such as GRU gate saturation or HyperLoRA norms differ between
+architectures whether or not a run collapses, so they are reported (`precursors`) and never compared.
+
+- `fg_auc` (the primary measure): mean FG accuracy over a fixed window of steps, i.e. the area under
+  the FG-accuracy curve divided by the window's length. A collapse lowers it by its depth times its
+  length; a slow recovery lowers it too. Higher is better.
+- `final_bg_excess`: predicted minus target background share over the verdict's final window.
+  Lower is better.
+- `steps_to_learned`: the first step at which the trailing `final_window` means of FG and BG accuracy
+  both reach `learned_acc`; budget + 1 when the run never learned. Lower is better.
+
+They are compared across seeds only over the same window with early stopping off (a stopped run has
+no values for the steps it skipped); `compare` says so when that does not hold.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+from collapse_doctor.config import VerdictConfig
+from collapse_doctor.judge.stats import cliffs_delta, mann_whitney
+
+PRIMARY = "fg_auc"
+HIGHER_IS_BETTER = {"fg_auc": True, "final_bg_excess": False, "steps_to_learned": False}
+
+
+def _value(row: dict, name: str) -> float | None:
+    value = row.get(name)
+    if value is None or isinstance(value, (bool, str)):
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+@dataclass(frozen=True)
+class Measures:
+    fg_auc: float | None
+    final_bg_excess: float | None
+    steps_to_learned: int
+    window: tuple[int, int]  # [first, last] step of the window the measures cover
+    steps_present: int  # metric rows inside the window (less than its length: the run stopped early)
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def measure(
+    series: list[dict], cfg: VerdictConfig | None = None, *, first_step: int = 0, budget: int | None = None
+) -> Measures:
+    """The measures of one run over steps first_step .. first_step + budget - 1 (default: every row)."""
+    cfg = cfg or VerdictConfig()
+    rows = sorted((r for r in series if not r.get("event") and "step" in r), key=lambda r: r["step"])
+    rows = [r for r in rows if r["step"] >= first_step]
+    if budget is None:
+        budget = (rows[-1]["step"] - first_step + 1) if rows else 0
+    rows = [r for r in rows if r["step"] < first_step + budget]
+    fg = [v for r in rows if (v := _value(r, "fg_acc")) is not None]
+    auc = sum(fg) / len(fg) if fg else None
+    tail = rows[-cfg.final_window :]
+    excess = [
+        p - t
+        for r in tail
+        if (p := _value(r, "pred_bg_share")) is not None and (t := _value(r, "target_bg_share")) is not None
+    ]
+    learned = budget + 1
+    for i in range(len(rows)):
+        window = rows[max(0, i - cfg.final_window + 1) : i + 1]
+        if len(window) < cfg.final_window:
+            continue
+        f = [v for r in window if (v := _value(r, "fg_acc")) is not None]
+        b = [v for r in window if (v := _value(r, "bg_acc")) is not None]
+        if f and b and sum(f) / len(f) >= cfg.learned_acc and sum(b) / len(b) >= cfg.learned_acc:
+            learned = rows[i]["step"] - first_step
+            break
+    return Measures(
+        auc, sum(excess) / len(excess) if excess else None, learned, (first_step, first_step + budget - 1), len(rows)
+    )
+
+
+def precursors(series: list[dict]) -> dict[str, float | None]:
+    """Internal signals averaged over the run, for the report only (never used to classify)."""
+    rows = [r for r in series if not r.get("event") and "step" in r]
+
+    def mean(values: list[float]) -> float | None:
+        values = [v for v in values if v is not None and math.isfinite(v)]
+        return sum(values) / len(values) if values else None
+
+    def nested(row: dict, name: str, inner: str | None = None) -> float | None:
+        value = row.get(name)
+        if isinstance(value, dict):
+            if inner is not None:
+                v = value.get(inner)
+                return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+            parts = [float(v) for v in value.values() if isinstance(v, (int, float)) and not isinstance(v, bool)]
+            return sum(parts) / len(parts) if parts else None
+        return _value(row, name)
+
+    return {
+        "gate_saturation_update": mean([nested(r, "gate_saturation", "update") for r in rows]),
+        "gate_saturation_reset": mean([nested(r, "gate_saturation", "reset") for r in rows]),
+        "lora_delta_norm": mean([nested(r, "lora_delta_norm") for r in rows]),
+        "grad_norm_total": mean([_value(r, "grad_norm_total") for r in rows]),
+        "clipped_share": mean([1.0 if r.get("clipped") else 0.0 for r in rows if "clipped" in r]),
+    }
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """One measure of a candidate against a reference, per seed."""
+
+    measure: str
+    candidate: list[float]
+    reference: list[float]
+    p: float  # exact Mann-Whitney, one-sided: the candidate is worse
+    p_two_sided: float
+    cliffs_delta: float  # oriented so that positive = the candidate is worse
+    worse: bool | None  # the decision rule: True worse, False not worse, None undecided
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def compare(
+    candidate: list[float | None],
+    reference: list[float | None],
+    measure_name: str = PRIMARY,
+    *,
+    alpha: float = 0.05,
+    min_delta: float = 0.5,
+) -> Comparison:
+    """Is the candidate worse than the reference on this measure? One-sided exact rank test; the
+    decision needs both p < alpha and Cliff's delta >= min_delta (worse), and says 'not worse' when
+    delta <= 0 or p_two_sided says the candidate is better; otherwise undecided (None)."""
+    c = [float(v) for v in candidate if v is not None]
+    r = [float(v) for v in reference if v is not None]
+    if not c or not r:
+        return Comparison(measure_name, c, r, 1.0, 1.0, 0.0, None)
+    higher_better = HIGHER_IS_BETTER[measure_name]
+    _, p = mann_whitney(c, r, "less" if higher_better else "greater")
+    _, p2 = mann_whitney(c, r, "two-sided")
+    delta = cliffs_delta(r, c) if higher_better else cliffs_delta(c, r)
+    if p < alpha and delta >= min_delta:
+        worse: bool | None = True
+    elif delta <= 0:
+        worse = False
+    else:
+        worse = None
+    return Comparison(measure_name, c, r, p, p2, delta, worse)
+
+
+@dataclass(frozen=True)
+class MeasureRule:
+    """Classify a candidate against a good reference by the primary measure, per seed.
+
+    bad: the one-sided exact rank test says the candidate is worse (p < alpha) AND Cliff's delta is at
+    least `min_delta` (0.474, a large effect; Romano et al. 2006); good: delta below `max_good_delta`
+    (0.33, at most a small effect); otherwise undecided (more seeds, or a skip at the cap). One-sided:
+    a candidate that is better than the reference is good.
+    """
+
+    alpha: float = 0.05
+    min_delta: float = 0.474
+    max_good_delta: float = 0.33
+    measure: str = PRIMARY
+
+    def decide(self, candidate: list[float | None], reference: list[float | None]) -> str | None:
+        c = compare(candidate, reference, self.measure, alpha=self.alpha, min_delta=self.min_delta)
+        if not c.candidate or not c.reference:
+            return None
+        if c.worse:
+            return "bad"
+        if c.cliffs_delta < self.max_good_delta:
+            return "good"
+        return None
+
+    def text(self) -> str:
+        return (
+            f"{self.measure} against the good endpoint's seeds: bad when the one-sided exact Mann-Whitney p < "
+            f"{self.alpha:g} and Cliff's delta >= {self.min_delta:g}; "
+            f"good when delta < {self.max_good_delta:g}; otherwise undecided (more seeds, a skip at the cap)"
+        )

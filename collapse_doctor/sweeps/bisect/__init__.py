@@ -1,0 +1,55 @@
+"""bisect: the first commit whose config (or, with --cmd, whose code) makes training collapse.
+
+history.py reads the commits and their configs; judges.py decides one config (probes on adaptive
+seeds, or the user's command); search.py runs the binary search or the scan and holds the result;
+minimize.py reduces the first bad commit's key changes (ddmin).
+"""
+
+from collapse_doctor.sweeps.bisect.history import CommitConfig, Segment, read_history, segments_of
+from collapse_doctor.sweeps.bisect.judges import (
+    BAD,
+    GOOD,
+    SKIP,
+    CommandAborted,
+    CommandJudge,
+    Judgement,
+    ProbeJudge,
+    SeedPolicy,
+    decision_of_exit_status,
+)
+from collapse_doctor.sweeps.bisect.minimize import Minimization, apply_changes, ddmin
+from collapse_doctor.sweeps.bisect.search import (
+    LIMITATIONS,
+    OUTCOME_EXIT,
+    BisectResult,
+    BisectStatus,
+    Transition,
+    binary_search,
+    run_bisect,
+)
+
+__all__ = [
+    "BAD",
+    "GOOD",
+    "LIMITATIONS",
+    "OUTCOME_EXIT",
+    "SKIP",
+    "BisectResult",
+    "BisectStatus",
+    "CommandAborted",
+    "CommandJudge",
+    "CommitConfig",
+    "Judgement",
+    "Minimization",
+    "ProbeJudge",
+    "SeedPolicy",
+    "Segment",
+    "Transition",
+    "apply_changes",
+    "binary_search",
+    "ddmin",
+    "decision_of_exit_status",
+    "read_history",
+    "run_bisect",
+    "segments_of",
+]

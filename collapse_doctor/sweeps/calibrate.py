@@ -1,0 +1,295 @@
+"""calibrate: find a probe regime in which a known-good config learns, then measure whether a
+known-bad one separates from it there.
+
+The order is the point. Regimes are kept or dropped on the good config alone (it must learn: HEALTHY
+or TRANSIENT on at least `min_good` of its seeds, 4 of 5 by default), never by how well they
+separate. Only then is the bad config measured: in the cheapest usable regime first, and in the next
+ones only while it does not separate. Every regime it was measured in counts towards Holm's
+correction, and the chosen regime is confirmed on fresh seeds.
+
+Separation is judged on the primary measure (`fg_auc`, collapse_doctor.judge.measures) with the exact
+one-sided Mann-Whitney test and Cliff's delta: the bad config separates when the Holm-adjusted p is
+below alpha and delta is at least `min_delta` (0.474, the conventional 'large' effect, Romano et al.
+2006). Fisher's exact test on the verdict counts is reported beside it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from collapse_doctor.experiments.regimes import GRID, REGIME_SECTIONS, Regime, regime_yaml, warm_variant
+from collapse_doctor.judge.measures import PRIMARY, compare
+from collapse_doctor.judge.stats import fisher_exact, holm
+from collapse_doctor.judge.verdict import is_good
+from collapse_doctor.sweeps.executors import Executor
+from collapse_doctor.sweeps.jobs import ProbeJob, ProbeSummary
+from collapse_doctor.sweeps.runner import run_jobs
+
+LARGE_DELTA = 0.474  # Romano et al. 2006: |delta| >= 0.474 is a large effect
+
+
+@dataclass(frozen=True)
+class ConfigSource:
+    """A config file, or a config text read from a git revision."""
+
+    label: str  # how the tables name it
+    path: str | None = None
+    text: str | None = None
+
+    def job(
+        self,
+        regime: Regime,
+        seed: int,
+        *,
+        preset: str,
+        data: str,
+        device: str,
+        user: tuple[str, ...],
+        base: ConfigSource | None,
+    ) -> ProbeJob:
+        overrides = (*regime.overrides, *user, f"probe.seed={seed}")
+        base_text = None
+        if base is not None:
+            base_text = base.text if base.text is not None else open(base.path, encoding="utf-8").read()  # noqa: SIM115
+        return ProbeJob(
+            self.path,
+            overrides,
+            preset,
+            data,
+            None,
+            device,
+            f"{self.label} {regime.name}",
+            config_text=self.text,
+            source=self.label,
+            base_text=base_text,
+            base_source=base.label if base else "",
+        )
+
+
+@dataclass
+class RegimeResult:
+    regime: Regime
+    good: list[ProbeSummary]
+    bad: list[ProbeSummary] = field(default_factory=list)
+    usable: bool = False
+    fisher_p: float | None = None
+    p: float | None = None  # one-sided exact Mann-Whitney on the primary measure
+    p_holm: float | None = None
+    delta: float | None = None  # Cliff's delta, positive = bad is worse
+    separates: bool | None = None
+
+    def seconds_per_probe(self, side: str = "both") -> float | None:
+        """Mean seconds per probe (as measured when it ran, cached or not) of the good side, the bad one, or both."""
+        summaries = self.good if side == "good" else self.bad if side == "bad" else self.good + self.bad
+        values = [s.seconds for s in summaries if s.seconds]
+        return sum(values) / len(values) if values else None
+
+    def to_json(self) -> dict:
+        def side(summaries: list[ProbeSummary]) -> list[dict]:
+            return [
+                {
+                    "seed": s.seed,
+                    "label": s.label,
+                    "onset": s.onset_step,
+                    **{k: s.measures.get(k) for k in ("fg_auc", "final_bg_excess", "steps_to_learned")},
+                    "precursors": s.precursors,
+                    "warm_start": s.warm_start,
+                    "seconds": s.seconds,
+                }
+                for s in summaries
+            ]
+
+        return {
+            "regime": self.regime.name,
+            "summary": self.regime.summary,
+            "overrides": list(self.regime.overrides),
+            "usable": self.usable,
+            "good": side(self.good),
+            "bad": side(self.bad),
+            "fisher_p": self.fisher_p,
+            "p": self.p,
+            "p_holm": self.p_holm,
+            "cliffs_delta": self.delta,
+            "separates": self.separates,
+            "seconds_per_probe": {"good": self.seconds_per_probe("good"), "bad": self.seconds_per_probe("bad")},
+        }
+
+
+def counts(summaries: list[ProbeSummary]) -> str:
+    out: dict[str, int] = {}
+    for s in summaries:
+        out[s.label] = out.get(s.label, 0) + 1
+    return " ".join(f"{k} {v}" for k, v in sorted(out.items())) or "-"
+
+
+@dataclass
+class Calibration:
+    good: str
+    bad: str
+    seeds: list[int]
+    min_good: int
+    alpha: float
+    min_delta: float
+    warm: bool
+    results: list[RegimeResult]
+    overrides: tuple[str, ...] = ()  # the user's --set, part of what was measured
+    chosen: RegimeResult | None = None
+    confirmation: dict | None = None
+    not_run: list[str] = field(default_factory=list)  # regimes skipped by the budget
+    seconds: float = 0.0
+
+    @property
+    def separated(self) -> bool:
+        return self.chosen is not None and (self.confirmation is None or bool(self.confirmation.get("confirmed")))
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.separated else 3
+
+    def regime_file(self) -> str | None:
+        if self.chosen is None:
+            return None
+        r = self.chosen
+        lines = [
+            f"collapse-doctor regime '{r.regime.name}' ({r.regime.summary}), chosen by calibrate",
+            f"good {self.good}: {counts(r.good)}; bad {self.bad}: {counts(r.bad)} (seeds "
+            f"{self.seeds[0]}-{self.seeds[-1]})",
+            f"primary measure {PRIMARY}: one-sided exact Mann-Whitney p = {r.p:.3g} (Holm {r.p_holm:.3g} over "
+            f"{sum(1 for x in self.results if x.bad)} regime(s)), Cliff's delta {r.delta:.2f}; Fisher p on verdicts "
+            f"{r.fisher_p:.3g}",
+        ]
+        if self.confirmation is not None:
+            c = self.confirmation
+            lines.append(
+                f"confirmed on fresh seeds {c['seeds'][0]}-{c['seeds'][-1]}: p = {c['p']:.3g}, delta {c['delta']:.2f} "
+                f"-> {'confirmed' if c['confirmed'] else 'NOT confirmed'}"
+            )
+        user = tuple(o for o in self.overrides if o.partition("=")[0].strip().split(".")[0] in REGIME_SECTIONS)
+        if user:
+            lines.append(f"with the --set overrides it was measured under: {' '.join(user)}")
+        lines.append(
+            f"seconds per probe where it was calibrated: good {r.seconds_per_probe('good') or 0:.0f}, bad "
+            f"{r.seconds_per_probe('bad') or 0:.0f}; use: collapse-doctor probe|ablate|bisect|gate --regime THIS_FILE"
+        )
+        return regime_yaml((*r.regime.overrides, *user), lines)
+
+    def to_json(self) -> dict:
+        return {
+            "good": self.good,
+            "bad": self.bad,
+            "seeds": self.seeds,
+            "min_good": self.min_good,
+            "alpha": self.alpha,
+            "min_delta": self.min_delta,
+            "warm_start": self.warm,
+            "primary_measure": PRIMARY,
+            "regimes": [r.to_json() for r in self.results],
+            "not_run": self.not_run,
+            "chosen": self.chosen.regime.name if self.chosen else None,
+            "confirmation": self.confirmation,
+            "separated": self.separated,
+            "regime_file": self.regime_file(),
+            "seconds": self.seconds,
+        }
+
+
+def run_calibration(
+    good: ConfigSource,
+    bad: ConfigSource,
+    *,
+    regimes: tuple[Regime, ...] | list[Regime] = GRID,
+    seeds: int = 5,
+    min_good: int | None = None,
+    alpha: float = 0.05,
+    min_delta: float = LARGE_DELTA,
+    warm: bool = False,
+    confirm: bool = True,
+    budget: float | None = None,
+    overrides: list[str] | None = None,
+    preset: str = "tiny",
+    data: str = "arc-agi-1",
+    device: str = "cpu",
+    jobs: int = 1,
+    cache_dir=None,
+    progress: Callable[[str], None] | None = None,
+    executor: Executor | None = None,
+) -> Calibration:
+    if not 0 < alpha < 1:
+        raise ValueError("alpha must lie in (0, 1)")
+    seed_list = list(range(seeds))
+    min_good = min_good if min_good is not None else math.ceil(0.8 * seeds)
+    user = tuple(overrides or ())
+    grid = [warm_variant(r) for r in regimes] if warm else list(regimes)
+    base = good if warm else None  # warm starts: phase 1 trains the good config for both sides
+    result = Calibration(good.label, bad.label, seed_list, min_good, alpha, min_delta, warm, [], user)
+    spent = 0.0
+
+    def run(source: ConfigSource, regime: Regime, seed_range: list[int]) -> list[ProbeSummary]:
+        nonlocal spent
+        if progress is not None:
+            progress(f"{regime.name}: {source.label} seeds {seed_range[0]}-{seed_range[-1]}")
+        out = run_jobs(
+            [source.job(regime, s, preset=preset, data=data, device=device, user=user, base=base) for s in seed_range],
+            jobs=jobs,
+            cache_dir=cache_dir,
+            executor=executor,
+        )
+        spent += sum(s.seconds for s in out if not s.cached)
+        return out
+
+    measured: list[RegimeResult] = []
+    for regime in grid:
+        if budget is not None and spent >= budget:
+            result.not_run.append(regime.name)
+            continue
+        r = RegimeResult(regime, run(good, regime, seed_list))
+        r.usable = sum(1 for s in r.good if is_good(s.label)) >= min_good
+        result.results.append(r)
+        if not r.usable:
+            continue
+        r.bad = run(bad, regime, seed_list)
+        measured.append(r)
+        comparison = compare(
+            [s.measures.get(PRIMARY) for s in r.bad],
+            [s.measures.get(PRIMARY) for s in r.good],
+            PRIMARY,
+            alpha=alpha,
+            min_delta=min_delta,
+        )
+        r.p, r.delta = comparison.p, comparison.cliffs_delta
+        r.fisher_p = fisher_exact(
+            sum(1 for s in r.bad if is_good(s.label) is False),
+            len(r.bad),
+            sum(1 for s in r.good if is_good(s.label) is False),
+            len(r.good),
+        )
+        for m, adjusted in zip(measured, holm([m.p for m in measured])):
+            m.p_holm = adjusted
+            m.separates = adjusted < alpha and m.delta is not None and m.delta >= min_delta
+        if r.separates:
+            result.chosen = r
+            break
+    if result.chosen is not None and confirm:
+        fresh = list(range(seeds, 2 * seeds))
+        g, b = run(good, result.chosen.regime, fresh), run(bad, result.chosen.regime, fresh)
+        c = compare(
+            [s.measures.get(PRIMARY) for s in b],
+            [s.measures.get(PRIMARY) for s in g],
+            PRIMARY,
+            alpha=alpha,
+            min_delta=min_delta,
+        )
+        result.confirmation = {
+            "seeds": fresh,
+            "good": counts(g),
+            "bad": counts(b),
+            "good_fg_auc": c.reference,
+            "bad_fg_auc": c.candidate,
+            "p": c.p,
+            "delta": c.cliffs_delta,
+            "confirmed": c.p < alpha and c.cliffs_delta >= min_delta,
+        }
+    result.seconds = spent
+    return result

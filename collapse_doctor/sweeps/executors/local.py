@@ -1,0 +1,38 @@
+"""This machine's executor: probes in this process, or in spawned worker processes."""
+
+from __future__ import annotations
+
+import multiprocessing
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
+
+from collapse_doctor.sweeps.jobs import ProbeJob, execute, failed_entry
+
+
+class LocalExecutor:
+    """This machine: in this process (jobs=1) or in spawned worker processes."""
+
+    name = "local"
+
+    def __init__(self, jobs: int = 1):
+        self.jobs = jobs
+
+    def run(self, tasks: list[tuple[int, ProbeJob, str]], metrics_dir: str) -> Iterator[tuple[int, dict]]:
+        if self.jobs <= 1:
+            for i, job, key in tasks:
+                yield i, execute(job, key, metrics_dir)
+            return
+        # spawn, not fork: a forked child would inherit torch's thread pools mid-state.
+        with ProcessPoolExecutor(max_workers=self.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+            futures = {pool.submit(execute, job, key, metrics_dir): (i, job, key) for i, job, key in tasks}
+            try:
+                for future in as_completed(futures):
+                    i, job, key = futures[future]
+                    try:
+                        yield i, future.result()
+                    except BrokenProcessPool as exc:
+                        yield i, failed_entry(job, key, f"worker process died: {exc}")
+            except BaseException:
+                pool.shutdown(wait=False, cancel_futures=True)
+                raise

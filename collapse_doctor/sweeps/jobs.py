@@ -1,0 +1,169 @@
+"""One probe of a sweep: the job (a config, its overrides and seed; picklable, so any executor can
+run it), how it is run (`execute`), and the summary that comes back and is cached.
+
+Every probe fixes its own thread count (probe.threads), so a probe gives the same numbers in a worker
+process as in the main one, and parallel sweeps equal serial ones.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass, field
+
+from collapse_doctor.config import LoadedConfig, load_config, parse_config_text
+from collapse_doctor.experiments.presets import PRESETS, apply_preset
+from collapse_doctor.experiments.probe import resolve_device, run_probe
+from collapse_doctor.judge.verdict import is_good
+from collapse_doctor.sweeps.cache import probe_key
+
+SERIES_FIELDS = ("step", "fg_acc", "bg_acc", "pred_bg_share", "target_bg_share", "valid_cells")
+
+
+@dataclass(frozen=True)
+class ProbeJob:
+    config_path: str | None
+    overrides: tuple[str, ...]
+    preset: str
+    data: str
+    solutions: str | None
+    device: str
+    tag: str = ""  # which variant / commit it belongs to
+    config_text: str | None = None  # the YAML itself (a config read from a git commit); wins over config_path
+    source: str = ""  # how messages name config_text, e.g. "abc1234:configs/rlan.yaml"
+    base_text: str | None = None  # warm start: the base's YAML (the good endpoint, the minimal base)
+    base_source: str = ""
+    base_overrides: tuple[str, ...] | None = (
+        None  # warm start: the base is this job's config with these overrides instead
+    )
+
+    def load(self) -> LoadedConfig:
+        return _load_with(self, list(self.overrides))
+
+    def load_base(self) -> LoadedConfig | None:
+        """The warm-start base's config (bisect: the good endpoint; ablate: its minimal base), with the
+        job's overrides; None: the probe derives the base from its own config."""
+        overrides = list(self.base_overrides if self.base_overrides is not None else self.overrides)
+        if self.base_text is not None:
+            return parse_config_text(self.base_text, source=self.base_source or "<base config>", overrides=overrides)
+        if self.base_overrides is not None:
+            return _load_with(self, overrides)
+        return None
+
+    def key(self) -> str:
+        config, _ = apply_preset(self.load(), PRESETS[self.preset])
+        base = self.load_base()
+        base_config = (
+            apply_preset(base, PRESETS[self.preset])[0] if base is not None and config.probe.warm_start_steps else None
+        )
+        return probe_key(config, self.preset, self.data, self.solutions, str(resolve_device(self.device)), base_config)
+
+
+def _load_with(job: "ProbeJob", overrides: list[str]) -> LoadedConfig:
+    if job.config_text is not None:
+        return parse_config_text(job.config_text, source=job.source or "<config text>", overrides=overrides)
+    return load_config(job.config_path, overrides)
+
+
+@dataclass
+class ProbeSummary:
+    label: str
+    onset_step: int | None
+    seed: int
+    final: dict
+    reasons: list[str]
+    seconds: float
+    key: str
+    metrics: str
+    series: list[dict] = field(default_factory=list)  # per step: SERIES_FIELDS
+    events: list[dict] = field(default_factory=list)
+    steps_run: int = 0
+    steps_saved: int = 0  # by early stopping
+    worker: dict = field(default_factory=dict)  # who ran it: executor, hostname, pid (Ray: node and worker ids)
+    measures: dict = field(default_factory=dict)  # collapse_doctor.judge.measures over the judged steps
+    precursors: dict = field(default_factory=dict)  # reported, never used to classify
+    warm_start: dict | None = None  # phase 1 and the copy, for a warm-start probe
+    cached: bool = False
+
+    @property
+    def good(self) -> bool | None:
+        return is_good(self.label)
+
+    def to_json(self, compact: bool = False) -> dict:
+        data = {k: v for k, v in vars(self).items() if not (compact and k in ("series", "events"))}
+        data["good"] = self.good
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict, cached: bool = False) -> ProbeSummary:
+        fields = {
+            k: data[k]
+            for k in (
+                "label",
+                "onset_step",
+                "seed",
+                "final",
+                "reasons",
+                "seconds",
+                "key",
+                "metrics",
+                "series",
+                "events",
+            )
+        }
+        return cls(
+            **fields,
+            steps_run=data.get("steps_run", len(data["series"])),
+            steps_saved=data.get("steps_saved", 0),
+            worker=data.get("worker", {}),
+            measures=data.get("measures", {}),
+            precursors=data.get("precursors", {}),
+            warm_start=data.get("warm_start"),
+            cached=cached,
+        )
+
+
+def execute(job: ProbeJob, key: str, metrics_dir: str, worker: dict | None = None) -> dict:
+    """Run one probe (in this process, a worker process or a Ray task) and return its summary as JSON."""
+    result = run_probe(
+        job.load(),
+        preset=job.preset,
+        device=job.device,
+        data=job.data,
+        solutions=job.solutions,
+        out_dir=metrics_dir,
+        name=key,
+        base_config=job.load_base(),
+    )
+    rows = [r for r in result.rows if "event" not in r]
+    summary = ProbeSummary(
+        label=result.verdict.label,
+        onset_step=result.verdict.onset_step,
+        seed=result.report["ran"]["seed"],
+        final=result.verdict.final,
+        reasons=result.verdict.reasons,
+        seconds=result.report["timing"]["seconds"],
+        key=key,
+        metrics=str(result.metrics_path),
+        series=[{k: r.get(k) for k in SERIES_FIELDS} for r in rows],
+        events=[r for r in result.rows if "event" in r],
+        steps_run=result.report["ran"]["steps_run"],
+        steps_saved=result.report["ran"]["steps_saved"],
+        worker=worker or worker_identity("local"),
+        measures=result.report["measures"],
+        precursors=result.report["precursors"],
+        warm_start=result.report.get("warm_start"),
+    )
+    return summary.to_json()
+
+
+FAILED = "FAILED"  # a probe that raised or lost its worker (after the executor's retry): undecided, never cached
+
+
+def worker_identity(executor: str) -> dict:
+    return {"executor": executor, "hostname": socket.gethostname(), "pid": os.getpid()}
+
+
+def failed_entry(job: ProbeJob, key: str, error: str, worker: dict | None = None) -> dict:
+    seed = next((int(o.partition("=")[2]) for o in reversed(job.overrides) if o.startswith("probe.seed=")), 0)
+    return ProbeSummary(FAILED, None, seed, {}, [error], 0.0, key, "", worker=worker or {}).to_json()

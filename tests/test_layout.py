@@ -1,0 +1,102 @@
+"""The package's shape: layers as subpackages, no import cycles, short modules, the public names."""
+
+from __future__ import annotations
+
+import ast
+import importlib
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "collapse_doctor"
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def module_level_imports() -> dict[str, set[str]]:
+    """Each module's imports of the package at module level (function bodies and TYPE_CHECKING blocks
+    excluded: an import inside a function is allowed for the optional extras)."""
+    modules = {module_name(p): p for p in PACKAGE.rglob("*.py")}
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        edges = set()
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("collapse_doctor"):
+                for alias in node.names:
+                    target = f"{node.module}.{alias.name}"
+                    edges.add(target if target in modules else node.module)
+            elif isinstance(node, ast.Import):
+                edges |= {a.name for a in node.names if a.name.startswith("collapse_doctor")}
+        graph[name] = {e for e in edges if e in modules and e != name}
+    return graph
+
+
+def test_no_import_cycles_among_module_level_imports():
+    graph = module_level_imports()
+    state: dict[str, int] = {}
+    cycles = []
+
+    def visit(node: str, path: list[str]) -> None:
+        state[node] = 1
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == 1:
+                cycles.append(path[path.index(nxt) :] + [nxt] if nxt in path else [node, nxt])
+            elif nxt not in state:
+                visit(nxt, path + [nxt])
+        state[node] = 2
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node, [node])
+    assert not cycles, cycles
+
+
+def test_at_most_ten_modules_at_the_top_and_none_over_500_lines():
+    top = sorted(p.name for p in PACKAGE.glob("*.py"))
+    assert len(top) <= 10, top
+    long = {
+        str(p.relative_to(PACKAGE)): n for p in PACKAGE.rglob("*.py") if (n := len(p.read_text().splitlines())) > 500
+    }
+    assert not long, long
+
+
+def test_the_verdict_layer_does_not_import_torch_at_module_level():
+    """judge/verdict.py, flags.py, scan.py and measures.py are pure: the CLI and scan load without torch."""
+    graph = module_level_imports()
+    for name in (
+        "collapse_doctor.judge.verdict",
+        "collapse_doctor.judge.flags",
+        "collapse_doctor.judge.scan",
+        "collapse_doctor.judge.measures",
+    ):
+        source = (PACKAGE.parent / (name.replace(".", "/") + ".py")).read_text()
+        assert "import torch" not in source, name
+        assert all(not dep.startswith(("collapse_doctor.model", "collapse_doctor.train")) for dep in graph[name]), name
+
+
+@pytest.mark.parametrize(
+    "module, name",
+    [
+        ("collapse_doctor", "CollapseMonitor"),
+        ("collapse_doctor", "CollapseDetected"),
+        ("collapse_doctor", "VerdictConfig"),
+        ("collapse_doctor", "__version__"),
+        ("collapse_doctor.cli", "main"),
+        ("collapse_doctor.cli", "app"),
+        ("collapse_doctor.config", "load_config"),
+        ("collapse_doctor.config", "Config"),
+    ],
+)
+def test_every_documented_name_imports(module, name):
+    assert getattr(importlib.import_module(module), name) is not None
+
+
+def test_the_lightning_callback_keeps_its_documented_path():
+    pytest.importorskip("lightning")
+    from collapse_doctor.judge.lightning import CollapseCallback as inner
+    from collapse_doctor.lightning import CollapseCallback
+
+    assert CollapseCallback is inner
