@@ -100,3 +100,30 @@ def test_the_lightning_callback_keeps_its_documented_path():
     from collapse_doctor.lightning import CollapseCallback
 
     assert CollapseCallback is inner
+
+
+LAYERS = {
+    "errors": 0,
+    "config": 0,
+    "judge": 1,
+    "model": 1,
+    "data": 2,
+    "train": 3,
+    "experiments": 4,
+    "sweeps": 5,
+    "cli": 6,
+}
+
+
+def test_no_layer_imports_a_layer_above_it():
+    """config < judge, model < data (it speaks the model's PAD) < train < experiments < sweeps < cli."""
+    upward = []
+    for module, deps in module_level_imports().items():
+        parts = module.split(".")
+        if len(parts) < 2 or parts[1] not in LAYERS:
+            continue  # the package root and lightning.py re-export from below
+        for dep in deps:
+            dep_parts = dep.split(".")
+            if len(dep_parts) > 1 and dep_parts[1] in LAYERS and LAYERS[dep_parts[1]] > LAYERS[parts[1]]:
+                upward.append((module, dep))
+    assert not upward, upward

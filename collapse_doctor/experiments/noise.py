@@ -21,7 +21,7 @@ from collapse_doctor.data.arc import background_stats, load_tasks, usable_tasks
 from collapse_doctor.data.stream import Batch
 from collapse_doctor.errors import DataError
 from collapse_doctor.experiments.presets import PRESETS, apply_preset
-from collapse_doctor.experiments.probe import configure_cpu
+from collapse_doctor.experiments.probe import check_memory, configure_cpu
 from collapse_doctor.model.grid_encoder import PAD
 from collapse_doctor.model.injection import CrossAttentionInjector
 from collapse_doctor.model.rlan import RLAN
@@ -170,8 +170,6 @@ def noise_audit(
     batch_size: int = 8,
 ) -> NoiseReport:
     config, changes = apply_preset(loaded, PRESETS[preset])
-    from collapse_doctor.experiments.probe import check_memory
-
     check_memory(config, loaded.source)
     tasks_all = load_tasks(data, solutions)
     tasks = usable_tasks(tasks_all, config.data, config.model.max_grid_size)

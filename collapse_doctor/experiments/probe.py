@@ -24,13 +24,14 @@ from collapse_doctor.config import LoadedConfig, ProbeConfig, config_to_dict
 from collapse_doctor.config.schedule import Schedule
 from collapse_doctor.data.arc import background_stats, load_tasks, usable_tasks
 from collapse_doctor.errors import CollapseDoctorError, DataError
+from collapse_doctor.experiments.identity import default_cache_dir, probe_key, user_cache_dir
 from collapse_doctor.experiments.presets import PRESETS, apply_preset, steps_per_epoch
 from collapse_doctor.experiments.regimes import LONGEST_RECOVERY
 from collapse_doctor.experiments.warm_start import BASE_OFF, MIN_PHASE1_STEPS, phase1_config, run_phase1, transplant
 from collapse_doctor.experiments.warm_start import base_config as warm_base_config
 from collapse_doctor.judge.measures import measure, precursors
 from collapse_doctor.judge.verdict import COLLAPSED, FG_COLLAPSE, INCONCLUSIVE, Verdict, early_stop, judge
-from collapse_doctor.sweeps.cache import probe_key
+from collapse_doctor.model import build_model
 from collapse_doctor.train.trainer import GradHook, Trainer, step_counts
 
 PHASE2_SEED_OFFSET = 1_000_003  # phase 2 of a warm start draws dropout from seed + this
@@ -63,15 +64,11 @@ def configure_cpu(probe: ProbeConfig) -> None:
 
 def default_warm_dir() -> Path:
     """Where phase-1 checkpoints of warm starts go: the user's cache directory."""
-    from collapse_doctor.sweeps.cache import default_cache_dir
-
     return default_cache_dir() / "warm"
 
 
 def default_output_dir() -> Path:
     """Where probe metrics go unless --out says otherwise: the user's cache directory."""
-    from collapse_doctor.sweeps.cache import user_cache_dir
-
     return user_cache_dir() / "probes"
 
 
@@ -257,8 +254,6 @@ def run_probe(
 def memory_estimate(config) -> tuple[int, int]:
     """(parameter bytes for training: weights, gradients and AdamW's two moments in float32; a rough
     activation estimate: per sample, canvas cells x width x 4 bytes x 40 tensors per solver step)."""
-    from collapse_doctor.model import build_model
-
     with torch.device("meta"):
         params = sum(p.numel() for p in build_model(config).parameters())
     m, t = config.model, config.training

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import yaml
 
+from collapse_doctor.config import load_yaml, parse_config
 from collapse_doctor.errors import ConfigError
 
 REGIME_SECTIONS = ("probe", "training")
@@ -105,8 +106,6 @@ def read_regime(path: str | Path) -> tuple[str, ...]:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the regime file: {exc.strerror or exc}") from None
-    from collapse_doctor.config import load_yaml
-
     try:
         data = load_yaml(text)
     except yaml.YAMLError as exc:
@@ -118,8 +117,6 @@ def read_regime(path: str | Path) -> tuple[str, ...]:
     bad = [k for k in data if k not in REGIME_SECTIONS]
     if bad:
         raise ConfigError(f"{path}: {bad[0]}: a regime file holds only {' and '.join(REGIME_SECTIONS)} sections")
-    from collapse_doctor.config import parse_config
-
     parse_config(data, source=str(path), strict=True)  # a wrong key or value is named with this file, not as a --set
     return tuple(f"{k}={json.dumps(v)}" for k, v in _flatten(data))
 

@@ -12,10 +12,10 @@ import socket
 from dataclasses import dataclass, field
 
 from collapse_doctor.config import LoadedConfig, load_config, parse_config_text
+from collapse_doctor.experiments.identity import probe_key
 from collapse_doctor.experiments.presets import PRESETS, apply_preset
 from collapse_doctor.experiments.probe import resolve_device, run_probe
 from collapse_doctor.judge.verdict import is_good
-from collapse_doctor.sweeps.cache import probe_key
 
 SERIES_FIELDS = ("step", "fg_acc", "bg_acc", "pred_bg_share", "target_bg_share", "valid_cells")
 

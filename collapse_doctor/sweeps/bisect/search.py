@@ -25,6 +25,7 @@ from pathlib import Path
 
 from collapse_doctor.config.diff import KeyChange
 from collapse_doctor.errors import CollapseDoctorError, ExitCode
+from collapse_doctor.experiments.presets import PRESETS
 from collapse_doctor.judge.measures import PRIMARY, MeasureRule, compare
 from collapse_doctor.judge.stats import fisher_exact
 from collapse_doctor.sweeps.bisect.history import CommitConfig, Segment, key_changes, read_history, segments_of
@@ -238,8 +239,6 @@ def run_bisect(
 ) -> BisectResult:
     """Bisect (or scan) the first-parent history from good_rev to bad_rev. `result`, when given, is
     filled in place as the run goes, so a caller that is interrupted still holds what was learned."""
-    from collapse_doctor.experiments.presets import PRESETS
-
     if preset not in PRESETS:
         raise CollapseDoctorError(f"--preset {preset!r}: expected one of {', '.join(PRESETS)}")
     if policy.first < 1 or policy.cap < policy.first:
