@@ -271,6 +271,9 @@ def test_ctrl_c_says_what_was_kept(tmp_path):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # As a terminal gives it: a suite started in the background (`make test &`) ignores SIGINT, and an
+        # ignored SIGINT is inherited across exec, so without this the child would never see the Ctrl-C.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.time() + 180
 
