@@ -65,9 +65,10 @@ def test_ctrl_c_cancels_the_tasks_still_running(local_ray, tmp_path, monkeypatch
     """A Ctrl-C while probes run on the cluster cancels them: nothing keeps running, nothing is cached.
 
     The interrupt is raised where a Ctrl-C lands in practice, inside the executor's `ray.wait` loop,
-    once the two probes hold the cluster's CPUs; Ray itself runs for real. (A simulated SIGINT from
-    another thread, `_thread.interrupt_main`, reaches a main thread blocked in Ray's C++ wait only when
-    Ray polls for signals; on a loaded CI machine one fresh-clone run waited 600 s for it.)"""
+    once the two probes hold the cluster's CPUs; Ray itself runs for real. The earlier form of this
+    test sent `_thread.interrupt_main()` from a thread, which does nothing when SIGINT is ignored, and a
+    suite started in the background (`make test &`) ignores it: that is why it hung (600 s in one
+    fresh-clone run this session; most likely also the 14 minutes in issue 16's report)."""
     import faulthandler
     import time
 
