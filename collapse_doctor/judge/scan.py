@@ -111,6 +111,12 @@ class Table:
         self.dialect = csv.excel_tab if suffix == ".tsv" or ("\t" in first and "," not in first) else csv.excel
         self.report = progress if progress is not None and self.total > PROGRESS_BYTES else None
         self.columns: dict[str, None] = {}
+        if not self.is_json:  # a CSV's columns are known from its header, before any row is read
+            with path.open("r", encoding="utf-8", newline="") as handle:
+                header = next(csv.reader(handle, dialect=self.dialect), None)
+            if not header:
+                raise DataError(f"{path}: no header row")
+            self.columns = dict.fromkeys(c.strip() for c in header)
 
     def __iter__(self):
         try:
@@ -143,10 +149,6 @@ class Table:
 
     def _csv_rows(self, handle):
         reader = csv.DictReader(handle, dialect=self.dialect)
-        if not reader.fieldnames:
-            raise DataError(f"{self.path}: no header row")
-        self.columns = dict.fromkeys(c.strip() for c in reader.fieldnames)
-        yield {}  # an empty first row: the header is known before any data row (scan checks the mapping early)
         for number, r in enumerate(reader, start=1):
             if self.report is not None and number % 20000 == 0:
                 self.report(handle.tell(), self.total)
@@ -183,10 +185,15 @@ def used_columns(columns: list[str], mapping: dict[str, str], source: str) -> di
     return used
 
 
-def normalise_row(raw: dict, index: int, mapping: dict[str, str], source: str, percent: bool = False) -> list[dict]:
+def canonical_columns(mapping: dict[str, str]) -> dict[str, str]:
+    """Canonical name (and event) -> the column it is read from, whether or not the file has it."""
+    return {name: mapping.get(name, name) for name in (*CANONICAL, "event")}
+
+
+def normalise_row(raw: dict, index: int, column: dict[str, str], source: str, percent: bool = False) -> list[dict]:
     """One file row in the verdict's vocabulary: an event row, a metric row, or both (an event on a
-    metric row). Keeps every other field the probe's own JSONL carries (valid_cells, shares)."""
-    column = {name: mapping.get(name, name) for name in (*CANONICAL, "event")}
+    metric row). Keeps every other field the probe's own JSONL carries (valid_cells, shares).
+    `column` is canonical_columns(mapping), computed once per file."""
     renamed = set(column.values())
     where = f"{source}: row {index + 1}"
     row = {k: v for k, v in raw.items() if k not in renamed and k not in CANONICAL and k != "event"}
@@ -237,15 +244,13 @@ def scan_log(
     metric_rows = events = 0
     last_step = None
     nan_rows = no_step = False
-    index = -1
-    for raw in table:
-        if not raw and not table.is_json:
-            used_columns(list(table.columns), mapping, str(path))  # a CSV's header is known before its rows
-            continue
-        index += 1
-        if mapping.get("step", "step") not in raw:
+    column = canonical_columns(mapping)
+    if not table.is_json:
+        used_columns(list(table.columns), mapping, str(path))  # a CSV's header is known before its rows
+    for index, raw in enumerate(table):
+        if column["step"] not in raw:
             no_step = True
-        for row in normalise_row(raw, index, mapping, str(path), percent):
+        for row in normalise_row(raw, index, column, str(path), percent):
             if "event" in row:
                 events += 1
             else:
