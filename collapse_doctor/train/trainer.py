@@ -14,7 +14,7 @@ seed gives the same rows.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from contextlib import nullcontext
 
 import torch
@@ -48,12 +48,14 @@ def lr_multiplier(name: str, config: Config) -> float:
     return 1.0
 
 
-def parameter_groups(model: RLAN, config: Config) -> list[dict]:
+def parameter_groups(model: RLAN | Iterable[tuple[str, torch.Tensor]], config: Config) -> list[dict]:
     """AdamW groups by name (reference 2.5): LR x module multiplier; no weight decay for names
-    containing bias/norm/embedding (which misses norms inside nn.Sequential, as in the reference)."""
+    containing bias/norm/embedding (which misses norms inside nn.Sequential, as in the reference).
+    Takes a model or (name, parameter) pairs (the seed batch's stacked parameters)."""
     groups: dict[tuple[float, bool], list] = {}
     names: dict[tuple[float, bool], list[str]] = {}
-    for name, p in model.named_parameters():
+    named = model.named_parameters() if isinstance(model, torch.nn.Module) else model
+    for name, p in named:
         decay = not any(word in name for word in NO_DECAY_WORDS)
         group_key = (lr_multiplier(name, config), decay)
         groups.setdefault(group_key, []).append(p)
@@ -101,8 +103,87 @@ def step_counts(num_classes: int) -> CellCounts:
     return CellCounts(num_classes, ignore=(IGNORE_INDEX, PAD))
 
 
+def norms_by_group(names: list[str], norms: torch.Tensor) -> dict[str, float]:
+    """Per-parameter gradient L2 norms (P,) combined per module (grad_group) and in total (nan when non-finite)."""
+    groups = [grad_group(name) for name in names]
+    order = sorted(set(groups))
+    index = torch.tensor([order.index(g) for g in groups], device=norms.device)
+    squares = torch.zeros(len(order), dtype=norms.dtype, device=norms.device).index_add_(0, index, norms.square())
+    values = squares.sqrt().tolist()
+    out = dict(zip(order, values))
+    total = math.sqrt(sum(v * v for v in values))
+    out["total"] = total if all(math.isfinite(v) for v in values) else float("nan")
+    return out
+
+
 def _mean(values: list[float]) -> float | None:
     return sum(values) / len(values) if values else None
+
+
+# --------------------------------------------------------------------------------------------------
+# Rows
+# --------------------------------------------------------------------------------------------------
+STAGED = (
+    ("hyper_lora", "hyper_lora on"),
+    ("solver_context", "solver_context on"),
+    ("cross_attention", "cross_attention on"),
+    ("hpm", "hpm on"),
+    ("loo", "loo loss on"),
+    ("equivariance", "equivariance loss on"),
+)
+
+
+def stage_events(schedule: Schedule, before: Stage | None, stage: Stage, step: int) -> list[dict]:
+    """Event rows for every module or loss that is live at `stage` and was not at `before`."""
+    built = {s.module: s.built for s in schedule.modules} | {"loo": True, "equivariance": True}
+    rows = []
+    for attr, label in STAGED:
+        now = getattr(stage, attr)
+        was = getattr(before, attr) if before is not None else None
+        live_now = built[attr] and now not in (None, False)
+        live_before = before is not None and was not in (None, False)
+        if live_now and not live_before:
+            rows.append({"step": step, "epoch": stage.epoch, "event": label})
+    return rows
+
+
+def metrics_row(
+    *,
+    step: int,
+    stage: Stage,
+    counts: CellCounts,
+    totals: list[float],
+    terms: dict[str, list[float]],
+    grad_norms: dict[str, float],
+    gradient_clip: float,
+    delta_norms: dict[str, list[float]] | None,
+    saturation: torch.Tensor,
+    nonfinite_loss: int,
+    grads_finite: bool,
+    params_finite: bool,
+    took_step: bool,
+    consecutive_nonfinite: int,
+) -> dict:
+    """One step's metrics row (JSON-safe); `saturation` is the step's mean (reset, update) share."""
+    row = {
+        "step": step,
+        "epoch": stage.epoch,
+        **counts.row(),
+        "loss": _mean(totals),
+        "loss_terms": {name: _mean(values) for name, values in terms.items()},
+        "grad_norm": {k: v for k, v in grad_norms.items() if k != "total"},
+        "grad_norm_total": grad_norms["total"],
+        "clipped": bool(grads_finite and grad_norms["total"] > gradient_clip),
+        "lora_delta_norm": {k: _mean(v) for k, v in delta_norms.items()} if delta_norms is not None else None,
+        "gate_saturation": {"reset": float(saturation[0]), "update": float(saturation[1])},
+        "temperature": stage.temperature,
+        "nonfinite_loss_batches": nonfinite_loss,
+        "grads_finite": grads_finite,
+        "params_finite": params_finite,
+        "skipped": not took_step,
+        "consecutive_nonfinite": consecutive_nonfinite,
+    }
+    return _clean(row)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -144,25 +225,7 @@ class Trainer:
 
     def events(self, stage: Stage) -> list[dict]:
         """Rows for every module or loss that is live now and was not at the previous step."""
-        before = self._previous_stage
-        names = [
-            ("hyper_lora", "hyper_lora on"),
-            ("solver_context", "solver_context on"),
-            ("cross_attention", "cross_attention on"),
-            ("hpm", "hpm on"),
-            ("loo", "loo loss on"),
-            ("equivariance", "equivariance loss on"),
-        ]
-        built = {s.module: s.built for s in self.schedule.modules} | {"loo": True, "equivariance": True}
-        rows = []
-        for attr, label in names:
-            now = getattr(stage, attr)
-            was = getattr(before, attr) if before is not None else None
-            live_now = built[attr] and now not in (None, False)
-            live_before = before is not None and was not in (None, False)
-            if live_now and not live_before:
-                rows.append({"step": self.first_step + self.step, "epoch": stage.epoch, "event": label})
-        return rows
+        return stage_events(self.schedule, self._previous_stage, stage, self.first_step + self.step)
 
     def _autocast(self):
         if self.amp_dtype is None:
@@ -257,27 +320,24 @@ class Trainer:
         nonfinite_event = nonfinite_loss > 0 or not grads_finite
         self.consecutive_nonfinite = self.consecutive_nonfinite + 1 if nonfinite_event else 0
         self.skipped_steps += 0 if took_step else 1
-        sat = torch.stack(saturation).mean(dim=0)
-        row = {
-            "step": self.first_step + self.step,
-            "epoch": stage.epoch,
-            **counts.row(),
-            "loss": _mean(totals),
-            "loss_terms": {name: _mean(values) for name, values in terms.items()},
-            "grad_norm": {k: v for k, v in grad_norms.items() if k != "total"},
-            "grad_norm_total": grad_norms["total"],
-            "clipped": bool(grads_finite and grad_norms["total"] > t.gradient_clip),
-            "lora_delta_norm": {k: _mean(v) for k, v in delta_norms.items()} if out.lora_deltas is not None else None,
-            "gate_saturation": {"reset": float(sat[0]), "update": float(sat[1])},
-            "temperature": stage.temperature,
-            "nonfinite_loss_batches": nonfinite_loss,
-            "grads_finite": grads_finite,
-            "params_finite": self._params_finite(),
-            "skipped": not took_step,
-            "consecutive_nonfinite": self.consecutive_nonfinite,
-        }
+        row = metrics_row(
+            step=self.first_step + self.step,
+            stage=stage,
+            counts=counts,
+            totals=totals,
+            terms=terms,
+            grad_norms=grad_norms,
+            gradient_clip=t.gradient_clip,
+            delta_norms=delta_norms if out.lora_deltas is not None else None,
+            saturation=torch.stack(saturation).mean(dim=0),
+            nonfinite_loss=nonfinite_loss,
+            grads_finite=grads_finite,
+            params_finite=self._params_finite(),
+            took_step=took_step,
+            consecutive_nonfinite=self.consecutive_nonfinite,
+        )
         self.step += 1
-        return rows + [_clean(row)]
+        return rows + [row]
 
     def _backward(self, loss: torch.Tensor) -> None:
         (self.scaler.scale(loss) if self.scaler is not None else loss).backward()
@@ -289,15 +349,7 @@ class Trainer:
         if not named:
             return {"total": 0.0}
         norms = torch.stack(torch._foreach_norm([g.float() for _, g in named]))  # one pass, one sync below
-        groups = [grad_group(name) for name, _ in named]
-        order = sorted(set(groups))
-        index = torch.tensor([order.index(g) for g in groups], device=norms.device)
-        squares = torch.zeros(len(order), dtype=norms.dtype, device=norms.device).index_add_(0, index, norms.square())
-        values = squares.sqrt().tolist()
-        out = dict(zip(order, values))
-        total = math.sqrt(sum(v * v for v in values))
-        out["total"] = total if all(math.isfinite(v) for v in values) else float("nan")
-        return out
+        return norms_by_group([name for name, _ in named], norms)
 
     @torch.no_grad()
     def _params_finite(self) -> bool:
