@@ -103,3 +103,47 @@ def test_task_term_divides_by_the_whole_canvas():
     )
     used = 3 * (1 - torch.sigmoid(torch.tensor(-5.0)))
     assert float(more.terms["min_clue"]) == pytest.approx(0.5 * 5.0 * (5.0 - float(used)), rel=1e-5)
+
+
+def _class_weights_as_written(target, num_classes, bg_cap, fg_cap):
+    """The plain formula with boolean indexing and an `if` (what class_weights computed before it was
+    made branch-free for vmap), kept here as the reference the branch-free version must equal."""
+    valid = target[target != IGNORE_INDEX]
+    counts = torch.bincount(valid.flatten(), minlength=num_classes)[:num_classes].double()
+    fg = counts[1:]
+    weights = torch.full((num_classes,), float(fg_cap), dtype=torch.float64)
+    present = fg > 0
+    if present.any():
+        inverse = fg.sum() / fg[present]
+        lo, hi = inverse.min(), inverse.max()
+        if hi - lo > 0:
+            scaled = 1.0 + (inverse - lo) / (hi - lo) * (fg_cap - 1.0)
+        else:
+            scaled = torch.full_like(inverse, (1.0 + fg_cap) / 2)
+        weights[1:][present] = scaled
+    weights[0] = bg_cap
+    return weights.clamp(0.1, fg_cap)
+
+
+def test_branch_free_class_weights_equal_the_plain_formula_bit_for_bit_and_vmap():
+    from collapse_doctor.train.losses import class_weights
+
+    generator = torch.Generator().manual_seed(0)
+    cases = [
+        torch.zeros(2, 5, 5, dtype=torch.long),  # background only: no FG class present
+        torch.full((2, 5, 5), IGNORE_INDEX),  # nothing valid
+        torch.tensor([[[0, 3], [3, IGNORE_INDEX]]]),  # one FG class: equal frequencies
+        torch.tensor([[[10, 3], [5, 5]]]),  # PAD (10) is not a class
+    ]
+    for _ in range(40):
+        target = torch.randint(0, 11, (3, 6, 6), generator=generator)
+        target[torch.rand(3, 6, 6, generator=generator) < 0.3] = IGNORE_INDEX
+        cases.append(target)
+    for target in cases:
+        for bg_cap, fg_cap in ((2.0, 5.0), (0.2, 5.0), (1.0, 1.0)):
+            assert torch.equal(
+                class_weights(target, 10, bg_cap, fg_cap), _class_weights_as_written(target, 10, bg_cap, fg_cap)
+            )
+    stacked = torch.stack(cases[4:8])
+    batched = torch.func.vmap(lambda t: class_weights(t, 10, 2.0, 5.0))(stacked)
+    assert torch.equal(batched, torch.stack([class_weights(t, 10, 2.0, 5.0) for t in cases[4:8]]))

@@ -28,7 +28,13 @@ CACHE_FORMAT = 2  # 2: entries carry measures, precursors and the warm start; ol
 
 
 def probe_key(
-    config: Config, preset: str, data: str, solutions: str | None, device: str, base: Config | None = None
+    config: Config,
+    preset: str,
+    data: str,
+    solutions: str | None,
+    device: str,
+    base: Config | None = None,
+    seed_batch: tuple[int, ...] | None = None,
 ) -> str:
     payload = {
         "config": config_to_dict(config),
@@ -41,4 +47,6 @@ def probe_key(
     }
     if base is not None:
         payload["warm_start_base"] = config_to_dict(base)
+    if seed_batch is not None:  # a seed batch's rows depend on every seed in it (train/seed_batch.py)
+        payload["seed_batch"] = list(seed_batch)
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:32]

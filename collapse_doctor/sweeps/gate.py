@@ -107,6 +107,7 @@ class GateResult:
     culprit: dict | None = None  # {"key", "line", "why"} when the onset follows an activation
     tool_table: str | None = None
     comparison: dict | None = None  # --against: the primary measure against the good config
+    seed_batch: bool = False  # each config's seeds ran as one vectorised model
 
     @property
     def exit_code(self) -> int:
@@ -125,6 +126,8 @@ class GateResult:
             f"collapse-doctor gate: {self.label} ({bad} bad of {len(self.summaries)} seeds run, "
             f"{self.seeds_planned} planned: {seeds}) {self.config}, {PRESET} preset, {self.steps} steps"
         )
+        if self.seed_batch:
+            text += ", seeds as one vectorised batch"
         if self.steps_saved:
             text += f", early stop saved {self.steps_saved} steps"
         if self.culprit:
@@ -155,6 +158,7 @@ class GateResult:
             "preset": PRESET,
             "steps": self.steps,
             "seeds_planned": self.seeds_planned,
+            "seed_batch": self.seed_batch,
             "seconds": self.seconds,
             "steps_saved": self.steps_saved,
             "culprit": self.culprit,
@@ -191,7 +195,9 @@ def run_gate(
     tool: ToolTable | None = None,
     progress: Callable[[int, int, ProbeSummary], None] | None = None,
     against: str | Path | None = None,
+    seed_batch: bool = False,
 ) -> GateResult:
+    """seed_batch: each config's seeds run as one vectorised model (train/seed_batch.py), all at once."""
     started = time.perf_counter()
     tool = tool if tool is not None else find_tool_table()
     if config_path is None and tool.config is not None:
@@ -206,10 +212,15 @@ def run_gate(
     path = str(config_path) if config_path is not None else None
     summaries: list[ProbeSummary] = []
     decision: bool | None | str = None
-    while decision is None:
-        batch = range(len(summaries), min(planned, len(summaries) + workers))
+    together = tuple(range(planned)) if seed_batch else None
+    # With --against, a seed batch runs both configs' batches in one job list: in parallel with --jobs 2.
+    while decision is None and not (seed_batch and against is not None):
+        batch = range(len(summaries), planned if seed_batch else min(planned, len(summaries) + workers))
         probe_jobs = [
-            ProbeJob(path, (*user, f"probe.seed={seed}"), PRESET, data, None, "cpu", f"seed {seed}") for seed in batch
+            ProbeJob(
+                path, (*user, f"probe.seed={seed}"), PRESET, data, None, "cpu", f"seed {seed}", seed_batch=together
+            )
+            for seed in batch
         ]
         summaries += run_jobs(probe_jobs, jobs=workers, cache_dir=cache_dir, progress=progress)
         decision = majority([s.good for s in summaries], planned)
@@ -217,7 +228,7 @@ def run_gate(
     comparison = None
     if against is not None:
         good, comparison, summaries = _against(
-            against, path, user, planned, workers, summaries, cache_dir, data, progress
+            against, path, user, planned, workers, summaries, cache_dir, data, progress, together
         )
     side = [s for s in summaries if s.good is good] if good is not None else []
     label = (
@@ -247,10 +258,11 @@ def run_gate(
         str(tool.path) if tool.path else None,
     )
     result.comparison = comparison
+    result.seed_batch = seed_batch
     return result
 
 
-def _against(against, path, user, planned, workers, summaries, cache_dir, data, progress):
+def _against(against, path, user, planned, workers, summaries, cache_dir, data, progress, together=None):
     """--against GOOD: every planned seed of both configs, classified by the primary measure (MeasureRule)."""
     if planned < 4:
         raise CollapseDoctorError(
@@ -258,19 +270,28 @@ def _against(against, path, user, planned, workers, summaries, cache_dir, data, 
         )
     load_config(against, user)  # a bad file fails before probing
     rest = [
-        ProbeJob(path, (*user, f"probe.seed={seed}"), PRESET, data, None, "cpu", f"seed {seed}")
+        ProbeJob(path, (*user, f"probe.seed={seed}"), PRESET, data, None, "cpu", f"seed {seed}", seed_batch=together)
         for seed in range(len(summaries), planned)
     ]
-    summaries = summaries + (run_jobs(rest, jobs=workers, cache_dir=cache_dir, progress=progress) if rest else [])
-    reference = run_jobs(
-        [
-            ProbeJob(str(against), (*user, f"probe.seed={seed}"), PRESET, data, None, "cpu", f"against seed {seed}")
-            for seed in range(planned)
-        ],
-        jobs=workers,
-        cache_dir=cache_dir,
-        progress=progress,
-    )
+    reference_jobs = [
+        ProbeJob(
+            str(against),
+            (*user, f"probe.seed={seed}"),
+            PRESET,
+            data,
+            None,
+            "cpu",
+            f"against seed {seed}",
+            seed_batch=together,
+        )
+        for seed in range(planned)
+    ]
+    if together is not None:  # one list, so the two seed batches run side by side
+        both = run_jobs([*rest, *reference_jobs], jobs=workers, cache_dir=cache_dir, progress=progress)
+        summaries, reference = summaries + both[: len(rest)], both[len(rest) :]
+    else:
+        summaries = summaries + (run_jobs(rest, jobs=workers, cache_dir=cache_dir, progress=progress) if rest else [])
+        reference = run_jobs(reference_jobs, jobs=workers, cache_dir=cache_dir, progress=progress)
     rule = MeasureRule()
     decision = rule.decide(
         [s.measures.get(rule.measure) for s in summaries], [s.measures.get(rule.measure) for s in reference]

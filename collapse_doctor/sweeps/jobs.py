@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import os
 import socket
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from collapse_doctor.config import LoadedConfig, load_config, parse_config_text
 from collapse_doctor.experiments.identity import probe_key
 from collapse_doctor.experiments.presets import PRESETS, apply_preset
-from collapse_doctor.experiments.probe import resolve_device, run_probe
+from collapse_doctor.experiments.probe import ProbeResult, resolve_device, run_probe
+from collapse_doctor.experiments.seed_batch import run_seed_batch
 from collapse_doctor.judge.verdict import is_good
 
 SERIES_FIELDS = ("step", "fg_acc", "bg_acc", "pred_bg_share", "target_bg_share", "valid_cells")
@@ -36,6 +37,7 @@ class ProbeJob:
     base_overrides: tuple[str, ...] | None = (
         None  # warm start: the base is this job's config with these overrides instead
     )
+    seed_batch: tuple[int, ...] | None = None  # run with these seeds as one vectorised model (train/seed_batch.py)
 
     def load(self) -> LoadedConfig:
         return _load_with(self, list(self.overrides))
@@ -56,7 +58,24 @@ class ProbeJob:
         base_config = (
             apply_preset(base, PRESETS[self.preset])[0] if base is not None and config.probe.warm_start_steps else None
         )
-        return probe_key(config, self.preset, self.data, self.solutions, str(resolve_device(self.device)), base_config)
+        return probe_key(
+            config,
+            self.preset,
+            self.data,
+            self.solutions,
+            str(resolve_device(self.device)),
+            base_config,
+            seed_batch=self.seed_batch,
+        )
+
+    def batch_group(self) -> tuple:
+        """Jobs with equal groups run as one seed batch: the same config but for probe.seed."""
+        overrides = tuple(o for o in self.overrides if not o.startswith("probe.seed="))
+        return (self.seed_batch, self.config_path, self.config_text, overrides, self.preset, self.data, self.solutions)
+
+    @property
+    def seed(self) -> int:
+        return next((int(o.partition("=")[2]) for o in reversed(self.overrides) if o.startswith("probe.seed=")), 0)
 
 
 def _load_with(job: "ProbeJob", overrides: list[str]) -> LoadedConfig:
@@ -135,8 +154,37 @@ def execute(job: ProbeJob, key: str, metrics_dir: str, worker: dict | None = Non
         name=key,
         base_config=job.load_base(),
     )
+    return summarise(result, key, worker or worker_identity("local")).to_json()
+
+
+def execute_seed_batch(group: list[tuple[ProbeJob, str]], metrics_dir: str, worker: dict | None = None) -> list[dict]:
+    """Run jobs of one batch_group as their seed batch; their summaries as JSON, in the group's order.
+
+    The whole batch runs even when some of its seeds are cached (after an interrupted sweep), because
+    a seed's rows depend on every seed in its batch; only the group's summaries come back."""
+    first = group[0][0]
+    seeds = list(first.seed_batch or [job.seed for job, _ in group])
+    base = tuple(o for o in first.overrides if not o.startswith("probe.seed="))
+    siblings = {seed: replace(first, overrides=(*base, f"probe.seed={seed}")) for seed in seeds}
+    wanted = {job.seed: key for job, key in group}
+    results = run_seed_batch(
+        first.load(),
+        seeds,
+        preset=first.preset,
+        device=first.device,
+        data=first.data,
+        solutions=first.solutions,
+        out_dir=metrics_dir,
+        names=[wanted.get(seed) or siblings[seed].key() for seed in seeds],
+    )
+    worker = {**(worker or worker_identity("local")), "seed_batch": seeds}
+    by_seed = {seed: result for seed, result in zip(seeds, results)}
+    return [summarise(by_seed[job.seed], key, worker).to_json() for job, key in group]
+
+
+def summarise(result: ProbeResult, key: str, worker: dict) -> ProbeSummary:
     rows = [r for r in result.rows if "event" not in r]
-    summary = ProbeSummary(
+    return ProbeSummary(
         label=result.verdict.label,
         onset_step=result.verdict.onset_step,
         seed=result.report["ran"]["seed"],
@@ -149,12 +197,11 @@ def execute(job: ProbeJob, key: str, metrics_dir: str, worker: dict | None = Non
         events=[r for r in result.rows if "event" in r],
         steps_run=result.report["ran"]["steps_run"],
         steps_saved=result.report["ran"]["steps_saved"],
-        worker=worker or worker_identity("local"),
+        worker=worker,
         measures=result.report["measures"],
         precursors=result.report["precursors"],
         warm_start=result.report.get("warm_start"),
     )
-    return summary.to_json()
 
 
 FAILED = "FAILED"  # a probe that raised or lost its worker (after the executor's retry): undecided, never cached
@@ -165,5 +212,4 @@ def worker_identity(executor: str) -> dict:
 
 
 def failed_entry(job: ProbeJob, key: str, error: str, worker: dict | None = None) -> dict:
-    seed = next((int(o.partition("=")[2]) for o in reversed(job.overrides) if o.startswith("probe.seed=")), 0)
-    return ProbeSummary(FAILED, None, seed, {}, [error], 0.0, key, "", worker=worker or {}).to_json()
+    return ProbeSummary(FAILED, None, job.seed, {}, [error], 0.0, key, "", worker=worker or {}).to_json()

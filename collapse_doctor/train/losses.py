@@ -49,20 +49,24 @@ def class_weights(
     """Per-batch class weights of the weighted modes: BG fixed at bg_cap; FG inverse batch frequency
     rescaled linearly to [1, fg_cap] (equal frequencies give (1 + cap) / 2, absent classes the cap);
     all clamped to [0.1, fg_cap]."""
-    valid = target[target != ignore_index]
-    counts = torch.bincount(valid.flatten(), minlength=num_classes)[:num_classes].double()
+    # Branch-free (no data-dependent shapes or `if`), so a seed batch can vmap it; the same float64
+    # operations on the present classes as the plain formula, so the same weights to the last bit.
+    classes = torch.arange(num_classes, device=target.device)
+    hits = (target.unsqueeze(-1) == classes) & (target != ignore_index).unsqueeze(-1)
+    counts = hits.flatten(0, -2).sum(0).double()  # (C,): cells per class; PAD and the ignore index count for none
     fg = counts[1:]
-    weights = torch.full((num_classes,), float(fg_cap), dtype=torch.float64, device=target.device)
     present = fg > 0
-    if present.any():
-        inverse = fg.sum() / fg[present]
-        lo, hi = inverse.min(), inverse.max()
-        if hi - lo > 0:
-            scaled = 1.0 + (inverse - lo) / (hi - lo) * (fg_cap - 1.0)
-        else:
-            scaled = torch.full_like(inverse, (1.0 + fg_cap) / 2)
-        weights[1:][present] = scaled
-    weights[0] = bg_cap
+    inverse = fg.sum() / torch.where(present, fg, torch.ones_like(fg))
+    lo = torch.where(present, inverse, torch.full_like(inverse, math.inf)).min()
+    hi = torch.where(present, inverse, torch.full_like(inverse, -math.inf)).max()
+    spread = hi - lo
+    scaled = torch.where(
+        spread > 0,
+        1.0 + (inverse - lo) / torch.where(spread > 0, spread, torch.ones_like(spread)) * (fg_cap - 1.0),
+        torch.full_like(inverse, (1.0 + fg_cap) / 2),
+    )
+    fg_weights = torch.where(present, scaled, torch.full_like(scaled, float(fg_cap)))
+    weights = torch.cat([torch.full((1,), float(bg_cap), dtype=torch.float64, device=target.device), fg_weights])
     return weights.clamp(0.1, fg_cap)
 
 

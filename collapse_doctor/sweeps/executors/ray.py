@@ -58,6 +58,10 @@ class RayExecutor:
     def run(self, tasks: list[tuple[int, ProbeJob, str]], metrics_dir: str) -> Iterator[tuple[int, dict]]:
         if not tasks:
             return
+        if any(job.seed_batch is not None for _, job, _ in tasks):
+            raise CollapseDoctorError(
+                "--seed-batch runs on the local executor only; drop --executor ray or --seed-batch"
+            )
         self._connect()
         ray = self.ray
         gpus = 1 if self.device == "cuda" else 0
