@@ -204,5 +204,15 @@ def test_gate_against_a_good_config_classifies_by_the_primary_measure(tmp_path):
     assert result.good is False and result.exit_code == 1
     assert result.comparison["decision"] == "bad" and result.comparison["cliffs_delta"] >= 0.474
     assert "Mann-Whitney" in result.one_line()
+    # Seeds as one vectorised batch (issue 15, item 3): its rows differ from separate probes' (shared
+    # dropout stream, padded pairs), so it has its own cache entries, and its verdicts must agree.
+    batched = run_gate(bad, against=good, seeds=4, steps=60, jobs=2, cache_dir=tmp_path / "cache", seed_batch=True)
+    assert batched.seed_batch and "vectorised" in batched.one_line()
+    assert not any(s.cached for s in batched.summaries)
+    assert {s.key for s in batched.summaries}.isdisjoint(s.key for s in result.summaries)
+    assert all(s.worker["seed_batch"] == [0, 1, 2, 3] for s in batched.summaries)
+    assert batched.comparison["decision"] == result.comparison["decision"] == "bad"
+    assert [s.label for s in batched.summaries] == [s.label for s in result.summaries]
+    assert batched.comparison["reference_labels"] == result.comparison["reference_labels"]
     with pytest.raises(Exception, match="needs --seeds 4"):
         run_gate(bad, against=good, seeds=3, steps=5, cache_dir=tmp_path / "cache")
