@@ -169,6 +169,12 @@ CASES = [
     ("regime-bad-file", ["probe", "--regime", "{regime_bad}"], 2, ["{regime_bad}", "probe.steps"]),
     ("warm-start-not-a-number", ["probe", "--warm-start", "soon"], 2, ["--warm-start", "soon"]),
     (
+        "seed-batch-with-warm-start",
+        ["gate", "{old}", "--seed-batch", "--warm-start", "50", "--seeds", "2", "--steps", "5"],
+        2,
+        ["{old}", "probe.warm_start_steps", "seed batch"],
+    ),
+    (
         "corrupt-task-file",
         ["probe", "{old}", "--steps", "1", "--data", "{tasks}"],
         2,
