@@ -147,3 +147,42 @@ def test_given_the_same_gradients_each_seed_takes_its_single_runs_clipped_adamw_
         assert torch.allclose(batch.params[name][1], p, rtol=0, atol=1e-7), name
     for name, value in first.items():  # seed 0, clipped
         assert torch.allclose(batch.params[name][0], value, rtol=0, atol=1e-7), name
+
+
+# --------------------------------------------------------------------------------------------------
+# The sweeps: ablate and calibrate group each variant's / side's seeds into one batch
+# --------------------------------------------------------------------------------------------------
+def test_ablate_runs_each_variants_seeds_as_one_batch(tmp_path):
+    from pathlib import Path
+
+    from collapse_doctor.sweeps.ablate import run_ablation
+
+    config = Path(__file__).resolve().parents[1] / "fixtures" / "seed_new_main.yaml"
+    common = dict(seeds=[0, 1], steps=3, only=["HyperLoRA"], jobs=2, cache_dir=tmp_path / "cache")
+    result = run_ablation(config, seed_batch=True, **common)
+    assert result.seed_batch and result.to_json()["seed_batch"] is True
+    assert len(result.variants) >= 3
+    for variant in result.variants:
+        assert [s.seed for s in variant.seeds] == [0, 1]
+        assert all(s.worker["seed_batch"] == [0, 1] and s.steps_run == 3 for s in variant.seeds)
+    assert len({s.worker["pid"] for v in result.variants for s in v.seeds}) >= 2  # batches in parallel workers
+    with pytest.raises(Exception, match="seed batch does not run warm starts"):
+        run_ablation(config, seed_batch=True, overrides=["probe.warm_start_steps=50"], **common)
+
+
+def test_calibrate_batches_each_side_and_refuses_warm_starts(tmp_path):
+    from pathlib import Path
+
+    from collapse_doctor.experiments.regimes import by_name
+    from collapse_doctor.sweeps.calibrate import ConfigSource, run_calibration
+
+    fixtures = Path(__file__).resolve().parents[1] / "fixtures"
+    good = ConfigSource("old", str(fixtures / "seed_old_2a50f2d.yaml"))
+    bad = ConfigSource("new", str(fixtures / "seed_new_main.yaml"))
+    common = dict(regimes=[by_name("b8")], seeds=2, min_good=0, confirm=False, cache_dir=tmp_path / "cache")
+    result = run_calibration(good, bad, overrides=["probe.steps=3"], seed_batch=True, **common)
+    (measured,) = result.results
+    assert result.to_json()["seed_batch"] is True
+    assert all(s.worker["seed_batch"] == [0, 1] for s in measured.good + measured.bad)
+    with pytest.raises(Exception, match="seed batch does not run warm starts"):
+        run_calibration(good, bad, warm=True, seed_batch=True, **common)

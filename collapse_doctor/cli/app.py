@@ -103,6 +103,15 @@ ExecutorOpt = typer.Option(
 )
 
 
+SeedBatchOpt = typer.Option(
+    False,
+    "--seed-batch",
+    help="Train each config's (each variant's) seeds as one vectorised model in one process (torch.func.vmap; "
+    "CPU). Its rows differ from separate probes' (shared dropout stream, padded pairs; docs/speed.md), so it has "
+    "its own cache entries.",
+)
+
+
 RayAddressOpt = typer.Option(
     None, "--ray-address", help="Ray cluster address (default: RAY_ADDRESS, else a local Ray instance)."
 )

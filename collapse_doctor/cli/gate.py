@@ -13,6 +13,7 @@ from collapse_doctor.cli.app import (
     DataOpt,
     JsonOpt,
     RegimeOpt,
+    SeedBatchOpt,
     SetOpt,
     WarmOpt,
     _check_writable,
@@ -61,13 +62,7 @@ def gate_command(
         "exact rank test p < 0.05 and Cliff's delta >= 0.474 fails, delta < 0.33 passes, else exit 3); needs "
         "--seeds 4+.",
     ),
-    seed_batch: bool = typer.Option(
-        False,
-        "--seed-batch",
-        help="Train each config's seeds as one vectorised model in one process (torch.func.vmap; CPU). Its rows "
-        "differ from separate probes' (shared dropout stream, padded pairs; docs/speed.md), so it has its own cache "
-        "entries.",
-    ),
+    seed_batch: bool = SeedBatchOpt,
 ) -> None:
     """CI smoke gate: a short tiny-preset probe on a few seeds, majority verdict, exit codes as probe; JUnit XML and GitHub Actions annotations."""
     import os

@@ -18,6 +18,7 @@ from collapse_doctor.cli.app import (
     PresetOpt,
     RayAddressOpt,
     RegimeOpt,
+    SeedBatchOpt,
     SetOpt,
     WarmOpt,
     _check_writable,
@@ -65,6 +66,7 @@ def ablate_command(
     ray_address: Optional[str] = RayAddressOpt,
     regime: Optional[str] = RegimeOpt,
     warm_start: Optional[str] = WarmOpt,
+    seed_batch: bool = SeedBatchOpt,
 ) -> None:
     """Probe the minimal base plus each suspect, the full config minus each suspect, and staged variants; name culprits only with an exact test."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -111,6 +113,7 @@ def ablate_command(
             device=device,
             progress=progress,
             executor=runner,
+            seed_batch=seed_batch,
         )
     if html_path is not None:
         _write_text(html_path, ablation_html(result), "HTML")
@@ -169,6 +172,7 @@ def calibrate_command(
     ),
     data: str = DataOpt,
     json_path: Optional[Path] = JsonOpt,
+    seed_batch: bool = SeedBatchOpt,
 ) -> None:
     """Find a regime where the good config learns, then measure whether the bad one separates from it there."""
     from collapse_doctor.experiments.regimes import GRID, by_name
@@ -201,6 +205,7 @@ def calibrate_command(
             jobs=jobs,
             cache_dir=cache_dir,
             progress=lambda text: status.update(f"calibrate: {text}"),
+            seed_batch=seed_batch,
         )
     text = result.regime_file()
     if write is not None:

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from collapse_doctor.config import Config, load_config
-from collapse_doctor.errors import CollapseDoctorError
+from collapse_doctor.errors import CollapseDoctorError, ConfigError
 from collapse_doctor.experiments.presets import PRESETS, apply_preset, get_key
 from collapse_doctor.judge.measures import PRIMARY, compare
 from collapse_doctor.judge.stats import fisher_exact, smallest_p
@@ -235,12 +235,14 @@ class AblationResult:
     smallest_possible_p: float
     not_ablated: dict[str, str]
     notes: list[str] = field(default_factory=list)
+    seed_batch: bool = False  # each variant's seeds ran as one vectorised model
 
     def to_json(self) -> dict:
         return {
             "config": self.config,
             "preset": self.preset,
             "seeds": self.seeds,
+            "seed_batch": self.seed_batch,
             "steps": self.steps,
             "alpha": self.alpha,
             "smallest_possible_p": self.smallest_possible_p,
@@ -322,7 +324,10 @@ def run_ablation(
     device: str = "cpu",
     progress: Callable[[int, int, ProbeSummary], None] | None = None,
     executor: Executor | None = None,
+    seed_batch: bool = False,
 ) -> AblationResult:
+    """seed_batch: each variant's seeds train as one vectorised model (train/seed_batch.py); the
+    variants' batches run in parallel worker processes with jobs > 1."""
     if preset not in PRESETS:
         raise CollapseDoctorError(f"--preset {preset!r}: expected one of {', '.join(PRESETS)}")
     if not 0 < alpha < 1:
@@ -331,6 +336,8 @@ def run_ablation(
     user = list(overrides or []) + ([f"probe.steps={steps}"] if steps is not None else [])
     loaded = load_config(config_path, user)
     config, _ = apply_preset(loaded, PRESETS[preset])
+    if seed_batch and config.probe.warm_start_steps:
+        raise ConfigError(f"{loaded.source}: probe.warm_start_steps: a seed batch does not run warm starts")
     variants = select(
         build_variants(loaded.config, stage_epoch=stage_epoch, warmup_epochs=warmup_epochs), only or [], skip or []
     )
@@ -348,6 +355,7 @@ def run_ablation(
             device,
             v.name,
             base_overrides=(*user, *minimal, f"probe.seed={seed}"),
+            seed_batch=tuple(seeds) if seed_batch else None,
         )
         for v in variants
         for seed in seeds
@@ -369,6 +377,7 @@ def run_ablation(
         smallest_p(len(seeds), len(seeds)),
         NOT_ABLATED,
     )
+    result.seed_batch = seed_batch
     by_name = {v.name: v for v in variants}
     references = [by_name[n] for n in ("base", "full") if n in by_name and by_name[n].seeds]
     if len(references) == 2 and all(v.bad == len(v.seeds) for v in references):

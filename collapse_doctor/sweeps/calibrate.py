@@ -19,6 +19,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from collapse_doctor.errors import ConfigError
 from collapse_doctor.experiments.regimes import GRID, REGIME_SECTIONS, Regime, regime_yaml, warm_variant
 from collapse_doctor.judge.measures import PRIMARY, compare
 from collapse_doctor.judge.stats import fisher_exact, holm
@@ -48,6 +49,7 @@ class ConfigSource:
         device: str,
         user: tuple[str, ...],
         base: ConfigSource | None,
+        seed_batch: tuple[int, ...] | None = None,
     ) -> ProbeJob:
         overrides = (*regime.overrides, *user, f"probe.seed={seed}")
         base_text = None
@@ -65,6 +67,7 @@ class ConfigSource:
             source=self.label,
             base_text=base_text,
             base_source=base.label if base else "",
+            seed_batch=seed_batch,
         )
 
 
@@ -139,6 +142,7 @@ class Calibration:
     confirmation: dict | None = None
     not_run: list[str] = field(default_factory=list)  # regimes skipped by the budget
     seconds: float = 0.0
+    seed_batch: bool = False  # each side's seeds ran as one vectorised model
 
     @property
     def separated(self) -> bool:
@@ -166,6 +170,10 @@ class Calibration:
                 f"confirmed on fresh seeds {c['seeds'][0]}-{c['seeds'][-1]}: p = {c['p']:.3g}, delta {c['delta']:.2f} "
                 f"-> {'confirmed' if c['confirmed'] else 'NOT confirmed'}"
             )
+        if self.seed_batch:
+            lines.append(
+                "measured with --seed-batch (each side's seeds as one vectorised model): compare with --seed-batch"
+            )
         user = tuple(o for o in self.overrides if o.partition("=")[0].strip().split(".")[0] in REGIME_SECTIONS)
         if user:
             lines.append(f"with the --set overrides it was measured under: {' '.join(user)}")
@@ -192,6 +200,7 @@ class Calibration:
             "separated": self.separated,
             "regime_file": self.regime_file(),
             "seconds": self.seconds,
+            "seed_batch": self.seed_batch,
         }
 
 
@@ -215,9 +224,13 @@ def run_calibration(
     cache_dir=None,
     progress: Callable[[str], None] | None = None,
     executor: Executor | None = None,
+    seed_batch: bool = False,
 ) -> Calibration:
+    """seed_batch: each side's seeds of a regime train as one vectorised model (train/seed_batch.py)."""
     if not 0 < alpha < 1:
         raise ValueError("alpha must lie in (0, 1)")
+    if seed_batch and warm:
+        raise ConfigError("--seed-batch with --warm-start: a seed batch does not run warm starts")
     seed_list = list(range(seeds))
     min_good = min_good if min_good is not None else math.ceil(0.8 * seeds)
     user = tuple(overrides or ())
@@ -231,7 +244,19 @@ def run_calibration(
         if progress is not None:
             progress(f"{regime.name}: {source.label} seeds {seed_range[0]}-{seed_range[-1]}")
         out = run_jobs(
-            [source.job(regime, s, preset=preset, data=data, device=device, user=user, base=base) for s in seed_range],
+            [
+                source.job(
+                    regime,
+                    s,
+                    preset=preset,
+                    data=data,
+                    device=device,
+                    user=user,
+                    base=base,
+                    seed_batch=tuple(seed_range) if seed_batch else None,
+                )
+                for s in seed_range
+            ],
             jobs=jobs,
             cache_dir=cache_dir,
             executor=executor,
@@ -292,4 +317,5 @@ def run_calibration(
             "confirmed": c.p < alpha and c.cliffs_delta >= min_delta,
         }
     result.seconds = spent
+    result.seed_batch = seed_batch
     return result
