@@ -109,7 +109,6 @@ def run_probe(
             f"{data}: none of its {len(tasks_all)} tasks fits the "
             f"{config.model.max_grid_size}x{config.model.max_grid_size} canvas"
         )
-    stats = background_stats(tasks)
     spe = steps_per_epoch(config)
     notes = []
     if dev.type == "cpu":
@@ -205,11 +204,7 @@ def run_probe(
         if epoch * spe >= len(metric_rows)
     ]
     report = {
-        "verdict": verdict.label,
-        "onset_step": verdict.onset_step,
-        "good": verdict.good,
-        "reasons": verdict.reasons,
-        "evidence": verdict.to_json(),
+        **verdict_fields(verdict),
         "ran": {
             "config": loaded.source,
             "overrides": list(loaded.overrides),
@@ -228,13 +223,7 @@ def run_probe(
             "activations_not_reached": not_reached if stopped_early else [],
             "skipped_steps": trainer.skipped_steps,
         },
-        "data": {
-            "source": data,
-            "tasks": len(tasks_all),
-            "tasks_used": len(tasks),
-            "canvas": config.model.max_grid_size,
-            "background_share": stats.background_share,
-        },
+        "data": data_fields(data, tasks_all, tasks, config.model.max_grid_size),
         "unused_keys": [vars(u) for u in loaded.unused_keys],
         "notes": notes,
         "versions": versions(),
@@ -249,6 +238,28 @@ def run_probe(
     if trainer.ema is not None:
         report["ema"] = ema_comparison(trainer)
     return ProbeResult(verdict, rows, metrics_path, report)
+
+
+def verdict_fields(verdict: Verdict) -> dict:
+    """The head of every probe report: the verdict and its evidence."""
+    return {
+        "verdict": verdict.label,
+        "onset_step": verdict.onset_step,
+        "good": verdict.good,
+        "reasons": verdict.reasons,
+        "evidence": verdict.to_json(),
+    }
+
+
+def data_fields(data: str, tasks_all: list, tasks: list, canvas: int) -> dict:
+    """What a report says of the data: the source, how many tasks it has and fit the canvas, their background."""
+    return {
+        "source": data,
+        "tasks": len(tasks_all),
+        "tasks_used": len(tasks),
+        "canvas": canvas,
+        "background_share": background_stats(tasks).background_share,
+    }
 
 
 def memory_estimate(config) -> tuple[int, int]:

@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 from collapse_doctor.config import LoadedConfig, config_to_dict
-from collapse_doctor.data.arc import background_stats, load_tasks, usable_tasks
+from collapse_doctor.data.arc import load_tasks, usable_tasks
 from collapse_doctor.errors import CollapseDoctorError, ConfigError, DataError
 from collapse_doctor.experiments.identity import probe_key
 from collapse_doctor.experiments.presets import PRESETS, apply_preset, replace_key, steps_per_epoch
@@ -20,8 +20,10 @@ from collapse_doctor.experiments.probe import (
     ProbeResult,
     check_memory,
     configure_cpu,
+    data_fields,
     default_output_dir,
     resolve_device,
+    verdict_fields,
     versions,
 )
 from collapse_doctor.judge.measures import measure, precursors
@@ -104,17 +106,12 @@ def run_seed_batch(
         for handle in handles:
             handle.close()
     elapsed = time.perf_counter() - started
-    stats = background_stats(tasks)
     results = []
     for s, seed in enumerate(seeds):
         verdict = judge(rows[s], config.verdict)
         metric_rows = [r for r in rows[s] if "event" not in r]
         report = {
-            "verdict": verdict.label,
-            "onset_step": verdict.onset_step,
-            "good": verdict.good,
-            "reasons": verdict.reasons,
-            "evidence": verdict.to_json(),
+            **verdict_fields(verdict),
             "ran": {
                 "config": loaded.source,
                 "overrides": list(loaded.overrides),
@@ -135,13 +132,7 @@ def run_seed_batch(
                 "steps_saved": config.probe.steps - len(metric_rows),
                 "skipped_steps": trainer.skipped_steps[s],
             },
-            "data": {
-                "source": data,
-                "tasks": len(tasks_all),
-                "tasks_used": len(tasks),
-                "canvas": config.model.max_grid_size,
-                "background_share": stats.background_share,
-            },
+            "data": data_fields(data, tasks_all, tasks, config.model.max_grid_size),
             "unused_keys": [vars(u) for u in loaded.unused_keys],
             "notes": [WHAT_DIFFERS],
             "versions": versions(),
