@@ -249,7 +249,10 @@ def _config_source(spec: str, repo_path: Optional[Path], config_path: Optional[s
 # Rendering
 # --------------------------------------------------------------------------------------------------
 def render_ablation(console: Console, result) -> None:
-    table = Table(title=f"ablate {result.config}: {result.preset} preset, seeds {result.seeds}, {result.steps} steps")
+    batch = ", each variant's seeds as one vectorised batch" if result.seed_batch else ""
+    table = Table(
+        title=f"ablate {result.config}: {result.preset} preset, seeds {result.seeds}, {result.steps} steps{batch}"
+    )
     for column in (
         "variant",
         "vs",
@@ -382,6 +385,7 @@ def render_calibration(console: Console, result) -> None:
     title = (
         f"calibrate: good {result.good} vs bad {result.bad}, seeds "
         f"{result.seeds[0]}-{result.seeds[-1]}{', warm start' if result.warm else ''}"
+        f"{', each side as one vectorised seed batch' if result.seed_batch else ''}"
     )
     table = Table(title=title)
     for column in (
