@@ -167,6 +167,8 @@ def execute_seed_batch(group: list[tuple[ProbeJob, str]], metrics_dir: str, work
     base = tuple(o for o in first.overrides if not o.startswith("probe.seed="))
     siblings = {seed: replace(first, overrides=(*base, f"probe.seed={seed}")) for seed in seeds}
     wanted = {job.seed: key for job, key in group}
+    if not set(wanted) <= set(seeds):
+        raise ValueError(f"seed batch {seeds}: jobs for seeds {sorted(set(wanted) - set(seeds))} are not in it")
     results = run_seed_batch(
         first.load(),
         seeds,
