@@ -192,6 +192,7 @@ class SeedBatchTrainer:
             out = self._forward(batch, stage, progress)
             total = out["total"].detach()
             finite = torch.isfinite(total)
+            total_values, finite_values = total.tolist(), finite.tolist()  # one read each, not one per seed
             term_values = {name: value.detach().tolist() for name, value in out["terms"].items()}
             norms = {name: v.detach().tolist() for name, v in out.get("delta_norms", {}).items()}
             lora_live = lora_live or bool(norms)
@@ -202,11 +203,11 @@ class SeedBatchTrainer:
                     delta_norms[s][name].append(values[s])
                 for name, values in term_values.items():
                     terms[s].setdefault(name, []).append(values[s])
-                totals[s].append(float(total[s]))
+                totals[s].append(total_values[s])
             live = torch.where(finite, out["total"], torch.zeros_like(out["total"]))
             (live.sum() / accumulation).backward()
             for s in range(k):
-                if not bool(finite[s]):
+                if not finite_values[s]:
                     nonfinite_loss[s] += 1
                     self._zero_seed_grads(s)  # the reference's skip also wipes what was accumulated
                     continue
@@ -307,10 +308,11 @@ class SeedBatchTrainer:
         coefficients = torch.tensor(
             [min(1.0, clip / (norms["total"] + 1e-6)) if ok else 0.0 for norms, ok in zip(grad_norms, took_step)]
         )
+        skipped = [s for s, ok in enumerate(took_step) if not ok]
         for _, g in grads:
             g.mul_(coefficients.view(-1, *([1] * (g.dim() - 1))).to(g.dtype))
-            g.nan_to_num_(0.0, 0.0, 0.0)  # a skipped seed's non-finite entries must not reach the shared step
-        skipped = [s for s, ok in enumerate(took_step) if not ok]
+            if skipped:
+                g[skipped] = 0.0  # a skipped seed's non-finite entries stay out of the moments it gets back
         saved = self._snapshot(skipped)
         self.optimizer.step()
         self._restore(skipped, saved)

@@ -88,15 +88,6 @@ def read_history(
     return out
 
 
-def _diff(before: CommitConfig, after: CommitConfig) -> list[KeyChange]:
-    if before.text is None or after.text is None:
-        return []
-    try:
-        return diff_raw(parse_raw(before.text, before.info.short), parse_raw(after.text, after.info.short))
-    except CollapseDoctorError:
-        return []
-
-
 def key_changes(before: CommitConfig, after: CommitConfig) -> list[KeyChange]:
     if before.text is None or after.text is None:
         return []
