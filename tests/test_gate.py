@@ -32,6 +32,7 @@ from collapse_doctor.sweeps.jobs import ProbeSummary
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "fixtures"))
 import git_history  # noqa: E402
+from robust import labels_far_from_boundaries  # noqa: E402
 
 
 def test_majority_decides_as_soon_as_more_than_half_of_the_planned_seeds_agree():
@@ -211,8 +212,26 @@ def test_gate_against_a_good_config_classifies_by_the_primary_measure(tmp_path):
     assert not any(s.cached for s in batched.summaries)
     assert {s.key for s in batched.summaries}.isdisjoint(s.key for s in result.summaries)
     assert all(s.worker["seed_batch"] == [0, 1, 2, 3] for s in batched.summaries)
+    # What the design guarantees (tests/robust.py): the decision, and each label whose run is far from a
+    # threshold. A good seed ended at final FG 0.199 alone and 0.186 in the batch here (learned level 0.20);
+    # on an AVX2-only CPU the same seed was HEALTHY in the batch, so its label is not asserted.
     assert batched.comparison["decision"] == result.comparison["decision"] == "bad"
-    assert [s.label for s in batched.summaries] == [s.label for s in result.summaries]
-    assert batched.comparison["reference_labels"] == result.comparison["reference_labels"]
+    assert all(s.good is False for s in batched.summaries + result.summaries)
+    assert not labels_far_from_boundaries(
+        [s.label for s in batched.summaries],
+        [s.final for s in batched.summaries],
+        [s.label for s in result.summaries],
+        [s.final for s in result.summaries],
+    )
+    assert not labels_far_from_boundaries(
+        batched.comparison["reference_labels"],
+        batched.comparison["reference_final"],
+        result.comparison["reference_labels"],
+        result.comparison["reference_final"],
+    )
+    assert not {"COLLAPSED", "FG_COLLAPSE", "DIVERGED"} & {
+        *batched.comparison["reference_labels"],
+        *result.comparison["reference_labels"],
+    }
     with pytest.raises(Exception, match="needs --seeds 4"):
         run_gate(bad, against=good, seeds=3, steps=5, cache_dir=tmp_path / "cache")

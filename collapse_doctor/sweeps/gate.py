@@ -303,6 +303,7 @@ def _against(against, path, user, planned, workers, summaries, cache_dir, data, 
         "decision": decision,
         **c.to_json(),
         "reference_labels": [s.label for s in reference],
+        "reference_final": [s.final for s in reference],
     }
     return (True if decision == "good" else False if decision == "bad" else None), comparison, summaries
 
