@@ -127,8 +127,15 @@ def _default_sigint():
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
+# The settings these tests were built on: the quick regime, verdict classes, 3 seeds. Without flags bisect
+# calibrates first and classifies by measure (test_bisect_auto.py runs that).
+QUICK_BY_VERDICT = {"--regime": "quick", "--by": "verdict", "--seeds": "3"}
+
+
 def bisect(*args, cwd, cache_dir=None, env=None):
     extra = ["--cache-dir", str(cache_dir), "--jobs", "2"] if cache_dir is not None else []
+    if "--cmd" not in args:
+        extra += [item for flag, value in QUICK_BY_VERDICT.items() if flag not in args for item in (flag, value)]
     return subprocess.run(
         [sys.executable, "-m", "collapse_doctor", "bisect", *args, *extra],
         capture_output=True,

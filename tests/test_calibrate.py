@@ -148,3 +148,30 @@ def test_a_regime_file_with_other_sections_is_refused(tmp_path):
     path.write_text("model:\n  hidden_dim: 8\n")
     with pytest.raises(Exception, match="regime file holds only"):
         read_regime(path)
+
+
+def test_sharp_regimes_are_named_cheapest_first_and_warm():
+    from collapse_doctor.experiments.regimes import DEFAULT_GRID, QUICK, SHARP, is_warm
+
+    assert [r.name for r in SHARP] == ["warm-b8-p10", "warm-b8-p20", "warm-b8-p40"]
+    assert by_name("warm-b8-p20") == SHARP[1] and "probe.steps=20" in SHARP[1].overrides
+    assert all(is_warm(r) for r in SHARP) and not any(is_warm(r) for r in GRID)
+    assert DEFAULT_GRID[: len(SHARP)] == SHARP and DEFAULT_GRID[len(SHARP) :] == GRID
+    assert by_name("quick") is QUICK and QUICK.overrides == ()
+
+
+def test_a_warm_control_stays_learned_when_phase_1_learned_and_phase_2_did_not_collapse():
+    from collapse_doctor.experiments.regimes import SHARP
+    from collapse_doctor.sweeps.calibrate import stays_learned
+    from collapse_doctor.sweeps.jobs import ProbeSummary
+
+    def summary(label, learned=None):
+        warm = None if learned is None else {"phase1_learned": learned}
+        return ProbeSummary(label, None, 0, {}, [], 1.0, "k", "m", warm_start=warm)
+
+    warm, cold = SHARP[0], GRID[0]
+    assert stays_learned(summary("INCONCLUSIVE", True), warm)  # a short phase 2 ends near the learned level
+    assert stays_learned(summary("HEALTHY", True), warm)
+    assert not stays_learned(summary("INCONCLUSIVE", False), warm)  # phase 1 never learned
+    assert not stays_learned(summary("COLLAPSED", True), warm)
+    assert stays_learned(summary("TRANSIENT"), cold) and not stays_learned(summary("INCONCLUSIVE"), cold)

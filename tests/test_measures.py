@@ -92,3 +92,30 @@ def test_a_collapse_that_never_learns_again_keeps_its_first_onset():
     assert verdict.label == COLLAPSED
     assert verdict.onset_step == 40
     assert len(verdict.episodes) == 1
+
+
+def test_collapse_scale_names_collapsed_degraded_and_good_apart_on_recorded_measures():
+    from collapse_doctor.judge.measures import CollapseScale
+
+    # fg_auc per seed as measured in docs/validity.md: OLD into OLD (warm-b8) and OLD into NEW
+    scale = CollapseScale(good=(0.167, 0.193, 0.164, 0.171), bad=(0.018, 0.018, 0.023, 0.020))
+    assert scale.classify([0.015, 0.021, 0.019, 0.024]) == "collapsed"  # with the bad endpoint
+    assert scale.classify([0.160, 0.190, 0.175, 0.168]) == "good"  # with the good endpoint
+    assert scale.classify([0.090, 0.110, 0.101, 0.095]) == "degraded"  # worse than good, far above the collapse
+    assert scale.collapsed([0.090, 0.110, 0.101, 0.095]) == "good" and scale.worse([0.090, 0.110]) is None
+    # overlapping both ends: undecided, so the judge adds seeds
+    assert scale.classify([0.02, 0.17, 0.05, 0.15]) is None
+
+
+def test_the_collapse_question_never_calls_a_commit_collapsed_that_is_not_worse_than_the_good_endpoint():
+    from itertools import combinations
+
+    from collapse_doctor.judge.measures import CollapseScale
+
+    good, bad = (0.15, 0.16, 0.17, 0.18), (0.01, 0.02, 0.03, 0.04)
+    scale = CollapseScale(good, bad)
+    pool = [0.005, 0.015, 0.025, 0.035, 0.06, 0.09, 0.12, 0.145, 0.155, 0.165, 0.175, 0.19]
+    for candidate in combinations(pool, 4):
+        if scale.collapsed(list(candidate)) == "bad":
+            assert scale.worse(list(candidate)) == "bad"
+            assert scale.rule.decide(list(bad), list(candidate)) == "good"

@@ -49,6 +49,36 @@ out = Console(width=_width(sys.stdout))  # results
 err = Console(stderr=True, width=_width(sys.stderr))  # progress, warnings, errors
 
 
+class ProbeLines:
+    """A plain line per finished probe on stderr when it is not a terminal (a CI log, a file): what was
+    judged, its verdict and measure, the time so far and the rounds left. A terminal keeps its bar."""
+
+    def __init__(self, command: str, stream=None):
+        import time
+
+        self.command, self.started, self.seen = command, time.perf_counter(), None
+        self.enabled = not (stream or sys.stderr).isatty()
+
+    def status(self, status) -> None:
+        import time
+
+        summary = getattr(status, "last", None)
+        if not self.enabled or summary is None or summary is self.seen:
+            return
+        self.seen = summary
+        elapsed = time.perf_counter() - self.started
+        auc = (summary.measures or {}).get("fg_auc")
+        left = "" if getattr(status, "rounds_left", None) is None else f", about {status.rounds_left} rounds left"
+        print(
+            f"{self.command}: {status.phase} {status.current} seed {summary.seed}: {summary.label}"
+            + (f", fg_auc {auc:.3f}" if auc is not None else "")
+            + (" (cached)" if summary.cached else f", {summary.seconds:.0f} s")
+            + f"; {status.probes_run} run, {status.probes_cached} cached, {elapsed:.0f} s elapsed{left}",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
 ConfigArg = typer.Argument(
     None,
     help="YAML config with model:/training:/data:/device: sections; default: the embedded seed NEW config.",

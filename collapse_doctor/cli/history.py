@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from collapse_doctor.cli.app import (
@@ -15,6 +17,7 @@ from collapse_doctor.cli.app import (
     ExecutorOpt,
     JsonOpt,
     PresetOpt,
+    ProbeLines,
     RayAddressOpt,
     RegimeOpt,
     SetOpt,
@@ -53,7 +56,12 @@ def bisect_command(
     overrides: list[str] = SetOpt,
     preset: str = PresetOpt,
     steps: Optional[int] = typer.Option(None, "--steps", help="Optimizer steps per probe (default: the preset's)."),
-    seeds: int = typer.Option(3, "--seeds", min=1, help="Seeds per commit; more are added while they disagree."),
+    seeds: int = typer.Option(
+        4,
+        "--seeds",
+        min=1,
+        help="Seeds per commit (4: the fewest at which the rank test can reach p < 0.05); more while undecided.",
+    ),
     max_seeds: int = typer.Option(
         9,
         "--max-seeds",
@@ -77,7 +85,9 @@ def bisect_command(
     command_timeout: Optional[float] = typer.Option(
         None, "--cmd-timeout", help="Seconds before --cmd is stopped (counts as bad, exit 124)."
     ),
-    jobs: int = typer.Option(1, "--jobs", min=1, help="Probes run in parallel worker processes."),
+    jobs: Optional[int] = typer.Option(
+        None, "--jobs", min=1, help="Probes run in parallel worker processes (default: one per CPU core)."
+    ),
     cache_dir: Optional[Path] = typer.Option(
         None, "--cache-dir", help="Probe result cache, shared with ablate (default: ~/.cache/collapse-doctor/cache)."
     ),
@@ -88,12 +98,12 @@ def bisect_command(
     ray_address: Optional[str] = RayAddressOpt,
     regime: Optional[str] = RegimeOpt,
     warm_start: Optional[str] = WarmOpt,
-    by: str = typer.Option(
-        "verdict",
+    by: Optional[str] = typer.Option(
+        None,
         "--by",
-        help="verdict: classify commits by verdict class; measure: by the primary measure (fg_auc) against the good "
-        "endpoint's seeds (one-sided exact rank test, p < 0.05 and Cliff's delta >= 0.474 is bad, delta < 0.33 "
-        "good, else undecided; needs --seeds 4+).",
+        help="measure (default): the primary measure (fg_auc) per seed on the scale of the endpoints: collapsed "
+        "when it sits with the bad endpoint, degraded when worse than the good endpoint only (one-sided exact rank "
+        "test, p < 0.05 and Cliff's delta >= 0.474; needs --seeds 4+); verdict: by verdict class.",
     ),
 ) -> None:
     """Find the first commit whose config makes training collapse: endpoints first, then a binary search
@@ -104,9 +114,13 @@ def bisect_command(
     from collapse_doctor.sweeps.bisect import BisectResult, CommandAborted, SeedPolicy, run_bisect
     from collapse_doctor.sweeps.executors import make_executor
 
+    by = by or ("measure" if command is None else "verdict")  # --cmd judges by exit status
     if by not in ("verdict", "measure"):
         raise CollapseDoctorError(f"--by {by!r}: expected verdict or measure")
+    # No regime named: calibrate on the endpoints first (sweeps/autoregime.py); --cmd judges no probes.
+    auto_regime = regime is None and warm_start is None and command is None
     _check_writable(json_path)
+    jobs = jobs or os.cpu_count() or 1  # each probe trains on one thread (docs/speed.md: sweeps)
     runner = make_executor(executor, jobs=jobs, ray_address=ray_address, device=device)
 
     result = BisectResult("interrupted", "", str(repo_path), config_path, from_rev, to_rev)
@@ -121,7 +135,10 @@ def bisect_command(
         ) as bar:
             task = bar.add_task("bisect: reading the history", total=None)
 
+            lines = ProbeLines("bisect")
+
             def progress(status) -> None:
+                lines.status(status)
                 left = (
                     ""
                     if status.commits_left is None
@@ -156,6 +173,7 @@ def bisect_command(
                 result=result,
                 executor=runner,
                 rule=MeasureRule() if by == "measure" else None,
+                auto_regime=auto_regime,
             )
     except CommandAborted as exc:
         result.outcome, result.message = "aborted", exc.problems[0]
@@ -244,25 +262,41 @@ def render_bisect(console: Console, result) -> None:
             f"[bold]{result.method} {result.good.short}..{result.bad.short}[/bold]  {len(result.commits)} commits, "
             f"config {result.config_path or '-'}"
         )
-        console.print(f"judged by: {judged_by}", highlight=False)
+        console.print(f"judged by: {judged_by}", highlight=False, soft_wrap=True)
+        if result.auto_regime is not None:
+            console.print(result.auto_regime.line(), highlight=False, soft_wrap=True)
         if ran.get("by") == "measure":
-            console.print(f"classified by: {ran.get('rule')}", highlight=False, soft_wrap=True)
+            console.print(
+                f"classified by: {result.scale.text() if result.scale else ran.get('rule')}",
+                highlight=False,
+                soft_wrap=True,
+            )
     if result.judgements:
         table = Table(title="commits judged (a judgement covers every commit with the same resolved config)")
-        for column in ("commit", "date", "subject", "commits covered", "evidence", "decision"):
+        columns = ["commit", "date", "subject", "commits covered", "evidence", "fg_auc per seed", "decision"]
+        if result.classes:
+            columns.append("class")
+        for column in columns:
             table.add_column(column)
         for index, judgement in sorted(result.judgements.items()):
             segment = result.segments[index]
             first = segment.first.info
             style = DECISION_STYLE.get(judgement.decision, "")
-            table.add_row(
+            auc = ", ".join(
+                f"{v:.3f}" for s in judgement.summaries if (v := (s.measures or {}).get("fg_auc")) is not None
+            )
+            row = [
                 first.short,
                 first.date[:10],
-                first.subject[:48],
+                escape(first.subject[:48]),
                 str(len(segment.commits)),
                 judgement.counts_text(),
+                auc or "-",
                 f"[{style}]{judgement.decision}[/{style}]",
-            )
+            ]
+            if result.classes:
+                row.append(result.classes.get(index) or "undecided")
+            table.add_row(*row)
         console.print(table)
     skipped = result.untestable()
     if skipped:
@@ -298,7 +332,13 @@ def render_bisect(console: Console, result) -> None:
             render_diff(console, p.short, c.short, result.changes)
         if result.files_changed:
             console.print(f"files it changed: {', '.join(result.files_changed)}", highlight=False)
+        if result.scale is not None:
+            _render_degradation(console, result)
     else:
+        if result.outcome == "no_regime" and result.auto_regime is not None and result.auto_regime.calibration:
+            from collapse_doctor.cli.sweeps import render_calibration
+
+            render_calibration(console, result.auto_regime.calibration)
         style = "green" if result.outcome == "scanned" else "yellow" if result.exit_code in (2, 3) else "red"
         console.print(f"[bold {style}]{result.outcome}[/bold {style}]: {result.message}", highlight=False)
     if result.evidence and "text" in result.evidence:
@@ -333,6 +373,22 @@ def render_bisect(console: Console, result) -> None:
             highlight=False,
         )
     console.print(f"[dim]{result.limitations}[/dim]", highlight=False)
+
+
+def _render_degradation(console: Console, result) -> None:
+    """The earlier answer of a measure bisect: the first commit worse than the good endpoint, if any."""
+    if result.first_degraded is None:
+        console.print("no commit before the collapse was worse than the good endpoint (degraded)", highlight=False)
+        return
+    c, p = result.first_degraded.info, result.degraded_parent.info
+    console.print(
+        f"[bold yellow]first degraded commit[/bold yellow] (worse than the good endpoint, not collapsed) "
+        f"{c.hexsha}\n  {c.subject}\n  parent {p.short}",
+        highlight=False,
+    )
+    render_diff(console, p.short, c.short, result.degraded_changes)
+    if result.degraded_evidence and "text" in result.degraded_evidence:
+        console.print(f"evidence: {result.degraded_evidence['text']}", highlight=False)
 
 
 def _config_problem(commit) -> str | None:

@@ -78,13 +78,48 @@ def warm_variant(regime: Regime, phase2_steps: int = 100) -> Regime:
     )
 
 
+def sharp_variant(regime: Regime, phase2_steps: int) -> Regime:
+    """A warm start with a short phase 2: the activation shock. A learned OLD model switched to NEW
+    collapsed within 1-2 steps on 3 of 3 seeds (docs/validity.md section 6), so a short phase 2 sees the
+    collapse, while the LOO and equivariance losses (staged at phase-2 step 40 in the seed's NEW config)
+    are not reached before 40 steps: that is what makes these regimes cheap."""
+    warm = warm_variant(regime, phase2_steps)
+    summary = (
+        f"batch 8, the config's LR; warm start: phase 1 trains the good config until learned (at most "
+        f"{WARM_STEPS} steps), phase 2 {phase2_steps} steps of the candidate"
+    )
+    return Regime(f"warm-{regime.name}-p{phase2_steps}", warm.overrides, summary)
+
+
+SHARP_STEPS = (10, 20, 40)  # phase-2 lengths tried, shortest (cheapest) first
+SHARP: tuple[Regime, ...] = tuple(sharp_variant(GRID[0], n) for n in SHARP_STEPS)
+# What the headline commands calibrate over when no regime is named: the sharp regimes (phase 1 shared by
+# all of them, cached), then the cold grid. Cheapest first; calibrate stops at the first that separates.
+DEFAULT_GRID: tuple[Regime, ...] = (*SHARP, *GRID)
+
+
+def is_warm(regime: Regime) -> bool:
+    return any(o.startswith("probe.warm_start_steps=") and not o.endswith("=null") for o in regime.overrides)
+
+
+# The preset's own quick settings (120 steps, early stop): what a probe runs when no regime is named.
+QUICK = Regime("quick", (), "the preset's quick default: no regime overrides")
+
+
 def by_name(name: str) -> Regime:
+    if name == QUICK.name:
+        return QUICK
     for regime in GRID:
         if regime.name == name:
             return regime
         if f"warm-{regime.name}" == name:
             return warm_variant(regime)
-    names = ", ".join([r.name for r in GRID] + [f"warm-{r.name}" for r in GRID])
+    for regime in SHARP:
+        if regime.name == name:
+            return regime
+    names = ", ".join(
+        [QUICK.name] + [r.name for r in GRID] + [f"warm-{r.name}" for r in GRID] + [r.name for r in SHARP]
+    )
     raise ConfigError(f"regime {name!r}: expected one of {names}")
 
 

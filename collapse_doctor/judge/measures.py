@@ -184,3 +184,59 @@ class MeasureRule:
             f"{self.alpha:g} and Cliff's delta >= {self.min_delta:g}; "
             f"good when delta < {self.max_good_delta:g}; otherwise undecided (more seeds, a skip at the cap)"
         )
+
+
+COLLAPSED_CLASS, DEGRADED_CLASS, GOOD_CLASS = "collapsed", "degraded", "good"
+
+
+@dataclass(frozen=True)
+class CollapseScale:
+    """A commit placed on the scale its history's endpoints define, by the primary measure per seed.
+
+    The good endpoint's seeds are one end, the bad endpoint's the other. Both questions use MeasureRule:
+    - `worse(c)`: is the candidate worse than the good endpoint? 'bad' / 'good' / None (undecided);
+    - `collapsed(c)`: does it sit with the bad endpoint? 'bad' (collapsed) when it is worse than the good
+      endpoint AND the bad endpoint is not worse than it (Cliff's delta of bad against candidate below
+      max_good_delta); 'good' (not collapsed) when it is not worse than the good endpoint, or the bad
+      endpoint is worse than it (p < alpha, delta >= min_delta: it sits above the collapse); else None.
+    A commit is degraded when it is worse than the good endpoint but not collapsed. Each call is the same
+    exact rank test, so under exchangeability each error is the rule's exact false-alarm rate (2.86 % at
+    4 v 4 seeds, docs/validity.md section 10)."""
+
+    good: tuple[float, ...]
+    bad: tuple[float, ...]
+    rule: MeasureRule = MeasureRule()
+
+    def worse(self, candidate: list[float | None]) -> str | None:
+        return self.rule.decide(candidate, list(self.good))
+
+    def collapsed(self, candidate: list[float | None]) -> str | None:
+        worse = self.worse(candidate)
+        if worse == "good":
+            return "good"
+        above_collapse = self.rule.decide(list(self.bad), candidate)  # 'bad': the bad endpoint is worse than it
+        if above_collapse == "bad":
+            return "good"
+        if worse == "bad" and above_collapse == "good":
+            return "bad"
+        return None
+
+    def classify(self, candidate: list[float | None]) -> str | None:
+        """collapsed / degraded / good, or None while either question is undecided."""
+        collapsed, worse = self.collapsed(candidate), self.worse(candidate)
+        if collapsed == "bad":
+            return COLLAPSED_CLASS
+        if collapsed == "good" and worse == "bad":
+            return DEGRADED_CLASS
+        if collapsed == "good" and worse == "good":
+            return GOOD_CLASS
+        return None
+
+    def text(self) -> str:
+        r = self.rule
+        return (
+            f"{r.measure} per seed on the scale of the endpoints: worse than the good endpoint when the one-sided "
+            f"exact Mann-Whitney p < {r.alpha:g} and Cliff's delta >= {r.min_delta:g}; collapsed when worse and the "
+            f"bad endpoint is not worse than it (delta < {r.max_good_delta:g}); degraded when worse but the bad "
+            "endpoint is worse still (p and delta as above)"
+        )

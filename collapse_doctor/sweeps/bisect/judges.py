@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from collapse_doctor.errors import CollapseDoctorError, ExitCode, GitError
-from collapse_doctor.judge.measures import MeasureRule
+from collapse_doctor.judge.measures import PRIMARY, MeasureRule
 from collapse_doctor.judge.verdict import is_good
 from collapse_doctor.sweeps.bisect.history import CommitConfig
 from collapse_doctor.sweeps.executors import Executor
@@ -165,17 +165,27 @@ class ProbeJudge:
         """The probe key of seed 0: equal for configs that resolve the same (raises ConfigError)."""
         return self.job(text, source, 0).key()
 
-    def judge(self, text: str, source: str, seed_start: int = 0) -> Judgement:
+    def judge(
+        self,
+        text: str,
+        source: str,
+        seed_start: int = 0,
+        decide: Callable[[list[ProbeSummary]], str | None] | None = None,
+    ) -> Judgement:
+        """Probe seeds of this config, a round at a time, until `decide` (default: self.decide) answers.
+        The seeds already probed for another question are reused: the memo holds probes, not answers."""
+        decide = decide or self.decide
         memo_key = (self.identity(text, source), seed_start)
-        if memo_key in self.memo:
-            return self.memo[memo_key]
-        summaries: list[ProbeSummary] = []
-        while (decision := self.decide(summaries)) is None:
+        summaries = list(self.memo[memo_key].summaries) if memo_key in self.memo else []
+        while (decision := decide(summaries)) is None:
             start = seed_start + len(summaries)
             round_size = min(self.policy.first, self.policy.cap - len(summaries))
+            if round_size <= 0:
+                decision = SKIP
+                break
             jobs = [self.job(text, source, seed, source) for seed in range(start, start + round_size)]
             summaries += run_jobs(
-                jobs, jobs=self.jobs, cache_dir=self.cache_dir, progress=self._count, executor=self.executor
+                jobs, jobs=self.jobs, cache_dir=self.cache_dir, progress=self.count, executor=self.executor
             )
         self.memo[memo_key] = Judgement(decision, summaries)
         return self.memo[memo_key]
@@ -183,14 +193,20 @@ class ProbeJudge:
     def decide(self, summaries: list[ProbeSummary]) -> str | None:
         if self.rule is None or self.reference is None:
             return self.policy.decide([s.label for s in summaries])
+        return self.by_measure(summaries, lambda values: self.rule.decide(values, self.reference))
+
+    def by_measure(self, summaries: list[ProbeSummary], rule: Callable[[list[float | None]], str | None]) -> str | None:
+        """A decision on the seeds' primary measure: none before policy.first seeds, a skip at the cap.
+        Verdict labels play no part, so seeds are never added because labels differ."""
         if len(summaries) < self.policy.first:
             return None
-        decision = self.rule.decide([s.measures.get(self.rule.measure) for s in summaries], self.reference)
+        decision = rule([s.measures.get(PRIMARY) for s in summaries])
         if decision is None and len(summaries) >= self.policy.cap:
             return SKIP
         return decision
 
-    def _count(self, done: int, total: int, summary: ProbeSummary) -> None:
+    def count(self, done: int, total: int, summary: ProbeSummary) -> None:
+        """run_jobs' progress callback: tallies the probe and tells on_probe."""
         if summary.cached:
             self.counter.cached += 1
         else:

@@ -26,8 +26,9 @@ from pathlib import Path
 from collapse_doctor.config.diff import KeyChange
 from collapse_doctor.errors import CollapseDoctorError, ExitCode
 from collapse_doctor.experiments.presets import PRESETS
-from collapse_doctor.judge.measures import PRIMARY, MeasureRule, compare
+from collapse_doctor.judge.measures import PRIMARY, CollapseScale, MeasureRule, compare
 from collapse_doctor.judge.stats import fisher_exact
+from collapse_doctor.sweeps.autoregime import AutoRegime, choose_regime
 from collapse_doctor.sweeps.bisect.history import CommitConfig, Segment, key_changes, read_history, segments_of
 from collapse_doctor.sweeps.bisect.judges import (
     BAD,
@@ -40,6 +41,7 @@ from collapse_doctor.sweeps.bisect.judges import (
     SeedPolicy,
 )
 from collapse_doctor.sweeps.bisect.minimize import Minimization, minimize_changes
+from collapse_doctor.sweeps.calibrate import ConfigSource
 from collapse_doctor.sweeps.executors import Executor
 from collapse_doctor.sweeps.gitrepo import (
     CommitInfo,
@@ -69,6 +71,7 @@ OUTCOME_EXIT = {
     "good_endpoint_undecided": ExitCode.INCONCLUSIVE,
     "bad_endpoint_undecided": ExitCode.INCONCLUSIVE,
     "ambiguous": ExitCode.INCONCLUSIVE,
+    "no_regime": ExitCode.INCONCLUSIVE,
     "endpoint_invalid": ExitCode.BAD_INPUT,
     "error": ExitCode.BAD_INPUT,
     "interrupted": 130,
@@ -151,6 +154,13 @@ class BisectResult:
     probes: ProbeCounter = field(default_factory=ProbeCounter)
     rounds: int = 0  # segments judged after the endpoints
     limitations: str = LIMITATIONS
+    auto_regime: AutoRegime | None = None  # the regime chosen (or reused) because none was named
+    scale: CollapseScale | None = None  # --by measure: the endpoints' measures
+    classes: dict[int, str | None] = field(default_factory=dict)  # segment -> collapsed / degraded / good
+    first_degraded: CommitConfig | None = None  # the first commit worse than the good endpoint, before the collapse
+    degraded_parent: CommitConfig | None = None
+    degraded_changes: list[KeyChange] = field(default_factory=list)
+    degraded_evidence: dict | None = None
 
     @property
     def exit_code(self) -> int:
@@ -196,6 +206,15 @@ class BisectResult:
             "probes": vars(self.probes),
             "rounds": self.rounds,
             "limitations": self.limitations,
+            "regime": self.auto_regime.to_json() if self.auto_regime else None,
+            "scale": self.scale.text() if self.scale else None,
+            "classes": {
+                self.segments[i].first.info.hexsha: c for i, c in sorted(self.classes.items()) if i < len(self.segments)
+            },
+            "first_degraded": self.first_degraded.info.to_json() if self.first_degraded else None,
+            "degraded_parent": self.degraded_parent.info.to_json() if self.degraded_parent else None,
+            "degraded_changes": [c.to_json() for c in self.degraded_changes],
+            "degraded_evidence": self.degraded_evidence,
         }
 
 
@@ -209,6 +228,7 @@ class BisectStatus:
     probes_run: int = 0
     probes_cached: int = 0
     current: str = ""
+    last: object = None  # the probe that just finished (a ProbeSummary), for a line per probe in a log
 
 
 # --------------------------------------------------------------------------------------------------
@@ -236,9 +256,12 @@ def run_bisect(
     result: BisectResult | None = None,
     executor: Executor | None = None,
     rule: MeasureRule | None = None,
+    auto_regime: bool = False,
 ) -> BisectResult:
     """Bisect (or scan) the first-parent history from good_rev to bad_rev. `result`, when given, is
-    filled in place as the run goes, so a caller that is interrupted still holds what was learned."""
+    filled in place as the run goes, so a caller that is interrupted still holds what was learned.
+    auto_regime: no regime was named, so calibrate on the two endpoints first (sweeps/autoregime.py) and
+    bisect in the cheapest regime where the good endpoint stays learned and the bad one separates."""
     if preset not in PRESETS:
         raise CollapseDoctorError(f"--preset {preset!r}: expected one of {', '.join(PRESETS)}")
     if policy.first < 1 or policy.cap < policy.first:
@@ -274,7 +297,7 @@ def run_bisect(
             policy=policy,
             jobs=jobs,
             cache_dir=cache_dir,
-            on_probe=lambda summary: report(),
+            on_probe=lambda summary: report(last=summary),
             executor=executor,
         )
         r.probes = probe_judge.counter
@@ -297,6 +320,33 @@ def run_bisect(
     else:  # --cmd judges without a config; one is read only to show what the first bad commit changed
         config_path = repo_relative(repo, config_path) if config_path else config_path_from_pyproject(repo, bad)
     r.config_path = config_path
+    if auto_regime and probe_judge is not None:
+        good_text, bad_text = read_file(good, config_path), read_file(bad, config_path)
+        if good_text is not None and bad_text is not None:
+            report(phase="calibrating")
+            r.auto_regime = choose_regime(
+                ConfigSource(f"{good.hexsha[:7]}:{config_path}", text=good_text),
+                ConfigSource(f"{bad.hexsha[:7]}:{config_path}", text=bad_text),
+                seeds=max(policy.first, 4),
+                overrides=overrides,
+                preset=preset,
+                data=data,
+                device=device,
+                jobs=jobs,
+                cache_dir=cache_dir,
+                executor=executor,
+                progress=lambda text: report(current=text),
+                on_probe=probe_judge.count,
+            )
+            if r.auto_regime.regime is None:
+                r.outcome, r.message = (
+                    "no_regime",
+                    "no regime of the default grid separates the good endpoint from the bad one: in each, the good "
+                    "endpoint did not stay learned or the bad one did not separate (calibrate's table)",
+                )
+                return r
+            overrides = [*r.auto_regime.regime.overrides, *overrides]
+            probe_judge.overrides = list(overrides)
     r.ran = {
         "preset": preset,
         "overrides": overrides,
@@ -308,6 +358,7 @@ def run_bisect(
         "scan": scan,
         "minimize": minimize,
         "by": "measure" if rule else "verdict",
+        "regime": r.auto_regime.regime.name if r.auto_regime and r.auto_regime.regime else None,
         "rule": rule.text()
         if rule
         else "verdict classes: good HEALTHY/TRANSIENT, bad COLLAPSED/FG_COLLAPSE/DIVERGED, by seed agreement or a "
@@ -325,7 +376,9 @@ def run_bisect(
     cmd_judge = CommandJudge(repo, command, command_timeout) if command is not None else None
     with cmd_judge if cmd_judge is not None else contextlib.nullcontext():
 
-        def classify(index: int) -> str:
+        def classify(index: int, question=None) -> str:
+            """question: a decision on the seeds' measure (CollapseScale.collapsed or .worse); default the
+            judge's own (verdict classes, or --by measure against the good endpoint)."""
             segment = segments[index]
             if not segment.testable:
                 return SKIP
@@ -333,7 +386,10 @@ def run_bisect(
             if cmd_judge is not None:
                 judgement = cmd_judge.judge(segment.first)
             else:
-                judgement = probe_judge.judge(segment.first.text, f"{segment.first.info.short}:{config_path}")
+                decide = (lambda ss: probe_judge.by_measure(ss, question)) if question is not None else None
+                judgement = probe_judge.judge(
+                    segment.first.text, f"{segment.first.info.short}:{config_path}", decide=decide
+                )
             r.judgements[index] = judgement
             return judgement.decision
 
@@ -348,13 +404,11 @@ def run_bisect(
                 )
                 return r
         # Both are judged before anything else, so a stop can say which one surprised (or both did).
-        decisions = {"good": classify(0)}
-        if probe_judge is not None and rule is not None and decisions["good"] == GOOD:
-            probe_judge.rule, probe_judge.reference = (
-                rule,
-                [s.measures.get(rule.measure) for s in r.judgements[0].summaries],
-            )
-        decisions["bad"] = classify(len(segments) - 1)
+        if probe_judge is not None and rule is not None:
+            report(current="endpoints")
+            decisions = _endpoints_by_measure(r, segments, probe_judge, rule, config_path)
+        else:
+            decisions = {"good": classify(0), "bad": classify(len(segments) - 1)}
         surprises = []
         for which, index, expected in (("good", 0, GOOD), ("bad", len(segments) - 1, BAD)):
             decision = decisions[which]
@@ -384,9 +438,10 @@ def run_bisect(
         if scan:
             _scan(r, segments, classify, report)
             return r
+        collapse_question = (lambda i: classify(i, r.scale.collapsed)) if r.scale is not None else classify
         lo, hi, skipped = binary_search(
             len(segments),
-            classify,
+            collapse_question,
             on_step=lambda lo, hi, cands: report(
                 phase="bisect",
                 commits_left=sum(len(s.commits) for s in segments[lo + 1 : hi]),
@@ -409,16 +464,78 @@ def run_bisect(
         _evidence(r, lo, hi)
         r.outcome = "found"
         r.message = f"first bad commit {r.first_bad.info.short} ({r.first_bad.info.subject})"
+        if r.scale is not None:
+            _degradation(r, repo, segments, hi, classify, report)
+            r.message = f"first collapsed commit {r.first_bad.info.short} ({r.first_bad.info.subject})" + (
+                f"; degraded before it from {r.first_degraded.info.short} ({r.first_degraded.info.subject})"
+                if r.first_degraded is not None
+                else "; no commit before it was degraded"
+            )
         if minimize and probe_judge is not None:
             report(phase="minimize", commits_left=None, rounds_left=None)
             r.minimization = minimize_changes(r.parent, r.changes, probe_judge, config_path, report)
     return r
 
 
+def _endpoints_by_measure(r: BisectResult, segments, judge: ProbeJudge, rule: MeasureRule, config_path) -> dict:
+    """--by measure: the good endpoint is the reference, probed on policy.first seeds and never extended
+    (its labels may differ; only a majority that collapsed, or whose phase 1 never learned, refuses it).
+    The bad endpoint is classified against it by the rule, adding seeds while undecided. Their measures
+    then define the scale every commit is placed on."""
+    first, last = segments[0], segments[-1]
+
+    def failed(summary) -> bool:
+        warm = summary.warm_start
+        return summary.good is False or (warm is not None and not warm.get("phase1_learned"))
+
+    def reference_decision(summaries) -> str | None:
+        if len(summaries) < judge.policy.first:
+            return None
+        return BAD if 2 * sum(1 for s in summaries if failed(s)) > len(summaries) else GOOD
+
+    good_j = judge.judge(first.first.text, f"{first.first.info.short}:{config_path}", decide=reference_decision)
+    r.judgements[0] = good_j
+    if good_j.decision != GOOD:
+        return {"good": good_j.decision, "bad": BAD}
+    reference = [s.measures.get(rule.measure) for s in good_j.summaries]
+    judge.rule, judge.reference = rule, reference
+    bad_j = judge.judge(last.first.text, f"{last.first.info.short}:{config_path}")
+    r.judgements[len(segments) - 1] = bad_j
+    if bad_j.decision == BAD:
+        r.scale = CollapseScale(
+            tuple(v for v in reference if v is not None),
+            tuple(v for s in bad_j.summaries if (v := s.measures.get(rule.measure)) is not None),
+            rule,
+        )
+    return {"good": GOOD, "bad": bad_j.decision}
+
+
+def _degradation(r: BisectResult, repo, segments, collapsed_at: int, classify, report) -> None:
+    """Before the first collapsed segment, the first one worse than the good endpoint (sharing probes with
+    the collapse search), and each judged segment's class on the endpoints' scale."""
+    lo, hi, skipped = binary_search(
+        collapsed_at + 1,
+        lambda i: classify(i, r.scale.worse),
+        on_step=lambda lo, hi, cands: report(phase="degradation", rounds_left=math.ceil(math.log2(len(cands) + 1))),
+    )
+    if hi < collapsed_at and not skipped:
+        r.first_degraded, r.degraded_parent = segments[hi].first, segments[hi - 1].last
+        r.degraded_changes = key_changes(r.degraded_parent, r.first_degraded)
+        r.degraded_evidence = _evidence_of(r, lo, hi)
+    for index, judgement in r.judgements.items():
+        r.classes[index] = r.scale.classify([s.measures.get(PRIMARY) for s in judgement.summaries])
+
+
 def _evidence(r: BisectResult, lo: int, hi: int) -> None:
+    evidence = _evidence_of(r, lo, hi)
+    if evidence is not None:
+        r.evidence = evidence
+
+
+def _evidence_of(r: BisectResult, lo: int, hi: int) -> dict | None:
     good_j, bad_j = r.judgements.get(lo), r.judgements.get(hi)
     if good_j is None or bad_j is None:
-        return
+        return None
     evidence = {
         "good_side": {"commit": r.segments[lo].first.info.hexsha, **good_j.to_json()},
         "bad_side": {"commit": r.segments[hi].first.info.hexsha, **bad_j.to_json()},
@@ -439,7 +556,7 @@ def _evidence(r: BisectResult, lo: int, hi: int) -> None:
                 f"; {PRIMARY} {_values(c.candidate)} vs {_values(c.reference)}: one-sided exact Mann-Whitney p = "
                 f"{c.p:.3g}, Cliff's delta {c.cliffs_delta:.2f}"
             )
-    r.evidence = evidence
+    return evidence
 
 
 def _values(values: list[float]) -> str:

@@ -1,0 +1,72 @@
+"""The headline command as a user types it: `bisect --from GOOD` with no regime, on the seed's history
+(fixtures/git_history.py --history seed). It calibrates on the endpoints first (sweeps/autoregime.py),
+chooses on the good side before the bad side runs, trains phase 1 once per seed for every probe of the
+sweep, names the first collapsed commit, and reuses its choice on the next run."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "fixtures"))
+import git_history  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def headline(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("headline")
+    repo = tmp / "seed"
+    hashes = git_history.build(repo, git_history.seed_history())
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp / "xdg")}  # phase-1 checkpoints and regimes land here
+
+    def run(out: str):
+        return subprocess.run(
+            [sys.executable, "-m", "collapse_doctor", "bisect", "--from", hashes[0][:7], "--json", str(tmp / out)],
+            capture_output=True,
+            text=True,
+            cwd=repo,
+            env=env,
+            timeout=1800,
+        )
+
+    first = run("first.json")
+    second = run("second.json")
+    return tmp, hashes, first, second
+
+
+def test_bisect_with_no_flags_calibrates_then_names_the_first_collapse(headline):
+    tmp, hashes, first, _ = headline
+    assert first.returncode == 0, first.stdout + first.stderr
+    data = json.loads((tmp / "first.json").read_text())
+    assert data["outcome"] == "found" and data["first_bad_info"]["subject"] == "add HyperLoRA"
+    assert data["regime"]["cached"] is False and data["regime"]["regime"].startswith("warm-b8-p")
+    assert data["ran"]["by"] == "measure" and data["evidence"]["measure"]["p"] < 0.05
+    assert data["classes"][hashes[0]] == "good" and data["classes"][hashes[1]] == "collapsed"
+    assert "no --regime given: using 'warm-b8-p" in first.stdout
+    # stdout is not a terminal here: a plain line per finished probe on stderr
+    assert sum(1 for line in first.stderr.splitlines() if line.startswith("bisect: ")) >= 8
+
+
+def test_self_calibration_judges_the_good_side_before_probing_the_bad_side(headline):
+    tmp, *_ = headline
+    table = json.loads((tmp / "first.json").read_text())["regime"]["calibration"]
+    for regime in table["regimes"]:
+        assert regime["bad"] == [] or regime["usable"], regime["regime"]  # no bad probe where good did not learn
+    chosen = [r for r in table["regimes"] if r["regime"] == table["chosen"]][0]
+    assert chosen["usable"] and chosen["separates"]
+
+
+def test_phase_one_is_trained_once_per_seed_across_the_sweep_and_the_choice_is_reused(headline):
+    tmp, _, first, second = headline
+    checkpoints = sorted((tmp / "xdg" / "collapse-doctor" / "cache" / "warm").glob("*.pt"))
+    assert len([p for p in checkpoints if not p.name.endswith(".partial.pt")]) == 4  # seeds 0-3, every probe
+    assert second.returncode == 0
+    again = json.loads((tmp / "second.json").read_text())
+    assert again["regime"]["cached"] is True and again["probes"]["run"] == 0
+    assert again["first_bad"] == json.loads((tmp / "first.json").read_text())["first_bad"]
