@@ -60,20 +60,31 @@ class ProbeLines:
         self.enabled = not (stream or sys.stderr).isatty()
 
     def status(self, status) -> None:
-        import time
-
+        """bisect's progress: a line when a probe has finished since the last call."""
         summary = getattr(status, "last", None)
-        if not self.enabled or summary is None or summary is self.seen:
+        if summary is None or summary is self.seen:
             return
         self.seen = summary
+        left = "" if getattr(status, "rounds_left", None) is None else f", about {status.rounds_left} rounds left"
+        self.probe(
+            summary,
+            f"{status.phase} {status.current}",
+            f"{status.probes_run} run, {status.probes_cached} cached",
+            left,
+        )
+
+    def probe(self, summary, what: str = "", counts: str = "", left: str = "") -> None:
+        import time
+
+        if not self.enabled:
+            return
         elapsed = time.perf_counter() - self.started
         auc = (summary.measures or {}).get("fg_auc")
-        left = "" if getattr(status, "rounds_left", None) is None else f", about {status.rounds_left} rounds left"
         print(
-            f"{self.command}: {status.phase} {status.current} seed {summary.seed}: {summary.label}"
+            f"{self.command}: {what + ' ' if what else ''}seed {summary.seed}: {summary.label}"
             + (f", fg_auc {auc:.3f}" if auc is not None else "")
             + (" (cached)" if summary.cached else f", {summary.seconds:.0f} s")
-            + f"; {status.probes_run} run, {status.probes_cached} cached, {elapsed:.0f} s elapsed{left}",
+            + f"; {counts + ', ' if counts else ''}{elapsed:.0f} s elapsed{left}",
             file=sys.stderr,
             flush=True,
         )

@@ -12,6 +12,7 @@ from collapse_doctor.cli.app import (
     EXIT_CODES_HELP,
     DataOpt,
     JsonOpt,
+    ProbeLines,
     RegimeOpt,
     SeedBatchOpt,
     SetOpt,
@@ -67,16 +68,24 @@ def gate_command(
     """CI smoke gate: a short tiny-preset probe on a few seeds, majority verdict, exit codes as probe; JUnit XML and GitHub Actions annotations."""
     import os
 
-    from collapse_doctor.sweeps.gate import github_annotation, junit_xml, run_gate, step_summary
+    from collapse_doctor.sweeps.gate import find_tool_table, github_annotation, junit_xml, run_gate, step_summary
 
     _check_writable(junit, json_path)
+    tool = find_tool_table()
+    regime = regime or tool.regime  # --regime wins over [tool.collapse-doctor] regime
+    # --against with no regime named: calibrate the pair first (sweeps/autoregime.py)
+    auto_regime = against is not None and regime is None and warm_start is None
     _on_interrupt(
         f"every probe that finished is in the cache ({cache_dir or '~/.cache/collapse-doctor/cache'}); run the same "
         "command again to resume from them"
     )
     with err.status("gate: probing ...") as status:
+        lines = ProbeLines("gate")
 
         def progress(done: int, total: int, summary) -> None:
+            lines.probe(
+                summary, summary.metrics.rsplit("/", 1)[-1].split("-seed")[0], f"{done} of {total} in this round"
+            )
             status.update(f"gate: seed {summary.seed} {summary.label}{' (cached)' if summary.cached else ''}")
 
         result = run_gate(
@@ -90,6 +99,8 @@ def gate_command(
             data=data,
             progress=progress,
             seed_batch=seed_batch,
+            tool=tool,
+            auto_regime=auto_regime,
         )
     if junit is not None:
         _write_text(junit, junit_xml(result), "JUnit XML")
@@ -102,5 +113,12 @@ def gate_command(
         if os.environ.get("GITHUB_STEP_SUMMARY"):
             _write_text(Path(os.environ["GITHUB_STEP_SUMMARY"]), step_summary(result), "step summary", append=True)
     if json_path is None or str(json_path) != "-":
+        if result.auto_regime is not None and result.auto_regime.calibration is not None:
+            if result.auto_regime.regime is None:
+                from collapse_doctor.cli.sweeps import render_calibration
+
+                render_calibration(out, result.auto_regime.calibration)
+        if result.auto_regime is not None and result.auto_regime.regime is not None:
+            out.print(result.auto_regime.line(), highlight=False, soft_wrap=True)
         out.print(result.one_line(), highlight=False, soft_wrap=True)
     raise typer.Exit(result.exit_code)

@@ -117,6 +117,9 @@ def bisect_command(
     by = by or ("measure" if command is None else "verdict")  # --cmd judges by exit status
     if by not in ("verdict", "measure"):
         raise CollapseDoctorError(f"--by {by!r}: expected verdict or measure")
+    from collapse_doctor.sweeps.gate import find_tool_table
+
+    regime = regime or find_tool_table(repo_path).regime  # --regime wins over [tool.collapse-doctor] regime
     # No regime named: calibrate on the endpoints first (sweeps/autoregime.py); --cmd judges no probes.
     auto_regime = regime is None and warm_start is None and command is None
     _check_writable(json_path)

@@ -16,6 +16,7 @@ from collapse_doctor.cli.app import (
     ExecutorOpt,
     JsonOpt,
     PresetOpt,
+    ProbeLines,
     RayAddressOpt,
     RegimeOpt,
     SeedBatchOpt,
@@ -40,7 +41,9 @@ def ablate_command(
     config: Optional[Path] = ConfigArg,
     overrides: list[str] = SetOpt,
     preset: str = PresetOpt,
-    seeds: int = typer.Option(3, "--seeds", min=1, help="Seeds per variant (0..N-1)."),
+    seeds: int = typer.Option(
+        4, "--seeds", min=1, help="Seeds per variant (0..N-1; 4: the fewest at which an exact test reaches p < 0.05)."
+    ),
     steps: Optional[int] = typer.Option(None, "--steps", help="Optimizer steps per probe (default: the preset's)."),
     only: list[str] = typer.Option(
         [], "--only", help="Run only variants whose name contains this (repeatable); their references are kept."
@@ -52,8 +55,11 @@ def ablate_command(
     stage_epoch: int = typer.Option(
         3, "--stage-epoch", help="Start epoch of the staged variants (the reference's fix used 3)."
     ),
-    jobs: int = typer.Option(
-        1, "--jobs", min=1, help="Probes run in parallel worker processes (results equal a serial run)."
+    jobs: Optional[int] = typer.Option(
+        None,
+        "--jobs",
+        min=1,
+        help="Probes run in parallel worker processes (default: one per CPU core; results equal a serial run).",
     ),
     cache_dir: Optional[Path] = typer.Option(
         None, "--cache-dir", help="Probe result cache (default: ~/.cache/collapse-doctor/cache)."
@@ -69,12 +75,19 @@ def ablate_command(
     seed_batch: bool = SeedBatchOpt,
 ) -> None:
     """Probe the minimal base plus each suspect, the full config minus each suspect, and staged variants; name culprits only with an exact test."""
+    import os
+
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from collapse_doctor.sweeps.ablate import run_ablation
     from collapse_doctor.sweeps.executors import make_executor
+    from collapse_doctor.sweeps.gate import find_tool_table
 
     _check_writable(json_path, html_path)
+    jobs = jobs or os.cpu_count() or 1  # each probe trains on one thread (docs/speed.md: sweeps)
+    regime = regime or find_tool_table().regime  # --regime wins over [tool.collapse-doctor] regime
+    # No regime named: calibrate the minimal base against the full config first (sweeps/autoregime.py).
+    auto_regime = regime is None and warm_start is None
     runner = make_executor(executor, jobs=jobs, ray_address=ray_address, device=device)
     _on_interrupt(
         f"every probe that finished is in the cache ({cache_dir or '~/.cache/collapse-doctor/cache'}); run the same "
@@ -92,7 +105,10 @@ def ablate_command(
     ) as bar:
         task = bar.add_task("ablate", total=None, last="")
 
+        lines = ProbeLines("ablate")
+
         def progress(done: int, total: int, summary) -> None:
+            lines.probe(summary, Path(summary.metrics).stem.rsplit("-seed", 1)[0], f"{done} of {total}")
             bar.update(
                 task, completed=done, total=total, last=f"{summary.label}{' (cached)' if summary.cached else ''}"
             )
@@ -114,9 +130,17 @@ def ablate_command(
             progress=progress,
             executor=runner,
             seed_batch=seed_batch,
+            auto_regime=auto_regime,
         )
+    chosen = result.auto_regime
+    if chosen is not None and chosen.regime is None:
+        _emit(json_path, result.to_json, lambda: render_calibration(out, chosen.calibration))
+        err.print(chosen.line(), highlight=False, soft_wrap=True)
+        raise typer.Exit(3)
     if html_path is not None:
         _write_text(html_path, ablation_html(result), "HTML")
+    if chosen is not None:
+        err.print(chosen.line(), highlight=False, soft_wrap=True)
     _emit(json_path, result.to_json, lambda: render_ablation(out, result))
 
 
@@ -142,8 +166,8 @@ def calibrate_command(
     regimes: Optional[str] = typer.Option(
         None,
         "--regimes",
-        help="Comma-separated regime names (default: the whole grid, cheapest first: b8, b8-lr-sqrt, b8-lr-linear, "
-        "b32, b32-lr-sqrt).",
+        help="Comma-separated regime names (default: the whole grid, cheapest first: warm-b8-p10, warm-b8-p20, "
+        "warm-b8-p40, b8, b8-lr-sqrt, b8-lr-linear, b32, b32-lr-sqrt; with --seed-batch the cold ones only).",
     ),
     warm: bool = typer.Option(
         False,
@@ -166,7 +190,9 @@ def calibrate_command(
         None, "--write", help="Write the chosen regime as a regime file here (default: print it)."
     ),
     overrides: list[str] = SetOpt,
-    jobs: int = typer.Option(1, "--jobs", min=1, help="Probes run in parallel worker processes."),
+    jobs: Optional[int] = typer.Option(
+        None, "--jobs", min=1, help="Probes run in parallel worker processes (default: one per CPU core)."
+    ),
     cache_dir: Optional[Path] = typer.Option(
         None, "--cache-dir", help="Probe result cache (default: ~/.cache/collapse-doctor/cache)."
     ),
@@ -175,7 +201,7 @@ def calibrate_command(
     seed_batch: bool = SeedBatchOpt,
 ) -> None:
     """Find a regime where the good config learns, then measure whether the bad one separates from it there."""
-    from collapse_doctor.experiments.regimes import GRID, by_name
+    from collapse_doctor.experiments.regimes import DEFAULT_GRID, GRID, by_name
     from collapse_doctor.sweeps.calibrate import run_calibration
 
     if not 0 < alpha < 1:
@@ -183,7 +209,11 @@ def calibrate_command(
     if not 0 < min_delta <= 1:
         raise CollapseDoctorError(f"--min-delta {min_delta}: must lie in (0, 1]")
     good_source, bad_source = _config_source(good, repo_path, config_path), _config_source(bad, repo_path, config_path)
-    grid = tuple(by_name(n.strip()) for n in regimes.split(",")) if regimes else GRID
+    import os
+
+    jobs = jobs or os.cpu_count() or 1
+    # The default grid: the sharp warm regimes first (a seed batch cannot start warm: then the cold grid)
+    grid = tuple(by_name(n.strip()) for n in regimes.split(",")) if regimes else GRID if seed_batch else DEFAULT_GRID
     _check_writable(write, json_path)  # fail before probing, not after
     _on_interrupt(
         f"every probe that finished is in the cache ({cache_dir or '~/.cache/collapse-doctor/cache'}); run the same "

@@ -178,6 +178,24 @@ class MeasureRule:
             return "good"
         return None
 
+    def settled(self, candidate: list[float | None], reference: list[float | None], planned: int) -> str | None:
+        """The decision `planned` candidate seeds would reach, when the seeds still to come cannot change it,
+        else None (run more). Exact: the decision depends on the values only through the rank sum, and is
+        monotone in it (bad at the low end, good at the high end), so it is fixed when the two extreme
+        completions (every seed to come below every reference value, or above) agree. Needs distinct
+        values: a tie changes the exact null distribution, so with one the answer is None until all ran."""
+        c = [float(v) for v in candidate if v is not None]
+        r = [float(v) for v in reference if v is not None]
+        left = planned - len(c)
+        if left <= 0:
+            return self.decide(c, r)
+        if not c or not r or len(set(c) | set(r)) < len(c) + len(r):
+            return None
+        low, high = min(c + r) - 1.0, max(c + r) + 1.0
+        worst = self.decide(c + [low - i for i in range(left)], r)
+        best = self.decide(c + [high + i for i in range(left)], r)
+        return worst if worst == best else None
+
     def text(self) -> str:
         return (
             f"{self.measure} against the good endpoint's seeds: bad when the one-sided exact Mann-Whitney p < "

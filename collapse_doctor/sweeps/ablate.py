@@ -30,6 +30,8 @@ from collapse_doctor.experiments.presets import PRESETS, apply_preset, get_key
 from collapse_doctor.judge.measures import PRIMARY, compare
 from collapse_doctor.judge.stats import fisher_exact, smallest_p
 from collapse_doctor.judge.verdict import is_good
+from collapse_doctor.sweeps.autoregime import AutoRegime, choose_regime
+from collapse_doctor.sweeps.calibrate import ConfigSource
 from collapse_doctor.sweeps.executors import Executor
 from collapse_doctor.sweeps.jobs import ProbeJob, ProbeSummary
 from collapse_doctor.sweeps.runner import run_jobs
@@ -236,10 +238,12 @@ class AblationResult:
     not_ablated: dict[str, str]
     notes: list[str] = field(default_factory=list)
     seed_batch: bool = False  # each variant's seeds ran as one vectorised model
+    auto_regime: AutoRegime | None = None  # no regime named: the one calibrated first (or none separated)
 
     def to_json(self) -> dict:
         return {
             "config": self.config,
+            "regime": self.auto_regime.to_json() if self.auto_regime else None,
             "preset": self.preset,
             "seeds": self.seeds,
             "seed_batch": self.seed_batch,
@@ -325,9 +329,12 @@ def run_ablation(
     progress: Callable[[int, int, ProbeSummary], None] | None = None,
     executor: Executor | None = None,
     seed_batch: bool = False,
+    auto_regime: bool = False,
 ) -> AblationResult:
     """seed_batch: each variant's seeds train as one vectorised model (train/seed_batch.py); the
-    variants' batches run in parallel worker processes with jobs > 1."""
+    variants' batches run in parallel worker processes with jobs > 1.
+    auto_regime: no regime was named, so calibrate the minimal base (good) against the full config (bad)
+    first (sweeps/autoregime.py) and ablate in the chosen regime; a warm one's phase 1 is the base."""
     if preset not in PRESETS:
         raise CollapseDoctorError(f"--preset {preset!r}: expected one of {', '.join(PRESETS)}")
     if not 0 < alpha < 1:
@@ -344,6 +351,34 @@ def run_ablation(
     for v in variants:
         load_config(config_path, [*user, *v.overrides])  # every variant must be a valid config before anything runs
     minimal = tuple(f"{k}={_fmt(v)}" for s in SUSPECTS for k, v in s.base.items())
+    chosen = None
+    if auto_regime:
+        if seed_batch:
+            raise ConfigError(
+                "--seed-batch needs --regime: the calibrated regimes start warm, which a seed batch cannot"
+            )
+        path = str(config_path) if config_path else None
+        base_source = ConfigSource("minimal base", path=path, overrides=minimal)
+        chosen = choose_regime(
+            base_source,
+            ConfigSource("full", path=path),
+            seeds=max(len(seeds), 4),
+            overrides=user,
+            preset=preset,
+            data=data,
+            device=device,
+            jobs=jobs,
+            cache_dir=cache_dir,
+            executor=executor,
+            on_probe=progress,
+        )
+        if chosen.regime is None:
+            result = AblationResult(loaded.source, preset, seeds, config.probe.steps, alpha, [], [], 1.0, NOT_ABLATED)
+            result.auto_regime = chosen
+            result.notes.append(chosen.line())
+            return result
+        user = [*chosen.regime.overrides, *user]
+        config, _ = apply_preset(load_config(config_path, user), PRESETS[preset])
     # A warm start's phase 1 is the minimal base for every variant, so all variants share its checkpoint.
     probe_jobs = [
         ProbeJob(
@@ -378,6 +413,7 @@ def run_ablation(
         NOT_ABLATED,
     )
     result.seed_batch = seed_batch
+    result.auto_regime = chosen
     by_name = {v.name: v for v in variants}
     references = [by_name[n] for n in ("base", "full") if n in by_name and by_name[n].seeds]
     if len(references) == 2 and all(v.bad == len(v.seeds) for v in references):

@@ -63,11 +63,13 @@ class AutoRegime:
 
 def _key(good: ConfigSource, bad: ConfigSource, seeds: int, overrides: list[str], preset: str, data: str, device: str):
     def text(source: ConfigSource) -> str:
-        return source.text if source.text is not None else Path(source.path).read_text(encoding="utf-8")
+        if source.text is not None:
+            return source.text
+        return Path(source.path).read_text(encoding="utf-8") if source.path else "<embedded default config>"
 
     payload = {
-        "good": text(good),
-        "bad": text(bad),
+        "good": [text(good), list(good.overrides)],
+        "bad": [text(bad), list(bad.overrides)],
         "seeds": seeds,
         "overrides": list(overrides),
         "preset": preset,

@@ -38,6 +38,7 @@ class ConfigSource:
     label: str  # how the tables name it
     path: str | None = None
     text: str | None = None
+    overrides: tuple[str, ...] = ()  # after the user's: ablate's minimal base is its config with these
 
     def job(
         self,
@@ -51,9 +52,12 @@ class ConfigSource:
         base: ConfigSource | None,
         seed_batch: tuple[int, ...] | None = None,
     ) -> ProbeJob:
-        overrides = (*regime.overrides, *user, f"probe.seed={seed}")
-        base_text = None
-        if base is not None:
+        overrides = (*regime.overrides, *user, *self.overrides, f"probe.seed={seed}")
+        base_text, base_overrides = None, None
+        if base is not None and base.overrides and (base.path, base.text) == (self.path, self.text):
+            # the base is this config with overrides (ablate's minimal base): the key ablate's own probes get
+            base_overrides = (*regime.overrides, *user, *base.overrides, f"probe.seed={seed}")
+        elif base is not None:
             base_text = base.text if base.text is not None else open(base.path, encoding="utf-8").read()  # noqa: SIM115
         return ProbeJob(
             self.path,
@@ -67,6 +71,7 @@ class ConfigSource:
             source=self.label,
             base_text=base_text,
             base_source=base.label if base else "",
+            base_overrides=base_overrides,
             seed_batch=seed_batch,
         )
 

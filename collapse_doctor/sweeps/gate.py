@@ -15,9 +15,8 @@ from __future__ import annotations
 import os
 import re
 import time
-import tomllib
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from xml.sax.saxutils import escape, quoteattr
 
@@ -25,11 +24,14 @@ from collapse_doctor.config import load_config
 from collapse_doctor.config.schedule import Schedule
 from collapse_doctor.errors import CollapseDoctorError, ConfigError, ExitCode
 from collapse_doctor.experiments.presets import PRESETS, apply_preset
-from collapse_doctor.experiments.regimes import LONGEST_RECOVERY
-from collapse_doctor.judge.measures import MeasureRule, compare
+from collapse_doctor.experiments.regimes import LONGEST_RECOVERY, is_warm
+from collapse_doctor.judge.measures import PRIMARY, MeasureRule, compare
 from collapse_doctor.judge.verdict import INCONCLUSIVE
+from collapse_doctor.sweeps.autoregime import AutoRegime, choose_regime
+from collapse_doctor.sweeps.calibrate import ConfigSource
 from collapse_doctor.sweeps.jobs import ProbeJob, ProbeSummary
 from collapse_doctor.sweeps.runner import run_jobs
+from collapse_doctor.sweeps.tool_table import ToolTable, find_tool_table
 
 PRESET = "tiny"
 
@@ -37,60 +39,6 @@ PRESET = "tiny"
 # --------------------------------------------------------------------------------------------------
 # [tool.collapse-doctor] in pyproject.toml
 # --------------------------------------------------------------------------------------------------
-@dataclass
-class ToolTable:
-    path: Path | None  # the pyproject.toml it came from
-    config: str | None = None  # config path, relative to the pyproject's directory
-    seeds: int | None = None
-    jobs: int | None = None
-    overrides: list[str] = field(default_factory=list)  # probe.* and verdict.* keys as --set strings
-
-
-def find_tool_table(start: Path | None = None) -> ToolTable:
-    """The [tool.collapse-doctor] table of the nearest pyproject.toml at or above `start` (cwd); a
-    nearer pyproject.toml without the table means none (it is the project's root)."""
-    here = (start or Path.cwd()).resolve()
-    for directory in (here, *here.parents):
-        candidate = directory / "pyproject.toml"
-        if candidate.is_file():
-            try:
-                table = tomllib.loads(candidate.read_text(encoding="utf-8")).get("tool", {}).get("collapse-doctor")
-            except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-                raise ConfigError(f"{candidate}: not valid TOML: {exc}") from None
-            return (
-                _tool_table(candidate, table) if table is not None else ToolTable(None)
-            )  # the project's own pyproject decides
-    return ToolTable(None)
-
-
-def _tool_table(path: Path, table: dict) -> ToolTable:
-    out = ToolTable(path)
-    for name, value in table.items():
-        if name == "config":
-            if not isinstance(value, str):
-                raise ConfigError(f"{path}: [tool.collapse-doctor] config: expected a path string")
-            out.config = value
-        elif name in ("seeds", "jobs"):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ConfigError(f"{path}: [tool.collapse-doctor] {name}: expected a positive integer, got {value!r}")
-            setattr(out, name, value)
-        elif name in ("probe", "verdict") and isinstance(value, dict):
-            out.overrides += [f"{name}.{k}={_yaml_scalar(v)}" for k, v in value.items()]
-        else:
-            raise ConfigError(
-                f"{path}: [tool.collapse-doctor] {name}: unknown key (config, seeds, jobs, [probe], [verdict])"
-            )
-    return out
-
-
-def _yaml_scalar(value) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
-
-
 # --------------------------------------------------------------------------------------------------
 # The gate
 # --------------------------------------------------------------------------------------------------
@@ -108,6 +56,7 @@ class GateResult:
     tool_table: str | None = None
     comparison: dict | None = None  # --against: the primary measure against the good config
     seed_batch: bool = False  # each config's seeds ran as one vectorised model
+    auto_regime: AutoRegime | None = None  # --against with no regime named: the regime calibrated first
 
     @property
     def exit_code(self) -> int:
@@ -118,6 +67,11 @@ class GateResult:
         return sum(s.steps_saved for s in self.summaries)
 
     def one_line(self) -> str:
+        if self.auto_regime is not None and self.auto_regime.regime is None:
+            return (
+                f"collapse-doctor gate: INCONCLUSIVE {self.config} against {self.comparison['against']}: "
+                + self.auto_regime.line()
+            )
         bad = sum(1 for s in self.summaries if s.good is False)
         seeds = ", ".join(
             f"{s.label}" + (f"@{s.onset_step}" if s.onset_step is not None else "") for s in self.summaries
@@ -163,6 +117,7 @@ class GateResult:
             "steps_saved": self.steps_saved,
             "culprit": self.culprit,
             "tool_table": self.tool_table,
+            "regime": self.auto_regime.to_json() if self.auto_regime else None,
             "seeds": [s.to_json(compact=True) for s in self.summaries],
         }
 
@@ -196,8 +151,11 @@ def run_gate(
     progress: Callable[[int, int, ProbeSummary], None] | None = None,
     against: str | Path | None = None,
     seed_batch: bool = False,
+    auto_regime: bool = False,
 ) -> GateResult:
-    """seed_batch: each config's seeds run as one vectorised model (train/seed_batch.py), all at once."""
+    """seed_batch: each config's seeds run as one vectorised model (train/seed_batch.py), all at once.
+    auto_regime (with `against`): no regime was named, so calibrate the pair first (sweeps/autoregime.py)
+    and gate in the cheapest regime where the good config stays learned and the bad one separates."""
     started = time.perf_counter()
     tool = tool if tool is not None else find_tool_table()
     if config_path is None and tool.config is not None:
@@ -213,12 +171,55 @@ def run_gate(
     summaries: list[ProbeSummary] = []
     decision: bool | None | str = None
     together = tuple(range(planned)) if seed_batch else None
+    base: tuple[str | None, str] = (None, "")  # a warm regime's phase 1 trains the good config
+    chosen = None
+    if auto_regime and against is not None:
+        if planned < 4:
+            raise CollapseDoctorError(
+                f"--against needs --seeds 4 or more: with {planned} seeds a side the exact rank test cannot reach "
+                "p < 0.05"
+            )
+        load_config(against, user)  # a bad file fails before anything is calibrated
+        if seed_batch:
+            raise ConfigError(
+                "--seed-batch needs --regime: the calibrated regimes start warm, which a seed batch cannot"
+            )
+        chosen = choose_regime(
+            ConfigSource(str(against), path=str(against)),
+            ConfigSource(path or "<embedded default>", path=path),
+            seeds=max(planned, 4),
+            overrides=user,
+            preset=PRESET,
+            data=data,
+            jobs=workers,
+            cache_dir=cache_dir,
+            on_probe=progress,
+        )
+        if chosen.regime is None:
+            result = GateResult(INCONCLUSIVE, None, planned, [], loaded.source, user, config.probe.steps, 0.0)
+            result.comparison, result.auto_regime = {"against": str(against), "decision": None}, chosen
+            result.seconds = time.perf_counter() - started
+            return result
+        user = [*chosen.regime.overrides, *user]
+        config, _ = apply_preset(load_config(config_path, user), PRESETS[PRESET])
+        if is_warm(chosen.regime):
+            base = (Path(against).read_text(encoding="utf-8"), str(against))
     # With --against, a seed batch runs both configs' batches in one job list: in parallel with --jobs 2.
-    while decision is None and not (seed_batch and against is not None):
+    # With --against every seed is classified by the measure, not by majority: _against runs them.
+    while decision is None and against is None:
         batch = range(len(summaries), planned if seed_batch else min(planned, len(summaries) + workers))
         probe_jobs = [
             ProbeJob(
-                path, (*user, f"probe.seed={seed}"), PRESET, data, None, "cpu", f"seed {seed}", seed_batch=together
+                path,
+                (*user, f"probe.seed={seed}"),
+                PRESET,
+                data,
+                None,
+                "cpu",
+                f"seed {seed}",
+                base_text=base[0],
+                base_source=base[1],
+                seed_batch=together,
             )
             for seed in batch
         ]
@@ -228,7 +229,7 @@ def run_gate(
     comparison = None
     if against is not None:
         good, comparison, summaries = _against(
-            against, path, user, planned, workers, summaries, cache_dir, data, progress, together
+            against, path, user, planned, workers, summaries, cache_dir, data, progress, together, base
         )
     side = [s for s in summaries if s.good is good] if good is not None else []
     label = (
@@ -259,10 +260,13 @@ def run_gate(
     )
     result.comparison = comparison
     result.seed_batch = seed_batch
+    result.auto_regime = chosen
     return result
 
 
-def _against(against, path, user, planned, workers, summaries, cache_dir, data, progress, together=None):
+def _against(
+    against, path, user, planned, workers, summaries, cache_dir, data, progress, together=None, base=(None, "")
+):
     """--against GOOD: every planned seed of both configs, classified by the primary measure (MeasureRule)."""
     if planned < 4:
         raise CollapseDoctorError(
@@ -270,7 +274,18 @@ def _against(against, path, user, planned, workers, summaries, cache_dir, data, 
         )
     load_config(against, user)  # a bad file fails before probing
     rest = [
-        ProbeJob(path, (*user, f"probe.seed={seed}"), PRESET, data, None, "cpu", f"seed {seed}", seed_batch=together)
+        ProbeJob(
+            path,
+            (*user, f"probe.seed={seed}"),
+            PRESET,
+            data,
+            None,
+            "cpu",
+            f"seed {seed}",
+            base_text=base[0],
+            base_source=base[1],
+            seed_batch=together,
+        )
         for seed in range(len(summaries), planned)
     ]
     reference_jobs = [
@@ -282,6 +297,8 @@ def _against(against, path, user, planned, workers, summaries, cache_dir, data, 
             None,
             "cpu",
             f"against seed {seed}",
+            base_text=base[0],
+            base_source=base[1],
             seed_batch=together,
         )
         for seed in range(planned)
@@ -290,8 +307,13 @@ def _against(against, path, user, planned, workers, summaries, cache_dir, data, 
         both = run_jobs([*rest, *reference_jobs], jobs=workers, cache_dir=cache_dir, progress=progress)
         summaries, reference = summaries + both[: len(rest)], both[len(rest) :]
     else:
-        summaries = summaries + (run_jobs(rest, jobs=workers, cache_dir=cache_dir, progress=progress) if rest else [])
+        # The good side first, all of it; then the candidate a round at a time, until the seeds still to come
+        # cannot change the decision (MeasureRule.settled, exact).
         reference = run_jobs(reference_jobs, jobs=workers, cache_dir=cache_dir, progress=progress)
+        values = [s.measures.get(PRIMARY) for s in reference]
+        while rest and MeasureRule().settled([s.measures.get(PRIMARY) for s in summaries], values, planned) is None:
+            summaries = summaries + run_jobs(rest[:workers], jobs=workers, cache_dir=cache_dir, progress=progress)
+            rest = rest[workers:]
     rule = MeasureRule()
     decision = rule.decide(
         [s.measures.get(rule.measure) for s in summaries], [s.measures.get(rule.measure) for s in reference]
@@ -304,6 +326,8 @@ def _against(against, path, user, planned, workers, summaries, cache_dir, data, 
         **c.to_json(),
         "reference_labels": [s.label for s in reference],
         "reference_final": [s.final for s in reference],
+        "seeds_planned": planned,
+        "seeds_run": len(summaries),  # fewer when the seeds left could not change the decision
     }
     return (True if decision == "good" else False if decision == "bad" else None), comparison, summaries
 

@@ -1,7 +1,7 @@
 """bisect: the first commit whose config (or, with --cmd, whose code) makes training collapse.
 
 history.py reads the commits and their configs; judges.py decides one config (probes on adaptive
-seeds, or the user's command); search.py runs the binary search or the scan and holds the result;
+seeds, or the user's command); search.py runs the binary search or the scan; result.py holds what it found;
 minimize.py reduces the first bad commit's key changes (ddmin).
 """
 
@@ -18,15 +18,8 @@ from collapse_doctor.sweeps.bisect.judges import (
     decision_of_exit_status,
 )
 from collapse_doctor.sweeps.bisect.minimize import Minimization, apply_changes, ddmin
-from collapse_doctor.sweeps.bisect.search import (
-    LIMITATIONS,
-    OUTCOME_EXIT,
-    BisectResult,
-    BisectStatus,
-    Transition,
-    binary_search,
-    run_bisect,
-)
+from collapse_doctor.sweeps.bisect.result import LIMITATIONS, OUTCOME_EXIT, BisectResult, BisectStatus, Transition
+from collapse_doctor.sweeps.bisect.search import binary_search, run_bisect
 
 __all__ = [
     "BAD",
