@@ -54,6 +54,20 @@ def main() -> None:
         f"false alarms (bad): {outcomes['bad']} ({outcomes['bad'] / args.repeats:.1%}); good: {outcomes['good']} "
         f"({outcomes['good'] / args.repeats:.1%}); undecided: {outcomes[None]} ({outcomes[None] / args.repeats:.1%})"
     )
+    exact = exact_false_alarm(rule, args.k)
+    print(
+        f"exact false-alarm rate of the rule at {args.k} vs {args.k} (permutation distribution, no ties): {exact:.2%}"
+    )
+
+
+def exact_false_alarm(rule: MeasureRule, k: int) -> float:
+    """P(bad) when both sets come from one distribution: every split of 2k distinct ranks is equally likely."""
+    from itertools import combinations
+
+    ranks = list(range(2 * k))
+    splits = list(combinations(ranks, k))
+    bad = sum(1 for c in splits if rule.decide([float(v) for v in c], [float(v) for v in ranks if v not in c]) == "bad")
+    return bad / len(splits)
 
 
 if __name__ == "__main__":

@@ -258,7 +258,7 @@ def run_bisect(
                 return r
         # Both are judged before anything else, so a stop can say which one surprised (or both did).
         if probe_judge is not None and rule is not None:
-            report(current="endpoints")
+            report(current=f"{segments[0].first.info.short} and {segments[-1].first.info.short}")
             decisions = _endpoints_by_measure(r, segments, probe_judge, rule, config_path)
         else:
             decisions = {"good": classify(0), "bad": classify(len(segments) - 1)}
