@@ -117,9 +117,13 @@ def test_no_usable_regime_exits_3_with_the_table(tmp_path):
         "--no-confirm",
         "--cache-dir",
         str(tmp_path / "cache"),
+        "--json",
+        str(tmp_path / "c.json"),
         cwd=tmp_path,
     )
     assert result.returncode == 3, result.stderr
+    data = json.loads((tmp_path / "c.json").read_text())
+    assert all(r["bad"] == [] for r in data["regimes"])  # the bad side never runs where the good side did not learn
     assert "no regime is usable" in result.stdout and "b8" in result.stdout
 
 

@@ -235,3 +235,29 @@ def test_gate_against_a_good_config_classifies_by_the_primary_measure(tmp_path):
     }
     with pytest.raises(Exception, match="needs --seeds 4"):
         run_gate(bad, against=good, seeds=3, steps=5, cache_dir=tmp_path / "cache")
+
+
+def test_gate_against_without_a_regime_checks_its_input_before_calibrating(tmp_path):
+    from collapse_doctor.errors import CollapseDoctorError
+    from collapse_doctor.sweeps.gate import run_gate
+
+    good, bad = ROOT / "fixtures" / "seed_old_2a50f2d.yaml", ROOT / "fixtures" / "seed_new_main.yaml"
+    cache = tmp_path / "cache"
+    with pytest.raises(CollapseDoctorError, match="needs --seeds 4"):
+        run_gate(bad, against=good, seeds=3, auto_regime=True, cache_dir=cache)
+    with pytest.raises(ConfigError, match="--seed-batch needs --regime"):
+        run_gate(bad, against=good, seeds=4, auto_regime=True, seed_batch=True, cache_dir=cache)
+    with pytest.raises(ConfigError, match="nowhere.yaml"):
+        run_gate(bad, against=tmp_path / "nowhere.yaml", seeds=4, auto_regime=True, cache_dir=cache)
+    assert not (cache / "regimes").exists() and not list(cache.glob("*.json"))  # nothing was probed
+
+
+def test_a_regime_in_the_tool_table_is_read_and_a_bad_one_named(tmp_path):
+    (tmp_path / "pyproject.toml").write_text('[tool.collapse-doctor]\nregime = "warm-b8-p20"\n')
+    assert find_tool_table(tmp_path).regime == "warm-b8-p20"
+    (tmp_path / "r.yaml").write_text("probe:\n  steps: 30\n")
+    (tmp_path / "pyproject.toml").write_text('[tool.collapse-doctor]\nregime = "r.yaml"\n')
+    assert find_tool_table(tmp_path).regime == str(tmp_path / "r.yaml")
+    (tmp_path / "pyproject.toml").write_text("[tool.collapse-doctor]\nregime = 3\n")
+    with pytest.raises(ConfigError, match="regime"):
+        find_tool_table(tmp_path)

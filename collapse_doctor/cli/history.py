@@ -25,6 +25,7 @@ from collapse_doctor.cli.app import (
     _check_writable,
     _emit,
     _write_json,
+    _write_text,
     app,
     err,
     out,
@@ -94,6 +95,9 @@ def bisect_command(
     device: str = typer.Option("cpu", "--device", help="auto | cpu | cuda."),
     data: str = DataOpt,
     json_path: Optional[Path] = JsonOpt,
+    html_path: Optional[Path] = typer.Option(
+        None, "--html", help="Write an HTML report: the answer, fg_auc per seed of every commit judged, plots."
+    ),
     executor: str = ExecutorOpt,
     ray_address: Optional[str] = RayAddressOpt,
     regime: Optional[str] = RegimeOpt,
@@ -122,7 +126,7 @@ def bisect_command(
     regime = regime or find_tool_table(repo_path).regime  # --regime wins over [tool.collapse-doctor] regime
     # No regime named: calibrate on the endpoints first (sweeps/autoregime.py); --cmd judges no probes.
     auto_regime = regime is None and warm_start is None and command is None
-    _check_writable(json_path)
+    _check_writable(json_path, html_path)
     jobs = jobs or os.cpu_count() or 1  # each probe trains on one thread (docs/speed.md: sweeps)
     runner = make_executor(executor, jobs=jobs, ray_address=ray_address, device=device)
 
@@ -131,6 +135,8 @@ def bisect_command(
     def finish() -> None:
         if json_path is not None:
             _write_json(json_path, result.to_json())
+        if html_path is not None and result.judgements:
+            _write_text(html_path, bisect_html(result), "HTML")
 
     try:
         with Progress(
@@ -376,6 +382,40 @@ def render_bisect(console: Console, result) -> None:
             highlight=False,
         )
     console.print(f"[dim]{result.limitations}[/dim]", highlight=False)
+
+
+def bisect_html(result) -> str:
+    """The answer, fg_auc per seed of every commit judged against the good endpoint's band, then each
+    commit's curves (phase 2 only under a warm start)."""
+    from collapse_doctor.cli.html import page, plot, strip
+
+    def auc(judgement) -> list[float]:
+        return [x for s in judgement.summaries if (x := (s.measures or {}).get("fg_auc")) is not None]
+
+    rows, sections = [], []
+    for index, judgement in sorted(result.judgements.items()):
+        first = result.segments[index].first.info
+        name = f"{first.short} {first.subject}"
+        rows.append((name, auc(judgement), result.classes.get(index) or judgement.decision))
+        if judgement.summaries:
+            warm = judgement.summaries[0].warm_start
+            start = int(warm.get("phase1_steps") or 0) if warm else 0
+            events = [e for e in judgement.summaries[0].events if e["step"] > 0]
+            series = [(s.seed, s.series) for s in judgement.summaries]
+            sections.append((name, judgement.counts_text(), plot(series, events, name, first_step=start)))
+    good = result.judgements.get(0)
+    summary = strip(rows, auc(good) if good is not None else [], "the good endpoint's seeds")
+    intro = f"{result.repo}, config {result.config_path}; {result.message}."
+    if result.auto_regime is not None and result.auto_regime.regime is not None:
+        intro += " " + result.auto_regime.line()
+    answer = (
+        f"first collapsed commit {result.first_bad.info.short} ({result.first_bad.info.subject})"
+        if result.first_bad is not None
+        else f"{result.outcome}: {result.message}"
+    )
+    if result.first_degraded is not None:
+        answer += f"; degraded before it from {result.first_degraded.info.short} ({result.first_degraded.info.subject})"
+    return page(f"collapse-doctor {result.method}", intro, sections, summary=summary, answer=answer)
 
 
 def _render_degradation(console: Console, result) -> None:

@@ -1,5 +1,7 @@
-"""Self-contained HTML reports (inline SVG, no scripts, no server): predicted background share and FG
-accuracy over steps, one small plot per variant with one line per seed."""
+"""Self-contained HTML reports (inline SVG, no scripts, no server): the answer first, with one picture
+that carries it (fg_auc per seed for every variant, commit or regime beside its reference), then
+predicted background share and FG accuracy over steps, one small plot per run group, one line per seed
+(phase 2 only under a warm start: that is where the verdict is made)."""
 
 from __future__ import annotations
 
@@ -16,12 +18,16 @@ def _polyline(points: list[tuple[float, float]], colour: str, dash: str = "") ->
     return f'<polyline fill="none" stroke="{colour}" stroke-width="1.2" {dash} points="{coords}"/>'
 
 
-def plot(series_by_seed: list[tuple[int, list[dict]]], events: list[dict], title: str) -> str:
-    """One SVG: solid lines predicted BG share, dashed FG accuracy, grey line target BG share."""
-    steps = max((r["step"] for _, s in series_by_seed for r in s), default=1) or 1
+def plot(series_by_seed: list[tuple[int, list[dict]]], events: list[dict], title: str, first_step: int = 0) -> str:
+    """One SVG: solid lines predicted BG share, dashed FG accuracy, grey line target BG share; steps before
+    first_step (a warm start's phase 1) are left out."""
+    series_by_seed = [(seed, [r for r in s if r["step"] >= first_step]) for seed, s in series_by_seed]
+    events = [e for e in events if e["step"] >= first_step]
+    steps = max((r["step"] for _, s in series_by_seed for r in s), default=first_step + 1)
+    span = max(steps - first_step, 1)
 
     def xy(step: float, value: float) -> tuple[float, float]:
-        return PAD + (WIDTH - 2 * PAD) * step / steps, HEIGHT - PAD - (HEIGHT - 2 * PAD) * value
+        return PAD + (WIDTH - 2 * PAD) * (step - first_step) / span, HEIGHT - PAD - (HEIGHT - 2 * PAD) * value
 
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" '
@@ -56,8 +62,8 @@ def plot(series_by_seed: list[tuple[int, list[dict]]], events: list[dict], title
             )
         )
     parts.append(
-        f'<text x="{PAD}" y="{HEIGHT - 6}" font-size="9">step 0</text><text x="{WIDTH - PAD - 30}" y="{HEIGHT - 6}" '
-        f'font-size="9">{steps}</text>'
+        f'<text x="{PAD}" y="{HEIGHT - 6}" font-size="9">step {first_step}</text><text x="{WIDTH - PAD - 30}" '
+        f'y="{HEIGHT - 6}" font-size="9">{steps}</text>'
     )
     parts.append(
         f'<text x="2" y="{PAD + 4}" font-size="9">1</text><text x="2" y="{HEIGHT - PAD}" font-size="9">0</text></svg>'
@@ -65,9 +71,58 @@ def plot(series_by_seed: list[tuple[int, list[dict]]], events: list[dict], title
     return "".join(parts)
 
 
-def page(title: str, intro: str, sections: list[tuple[str, str, str]]) -> str:
-    """sections: (heading, text, svg)."""
-    body = [f"<h1>{html.escape(title)}</h1><p>{html.escape(intro)}</p>"]
+def strip(rows: list[tuple[str, list[float], str]], reference: list[float], reference_name: str) -> str:
+    """The summary picture: one row per variant / commit / regime, a dot per seed at its fg_auc, the
+    reference's seeds as a shaded band across every row, and each row's mark (its claim or class) at the
+    right; marks other than '' and 'good' in red."""
+    row_h, left, right = 18, 260, 120
+    width = 760
+    height = PAD + row_h * (len(rows) + 1) + PAD
+    values = [v for _, vs, _ in rows for v in vs] + list(reference)
+    top = max(max(values, default=0.0) * 1.1, 0.05)
+
+    def x(value: float) -> float:
+        return left + (width - left - right) * value / top
+
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img">']
+    parts.append("<title>fg_auc per seed</title>")
+    if reference:
+        lo, hi = min(reference), max(reference)
+        parts.append(
+            f'<rect x="{x(lo):.1f}" y="{PAD}" width="{max(x(hi) - x(lo), 1):.1f}" height="{row_h * len(rows)}" '
+            f'fill="#2ca02c" fill-opacity="0.15"><title>{html.escape(reference_name)}: '
+            f"{lo:.3f}-{hi:.3f}</title></rect>"
+        )
+    for i, (name, vs, mark) in enumerate(rows):
+        y = PAD + row_h * i + row_h / 2
+        parts.append(f'<text x="4" y="{y + 4:.1f}" font-size="11">{html.escape(name[:42])}</text>')
+        parts.append(f'<line x1="{left}" y1="{y:.1f}" x2="{width - right}" y2="{y:.1f}" stroke="#eee"/>')
+        colour = "#d62728" if mark not in ("", "good") else "#1f77b4"
+        for v in vs:
+            parts.append(
+                f'<circle cx="{x(v):.1f}" cy="{y:.1f}" r="3.5" fill="{colour}"><title>{v:.3f}</title></circle>'
+            )
+        parts.append(
+            f'<text x="{width - right + 6}" y="{y + 4:.1f}" font-size="11" fill="{colour}">{html.escape(mark)}</text>'
+        )
+    axis = PAD + row_h * len(rows) + 12
+    for tick in (0.0, top / 2, top):
+        parts.append(f'<text x="{x(tick) - 8:.1f}" y="{axis}" font-size="9">{tick:.2f}</text>')
+    parts.append(
+        f'<text x="{left}" y="{axis + 14}" font-size="10">fg_auc per seed (mean FG accuracy over the judged steps); '
+        f"band: {html.escape(reference_name)}</text></svg>"
+    )
+    return "".join(parts)
+
+
+def page(title: str, intro: str, sections: list[tuple[str, str, str]], summary: str = "", answer: str = "") -> str:
+    """sections: (heading, text, svg); answer and summary (a picture) open the page."""
+    body = [f"<h1>{html.escape(title)}</h1>"]
+    if answer:
+        body.append(f"<p class='answer'>{html.escape(answer)}</p>")
+    if summary:
+        body.append(f"<div class='summary'>{summary}</div>")
+    body.append(f"<p>{html.escape(intro)}</p>")
     body.append(
         "<p>Solid: predicted background share; dashed: FG accuracy; grey: target background share; dotted verticals: "
         "activations. One colour per seed.</p><div class='grid'>"
@@ -80,6 +135,7 @@ def page(title: str, intro: str, sections: list[tuple[str, str, str]]) -> str:
     style = (
         "body{font-family:sans-serif;margin:1em}.grid{display:flex;flex-wrap:wrap;gap:1em}"
         "figure{margin:0;width:310px}figcaption{font-size:12px;min-height:3em}"
+        ".answer{font-size:1.2em;font-weight:bold}.summary{margin:1em 0}"
     )
     return (
         "<!doctype html><html><head><meta "

@@ -391,22 +391,40 @@ def render_ablation(console: Console, result) -> None:
 
 
 def ablation_html(result) -> str:
-    from collapse_doctor.cli.html import page, plot
+    from collapse_doctor.cli.html import page, plot, strip
 
+    def auc(v) -> list[float]:
+        return [x for s in v.seeds if (x := (s.measures or {}).get("fg_auc")) is not None]
+
+    marks: dict[str, str] = {}
+    for c in result.claims:
+        if c.significant:
+            marks[c.variant] = f"claim, p {c.p_value:.3g}"
     sections = []
     for v in result.variants:
         series = [(s.seed, s.series) for s in v.seeds]
         events = [e for e in (v.seeds[0].events if v.seeds else []) if e["step"] > 0]
+        warm = v.seeds[0].warm_start if v.seeds else None
+        first = int(warm.get("phase1_steps") or 0) if warm else 0
         text = (
             f"{v.bad}/{len(v.seeds)} bad; "
             + ", ".join(f"{label} {n}" for label, n in sorted(v.counts().items()))
             + (f"; vs {v.reference}" if v.reference else "")
+            + ("; phase 2 only" if first else "")
         )
-        sections.append((v.name, text, plot(series, events, v.name)))
-    intro = f"{result.config}, {result.preset} preset, seeds {result.seeds}, {result.steps} steps. " + "; ".join(
-        c.text for c in result.claims if c.significant
+        sections.append((v.name, text, plot(series, events, v.name, first_step=first)))
+    claims = [c.text for c in result.claims if c.significant]
+    base = next((v for v in result.variants if v.name == "base"), None)
+    summary = strip(
+        [(v.name, auc(v), marks.get(v.name, "")) for v in result.variants],
+        auc(base) if base is not None else [],
+        "the minimal base's seeds",
     )
-    return page("collapse-doctor ablate", intro, sections)
+    answer = "; ".join(claims) if claims else "no variant differs from its reference at the chosen alpha"
+    intro = f"{result.config}, {result.preset} preset, seeds {result.seeds}, {result.steps} steps."
+    if result.auto_regime is not None and result.auto_regime.regime is not None:
+        intro += " " + result.auto_regime.line()
+    return page("collapse-doctor ablate", intro, sections, summary=summary, answer=answer)
 
 
 def render_calibration(console: Console, result) -> None:
