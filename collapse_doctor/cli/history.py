@@ -387,7 +387,7 @@ def render_bisect(console: Console, result) -> None:
 def bisect_html(result) -> str:
     """The answer, fg_auc per seed of every commit judged against the good endpoint's band, then each
     commit's curves (phase 2 only under a warm start)."""
-    from collapse_doctor.cli.html import page, plot, strip
+    from collapse_doctor.cli.html import page, plot, runs_of, strip
 
     def auc(judgement) -> list[float]:
         return [x for s in judgement.summaries if (x := (s.measures or {}).get("fg_auc")) is not None]
@@ -398,11 +398,8 @@ def bisect_html(result) -> str:
         name = f"{first.short} {first.subject}"
         rows.append((name, auc(judgement), result.classes.get(index) or judgement.decision))
         if judgement.summaries:
-            warm = judgement.summaries[0].warm_start
-            start = int(warm.get("phase1_steps") or 0) if warm else 0
-            events = [e for e in judgement.summaries[0].events if e["step"] > 0]
-            series = [(s.seed, s.series) for s in judgement.summaries]
-            sections.append((name, judgement.counts_text(), plot(series, events, name, first_step=start)))
+            series, events, axis = runs_of(judgement.summaries)
+            sections.append((name, judgement.counts_text(), plot(series, events, name, axis)))
     good = result.judgements.get(0)
     summary = strip(rows, auc(good) if good is not None else [], "the good endpoint's seeds")
     intro = f"{result.repo}, config {result.config_path}; {result.message}."

@@ -18,11 +18,25 @@ def _polyline(points: list[tuple[float, float]], colour: str, dash: str = "") ->
     return f'<polyline fill="none" stroke="{colour}" stroke-width="1.2" {dash} points="{coords}"/>'
 
 
-def plot(series_by_seed: list[tuple[int, list[dict]]], events: list[dict], title: str, first_step: int = 0) -> str:
-    """One SVG: solid lines predicted BG share, dashed FG accuracy, grey line target BG share; steps before
-    first_step (a warm start's phase 1) are left out."""
-    series_by_seed = [(seed, [r for r in s if r["step"] >= first_step]) for seed, s in series_by_seed]
-    events = [e for e in events if e["step"] >= first_step]
+def runs_of(summaries) -> tuple[list[tuple[int, list[dict]]], list[dict], str]:
+    """Each seed's rows and the first seed's events, for plot(). Under a warm start each seed's phase 1 has
+    its own length, so every seed is shifted to its own switch: the axis counts phase-2 steps."""
+    if not summaries:
+        return [], [], "step"
+    if not summaries[0].warm_start:
+        return [(s.seed, s.series) for s in summaries], [e for e in summaries[0].events if e["step"] > 0], "step"
+
+    def shifted(rows: list[dict], start: int) -> list[dict]:
+        return [{**r, "step": r["step"] - start} for r in rows if r["step"] >= start]
+
+    runs = [(s.seed, shifted(s.series, int((s.warm_start or {}).get("phase1_steps") or 0))) for s in summaries]
+    start = int(summaries[0].warm_start.get("phase1_steps") or 0)
+    return runs, [e for e in shifted(summaries[0].events, start) if e["step"] > 0], "phase-2 step"
+
+
+def plot(series_by_seed: list[tuple[int, list[dict]]], events: list[dict], title: str, axis: str = "step") -> str:
+    """One SVG: solid lines predicted BG share, dashed FG accuracy, grey line target BG share."""
+    first_step = min((r["step"] for _, s in series_by_seed for r in s), default=0)
     steps = max((r["step"] for _, s in series_by_seed for r in s), default=first_step + 1)
     span = max(steps - first_step, 1)
 
@@ -62,7 +76,7 @@ def plot(series_by_seed: list[tuple[int, list[dict]]], events: list[dict], title
             )
         )
     parts.append(
-        f'<text x="{PAD}" y="{HEIGHT - 6}" font-size="9">step {first_step}</text><text x="{WIDTH - PAD - 30}" '
+        f'<text x="{PAD}" y="{HEIGHT - 6}" font-size="9">{axis} {first_step}</text><text x="{WIDTH - PAD - 30}" '
         f'y="{HEIGHT - 6}" font-size="9">{steps}</text>'
     )
     parts.append(

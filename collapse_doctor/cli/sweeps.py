@@ -391,7 +391,7 @@ def render_ablation(console: Console, result) -> None:
 
 
 def ablation_html(result) -> str:
-    from collapse_doctor.cli.html import page, plot, strip
+    from collapse_doctor.cli.html import page, plot, runs_of, strip
 
     def auc(v) -> list[float]:
         return [x for s in v.seeds if (x := (s.measures or {}).get("fg_auc")) is not None]
@@ -402,17 +402,14 @@ def ablation_html(result) -> str:
             marks[c.variant] = f"claim, p {c.p_value:.3g}"
     sections = []
     for v in result.variants:
-        series = [(s.seed, s.series) for s in v.seeds]
-        events = [e for e in (v.seeds[0].events if v.seeds else []) if e["step"] > 0]
-        warm = v.seeds[0].warm_start if v.seeds else None
-        first = int(warm.get("phase1_steps") or 0) if warm else 0
+        series, events, axis = runs_of(v.seeds)
         text = (
             f"{v.bad}/{len(v.seeds)} bad; "
             + ", ".join(f"{label} {n}" for label, n in sorted(v.counts().items()))
             + (f"; vs {v.reference}" if v.reference else "")
-            + ("; phase 2 only" if first else "")
+            + ("; phase 2 only" if axis != "step" else "")
         )
-        sections.append((v.name, text, plot(series, events, v.name, first_step=first)))
+        sections.append((v.name, text, plot(series, events, v.name, axis)))
     claims = [c.text for c in result.claims if c.significant]
     base = next((v for v in result.variants if v.name == "base"), None)
     summary = strip(
