@@ -144,3 +144,26 @@ def test_the_sequential_stop_never_changes_the_decision_the_full_seed_count_make
                 stopped_early += k < planned
                 break
     assert stopped_early > 0  # it does stop early on some draws
+
+
+def test_the_sequential_stop_of_the_collapse_question_never_changes_its_full_count_answer():
+    import random
+
+    from collapse_doctor.judge.measures import CollapseScale, settled
+
+    # fg_auc per seed, recorded (bench/results/regimes.jsonl, warm-b8-p10): OLD into OLD, OLD into NEW
+    good = [0.101, 0.146, 0.188, 0.203]
+    bad = [0.0191, 0.0187, 0.0083, 0.0179]
+    scale, rng, early = CollapseScale(tuple(good), tuple(bad)), random.Random(1), 0
+    pool = [0.004, 0.011, 0.016, 0.024, 0.035, 0.05, 0.07, 0.09, 0.12, 0.15, 0.17, 0.22, 0.26]
+    for _ in range(300):
+        candidate = rng.sample(pool, 4)
+        for question in (scale.collapsed, scale.worse):
+            full = question(candidate)
+            for k in range(1, 5):
+                answer = settled(question, candidate[:k], 4, good + bad)
+                if answer is not None:
+                    assert answer == full, (candidate, k)
+                    early += k < 4
+                    break
+    assert early > 0

@@ -184,17 +184,8 @@ class MeasureRule:
         monotone in it (bad at the low end, good at the high end), so it is fixed when the two extreme
         completions (every seed to come below every reference value, or above) agree. Needs distinct
         values: a tie changes the exact null distribution, so with one the answer is None until all ran."""
-        c = [float(v) for v in candidate if v is not None]
         r = [float(v) for v in reference if v is not None]
-        left = planned - len(c)
-        if left <= 0:
-            return self.decide(c, r)
-        if not c or not r or len(set(c) | set(r)) < len(c) + len(r):
-            return None
-        low, high = min(c + r) - 1.0, max(c + r) + 1.0
-        worst = self.decide(c + [low - i for i in range(left)], r)
-        best = self.decide(c + [high + i for i in range(left)], r)
-        return worst if worst == best else None
+        return settled(lambda values: self.decide(values, r), candidate, planned, r)
 
     def text(self) -> str:
         return (
@@ -202,6 +193,25 @@ class MeasureRule:
             f"{self.alpha:g} and Cliff's delta >= {self.min_delta:g}; "
             f"good when delta < {self.max_good_delta:g}; otherwise undecided (more seeds, a skip at the cap)"
         )
+
+
+def settled(decide, candidate: list[float | None], planned: int, others: list[float]) -> str | None:
+    """What `decide` answers once `planned` candidate seeds have run, if the seeds still to come cannot
+    change it; else None. `decide` must be monotone in each candidate value (every rank rule here is: lower
+    values move it towards 'bad', higher towards 'good'), so the answer is fixed when the two extreme
+    completions agree: every seed to come below every value seen (candidate and `others`, the reference
+    values), or above. A tie among the values seen changes the exact null distribution, so then None."""
+    c = [float(v) for v in candidate if v is not None]
+    left = planned - len(c)
+    if left <= 0:
+        return decide(c)
+    seen = c + [float(v) for v in others]
+    if not c or not others or len(set(seen)) < len(seen):
+        return None
+    low, high = min(seen) - 1.0, max(seen) + 1.0
+    worst = decide(c + [low - i for i in range(left)])
+    best = decide(c + [high + i for i in range(left)])
+    return worst if worst == best else None
 
 
 COLLAPSED_CLASS, DEGRADED_CLASS, GOOD_CLASS = "collapsed", "degraded", "good"

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from collapse_doctor.errors import CollapseDoctorError, ExitCode, GitError
-from collapse_doctor.judge.measures import PRIMARY, MeasureRule
+from collapse_doctor.judge.measures import PRIMARY, MeasureRule, settled
 from collapse_doctor.judge.verdict import is_good
 from collapse_doctor.sweeps.bisect.history import CommitConfig
 from collapse_doctor.sweeps.executors import Executor
@@ -145,6 +145,7 @@ class ProbeJudge:
         self.base_source = ""
         self.rule: MeasureRule | None = None  # --by measure: classify against the good endpoint's seeds
         self.reference: list[float | None] | None = None
+        self.bad_reference: list[float] = []  # the bad endpoint's measures, once known (the scale's other end)
 
     def job(self, text: str, source: str, seed: int, tag: str = "") -> ProbeJob:
         return ProbeJob(
@@ -180,6 +181,10 @@ class ProbeJudge:
         while (decision := decide(summaries)) is None:
             start = seed_start + len(summaries)
             round_size = min(self.policy.first, self.policy.cap - len(summaries))
+            if self.rule is not None and len(summaries) < self.policy.first:
+                # by measure, the first round runs a worker's share at a time: its last seeds are skipped when
+                # they cannot change the decision (measures.settled)
+                round_size = min(max(self.jobs, 1), self.policy.first - len(summaries))
             if round_size <= 0:
                 decision = SKIP
                 break
@@ -198,9 +203,11 @@ class ProbeJudge:
     def by_measure(self, summaries: list[ProbeSummary], rule: Callable[[list[float | None]], str | None]) -> str | None:
         """A decision on the seeds' primary measure: none before policy.first seeds, a skip at the cap.
         Verdict labels play no part, so seeds are never added because labels differ."""
+        values = [s.measures.get(PRIMARY) for s in summaries]
         if len(summaries) < self.policy.first:
-            return None
-        decision = rule([s.measures.get(PRIMARY) for s in summaries])
+            known = [v for v in [*(self.reference or []), *self.bad_reference] if v is not None]
+            return settled(rule, values, self.policy.first, known) if known and summaries else None
+        decision = rule(values)
         if decision is None and len(summaries) >= self.policy.cap:
             return SKIP
         return decision

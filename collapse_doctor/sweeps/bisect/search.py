@@ -354,6 +354,7 @@ def _endpoints_by_measure(r: BisectResult, segments, judge: ProbeJudge, rule: Me
     judge.rule, judge.reference = rule, reference
     bad_j = judge.judge(last.first.text, f"{last.first.info.short}:{config_path}")
     r.judgements[len(segments) - 1] = bad_j
+    judge.bad_reference = [v for s in bad_j.summaries if (v := s.measures.get(rule.measure)) is not None]
     if bad_j.decision == BAD:
         r.scale = CollapseScale(
             tuple(v for v in reference if v is not None),
