@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import sys
 
-from rich.markup import escape
-
 from collapse_doctor.cli import experiments, gate, history, judge, sweeps  # noqa: F401  (registers the commands)
 from collapse_doctor.cli.app import _say_interrupted, app, err
+from collapse_doctor.cli.format import styled
 from collapse_doctor.errors import CollapseDoctorError
 
 __all__ = ["app", "main"]
@@ -23,7 +22,7 @@ def main() -> None:
         app()
     except CollapseDoctorError as exc:
         for problem in exc.problems:
-            err.print(f"[red]error:[/red] {escape(problem)}", highlight=False, soft_wrap=True)
+            err.print(styled(("error:", "red"), f" {problem}"), highlight=False, soft_wrap=True)
         sys.exit(int(exc.exit_code))
     except KeyboardInterrupt:
         _say_interrupted()

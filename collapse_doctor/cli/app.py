@@ -11,7 +11,7 @@ from typing import Optional
 
 import typer
 from rich.console import Console
-from rich.markup import escape
+from rich.text import Text
 
 from collapse_doctor import __version__
 from collapse_doctor.errors import CollapseDoctorError
@@ -43,10 +43,12 @@ def _width(stream) -> int | None:
     return int(columns) if columns.isdigit() and int(columns) > 0 else 200
 
 
-out = Console(width=_width(sys.stdout))  # results
+# markup=False: no string is ever read as markup, so text a user controls prints as it is (styling goes
+# through rich Text, cli/format.py: styled).
+out = Console(width=_width(sys.stdout), markup=False)  # results
 
 
-err = Console(stderr=True, width=_width(sys.stderr))  # progress, warnings, errors
+err = Console(stderr=True, width=_width(sys.stderr), markup=False)  # progress, warnings, errors
 
 
 class ProbeLines:
@@ -260,7 +262,9 @@ def _warn_unsupported_overrides(loaded) -> None:
     for unused in loaded.unsupported_keys:
         if unused.key in given:
             err.print(
-                f"[yellow]warning:[/yellow] --set {unused.key}: accepted but not acted on: {escape(unused.reason)}",
+                Text.assemble(
+                    ("warning:", "yellow"), f" --set {unused.key}: accepted but not acted on: {unused.reason}"
+                ),
                 highlight=False,
                 soft_wrap=True,
             )

@@ -9,6 +9,7 @@ import typer
 import yaml
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from collapse_doctor.cli.app import (
     EXIT_CODES_HELP,
@@ -30,7 +31,7 @@ from collapse_doctor.cli.app import (
     out,
     regime_overrides,
 )
-from collapse_doctor.cli.format import VERDICT_STYLE, _change, _num, _pair, _pct, _short_error
+from collapse_doctor.cli.format import VERDICT_STYLE, _change, _num, _pair, _pct, _short_error, styled
 from collapse_doctor.config import load_config
 from collapse_doctor.errors import CollapseDoctorError
 
@@ -154,7 +155,7 @@ def grad_check_command(
 # --------------------------------------------------------------------------------------------------
 def render_inspect(console: Console, report: InspectReport) -> None:
     console.rule(
-        f"[bold]{report.source}[/bold]" + (f"  (overrides: {', '.join(report.overrides)})" if report.overrides else "")
+        styled((report.source, "bold"), f"  (overrides: {', '.join(report.overrides)})" if report.overrides else "")
     )
     console.print(
         yaml.safe_dump(report.resolved, sort_keys=True, default_flow_style=False).rstrip(),
@@ -164,7 +165,7 @@ def render_inspect(console: Console, report: InspectReport) -> None:
 
     console.print()
     console.print(
-        f"context path: [bold]{report.context_path}[/bold]   context injector: [bold]{report.injector}[/bold]"
+        styled("context path: ", (report.context_path, "bold"), "   context injector: ", (report.injector, "bold"))
     )
 
     params = Table(title="Parameters per module", show_footer=False)
@@ -172,8 +173,8 @@ def render_inspect(console: Console, report: InspectReport) -> None:
     params.add_column("parameters", justify="right")
     for name, count in report.parameters.items():
         if name != "total":
-            params.add_row(name, f"{count:,}" if count else "[dim]not built[/dim]")
-    params.add_row("[bold]total[/bold]", f"[bold]{report.parameters['total']:,}[/bold]")
+            params.add_row(name, f"{count:,}" if count else Text("not built", style="dim"))
+    params.add_row(Text("total", style="bold"), Text(f"{report.parameters['total']:,}", style="bold"))
     console.print(params)
 
     schedule = Table(title="Staging schedule")
@@ -192,7 +193,7 @@ def render_inspect(console: Console, report: InspectReport) -> None:
         unused.add_row(item.key, item.reason)
     console.print(unused)
     console.print(
-        f"[dim]defaulted keys ({len(report.defaulted_keys)}):[/dim] " + (", ".join(report.defaulted_keys) or "none"),
+        styled((f"defaulted keys ({len(report.defaulted_keys)}): ", "dim"), ", ".join(report.defaulted_keys) or "none"),
         highlight=False,
     )
 
@@ -259,7 +260,7 @@ def render_probe(console: Console, report: dict, rows: list[dict]) -> None:
             f" ({after['steps_after']} steps after "
             f"{'the start' if after['event'] == 'start' else after['event'] + ' at step ' + str(after['step'])})"
         )
-    console.print(f"[bold {style}]{label}[/bold {style}]{onset}", highlight=False)
+    console.print(styled((label, f"bold {style}"), onset), highlight=False)
     for reason in report["reasons"]:
         console.print(f"  {reason}", highlight=False)
     if ran.get("stopped_early"):
@@ -309,14 +310,15 @@ def render_probe(console: Console, report: dict, rows: list[dict]) -> None:
             highlight=False,
         )
     for note in report["notes"]:
-        console.print(f"  [dim]note: {note}[/dim]", highlight=False)
+        console.print(f"  note: {note}", style="dim", highlight=False)
     console.print(
-        f"[dim]ran: {ran['config']}  preset {ran['preset']}  seed {ran['seed']}  steps "
+        f"ran: {ran['config']}  preset {ran['preset']}  seed {ran['seed']}  steps "
         f"{ran['steps_run']}/{ran['steps']} ({ran['steps_per_epoch']} per epoch)  "
         f"{ran['device']} {ran['dtype']} threads {ran['threads']}  overrides {ran['overrides'] or 'none'}\n"
         f"data: {data['source']}, {data['tasks_used']}/{data['tasks']} tasks fit the "
         f"{data['canvas']}x{data['canvas']} canvas, background share {data['background_share']:.1%}\n"
-        f"metrics: {report['metrics']}  ({report['timing']['seconds']:.0f} s)[/dim]",
+        f"metrics: {report['metrics']}  ({report['timing']['seconds']:.0f} s)",
+        style="dim",
         highlight=False,
     )
 
@@ -368,8 +370,11 @@ def render_grad_check(console: Console, report) -> None:
     """Per mode: the per-module table of the as-configured case; then every case and hazard in one line each."""
     tol = report.tolerance
     console.rule(
-        f"[bold]grad-check {report.config}[/bold]  {report.dtype}, seed {report.seed}, D {report.size['hidden_dim']}, "
-        f"canvas {report.size['canvas']}, T {report.size['solver_steps']}, batch {report.size['batch']}"
+        styled(
+            (f"grad-check {report.config}", "bold"),
+            f"  {report.dtype}, seed {report.seed}, D {report.size['hidden_dim']}, canvas {report.size['canvas']}, "
+            f"T {report.size['solver_steps']}, batch {report.size['batch']}",
+        )
     )
     console.print(
         f"match: relative L2 <= {tol.rel_l2:g} or max |diff| <= {tol.abs_floor:g}, same None/zero/non-zero state; two "
@@ -381,7 +386,10 @@ def render_grad_check(console: Console, report) -> None:
         main = cases["as_configured"]
         trained = " (the mode this config trains with)" if mode == report.trains_with else ""
         if main.error:
-            console.print(f"[bold]{mode}[/bold]{trained}: [red]error[/red] {_short_error(main.error)}", highlight=False)
+            console.print(
+                styled((mode, "bold"), f"{trained}: ", ("error", "red"), f" {_short_error(main.error)}"),
+                highlight=False,
+            )
         else:
             table = Table(title=f"{mode}{trained}: checkpointed vs plain gradients, every module live")
             for column in (
@@ -407,12 +415,14 @@ def render_grad_check(console: Console, report) -> None:
                     _num(m.max_rel),
                     _num(m.rel_l2),
                     _num(m.cosine, 6),
-                    "[green]yes[/green]" if m.match else "[red]NO[/red]",
+                    Text("yes", style="green") if m.match else Text("NO", style="red"),
                 )
             console.print(table)
         if main.buffers_changed:
             console.print(
-                f"  [red]buffers updated differently under checkpointing:[/red] {', '.join(main.buffers_changed)}",
+                styled(
+                    ("  buffers updated differently under checkpointing:", "red"), f" {', '.join(main.buffers_changed)}"
+                ),
                 highlight=False,
             )
     cases_table = Table(title="the seed's cases")
@@ -430,12 +440,13 @@ def render_grad_check(console: Console, report) -> None:
                 else (" HyperLoRA grad: yes" if c.hyperlora_grad else " HyperLoRA grad: no")
             )
             cells.append(
-                "[red]error[/red]: " + _short_error(c.error)
+                styled(("error", "red"), ": " + _short_error(c.error))
                 if c.error
                 else (
-                    "[green]match[/green]" if c.match else "[red]mismatch[/red] " + ", ".join(c.mismatching_modules())
+                    styled(("match", "green"), lora)
+                    if c.match
+                    else styled(("mismatch", "red"), " " + ", ".join(c.mismatching_modules()) + lora)
                 )
-                + lora
             )
         cases_table.add_row(case.name, case.description, *cells)
     console.print(cases_table)
@@ -447,25 +458,28 @@ def render_grad_check(console: Console, report) -> None:
             if h.result is None:
                 how, caught = "not applicable here", "-"
             elif h.result.error:
-                how, caught = _short_error(h.result.error), "[green]yes[/green]"
+                how, caught = _short_error(h.result.error), Text("yes", style="green")
             else:
                 bad = h.result.mismatching_modules()
                 worst = max((m.rel_l2 for m in h.result.modules), default=0.0)
                 how, caught = (
-                    (f"silent: {len(bad)} modules differ, worst rel L2 {worst:.2g}", "[green]yes[/green]")
+                    (f"silent: {len(bad)} modules differ, worst rel L2 {worst:.2g}", Text("yes", style="green"))
                     if bad
-                    else ("no difference", "[red]no[/red]")
+                    else ("no difference", Text("no", style="red"))
                 )
             hazards.add_row(h.name, caught, how, "yes" if h.reachable else "no", h.why)
         console.print(hazards)
     verdict = (
-        "[green]gradients match[/green]"
+        styled(("gradients match", "green"))
         if report.match
-        else "[red]gradients do not match[/red]: "
-        + (
-            _short_error(report.mode_error(report.trains_with) or "")
-            or ", ".join(report.mismatching_modules(report.trains_with))
+        else styled(
+            ("gradients do not match", "red"),
+            ": "
+            + (
+                _short_error(report.mode_error(report.trains_with) or "")
+                or ", ".join(report.mismatching_modules(report.trains_with))
+            ),
         )
     )
     use = "trains with" if report.checkpointing_on else "would train with (checkpointing is off in this config)"
-    console.print(f"{report.trains_with}, the mode this config {use}: {verdict}", highlight=False)
+    console.print(styled(f"{report.trains_with}, the mode this config {use}: ", verdict), highlight=False)

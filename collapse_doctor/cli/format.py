@@ -1,6 +1,17 @@
-"""Number formatting and the colours of verdicts, shared by the renderers."""
+"""Number formatting, the colours of verdicts, and styled lines, shared by the renderers.
+
+The consoles never parse markup (cli/app.py: markup=False), so text a user controls (commit subjects,
+keys, paths, task names, command output) is printed as it is; styling is given as (text, style) pairs."""
 
 from __future__ import annotations
+
+from rich.text import Text
+
+
+def styled(*parts) -> Text:
+    """One line from plain strings, Text, and (text, style) pairs."""
+    return Text.assemble(*parts)
+
 
 VERDICT_STYLE = {
     "HEALTHY": "green",

@@ -83,9 +83,7 @@ def gate_command(
         lines = ProbeLines("gate")
 
         def progress(done: int, total: int, summary) -> None:
-            lines.probe(
-                summary, summary.metrics.rsplit("/", 1)[-1].split("-seed")[0], f"{done} of {total} in this round"
-            )
+            lines.probe(summary, summary.tag, f"{done} of {total} in this round")
             status.update(f"gate: seed {summary.seed} {summary.label}{' (cached)' if summary.cached else ''}")
 
         result = run_gate(

@@ -8,8 +8,8 @@ from typing import Optional
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from collapse_doctor.cli.app import (
     EXIT_CODES_HELP,
@@ -31,7 +31,7 @@ from collapse_doctor.cli.app import (
     out,
     regime_overrides,
 )
-from collapse_doctor.cli.format import DECISION_STYLE
+from collapse_doctor.cli.format import DECISION_STYLE, styled
 from collapse_doctor.errors import CollapseDoctorError
 
 
@@ -140,7 +140,11 @@ def bisect_command(
 
     try:
         with Progress(
-            SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err, transient=True
+            SpinnerColumn(),
+            TextColumn("{task.description}", markup=False),
+            TimeElapsedColumn(),
+            console=err,
+            transient=True,
         ) as bar:
             task = bar.add_task("bisect: reading the history", total=None)
 
@@ -248,7 +252,7 @@ def render_diff(console: Console, label_a: str, label_b: str, changes) -> None:
     for c in changes:
         table.add_row(
             c.section if c.section != section else "",
-            c.key + ("" if c.known else " [dim](unknown)[/dim]"),
+            styled(c.key, "" if c.known else (" (unknown)", "dim")),
             str(c.old),
             str(c.new),
             c.kind,
@@ -268,8 +272,10 @@ def render_bisect(console: Console, result) -> None:
     )
     if result.good and result.bad:
         console.rule(
-            f"[bold]{result.method} {result.good.short}..{result.bad.short}[/bold]  {len(result.commits)} commits, "
-            f"config {result.config_path or '-'}"
+            styled(
+                (f"{result.method} {result.good.short}..{result.bad.short}", "bold"),
+                f"  {len(result.commits)} commits, config {result.config_path or '-'}",
+            )
         )
         console.print(f"judged by: {judged_by}", highlight=False, soft_wrap=True)
         if result.auto_regime is not None:
@@ -297,11 +303,11 @@ def render_bisect(console: Console, result) -> None:
             row = [
                 first.short,
                 first.date[:10],
-                escape(first.subject[:48]),
+                first.subject[:48],
                 str(len(segment.commits)),
                 judgement.counts_text(),
                 auc or "-",
-                f"[{style}]{judgement.decision}[/{style}]",
+                Text(judgement.decision, style=style),
             ]
             if result.classes:
                 row.append(result.classes.get(index) or "undecided")
@@ -310,14 +316,18 @@ def render_bisect(console: Console, result) -> None:
     skipped = result.untestable()
     if skipped:
         console.print(
-            f"[yellow]untestable commits ({len(skipped)}), skipped:[/yellow] "
-            + "; ".join(f"{c.info.short} ({c.problem})" for c in skipped),
+            styled(
+                (f"untestable commits ({len(skipped)}), skipped:", "yellow"),
+                " " + "; ".join(f"{c.info.short} ({c.problem})" for c in skipped),
+            ),
             highlight=False,
             soft_wrap=True,
         )
     for t in result.transitions:
         console.print(
-            f"[bold]{t.direction}[/bold] at {t.after.info.short} {t.after.info.subject} (after {t.before.info.short})",
+            styled(
+                (t.direction, "bold"), f" at {t.after.info.short} {t.after.info.subject} (after {t.before.info.short})"
+            ),
             highlight=False,
         )
         if t.changes:
@@ -325,8 +335,10 @@ def render_bisect(console: Console, result) -> None:
     if result.outcome == "found":
         c, p = result.first_bad.info, result.parent.info
         console.print(
-            f"[bold red]first bad commit[/bold red] {c.hexsha}\n  {c.date}  {c.author}\n  {c.subject}\n  parent "
-            f"{p.short} ({p.subject})",
+            styled(
+                ("first collapsed commit" if result.scale is not None else "first bad commit", "bold red"),
+                f" {c.hexsha}\n  {c.date}  {c.author}\n  {c.subject}\n  parent {p.short} ({p.subject})",
+            ),
             highlight=False,
         )
         unreadable = [(x.info.short, why) for x in (result.parent, result.first_bad) if (why := _config_problem(x))]
@@ -349,7 +361,7 @@ def render_bisect(console: Console, result) -> None:
 
             render_calibration(console, result.auto_regime.calibration)
         style = "green" if result.outcome == "scanned" else "yellow" if result.exit_code in (2, 3) else "red"
-        console.print(f"[bold {style}]{result.outcome}[/bold {style}]: {result.message}", highlight=False)
+        console.print(styled((result.outcome, f"bold {style}"), f": {result.message}"), highlight=False)
     if result.evidence and "text" in result.evidence:
         console.print(f"evidence: {result.evidence['text']}", highlight=False)
         seeds = result.evidence.get("good_side", {}).get("seeds", []) + result.evidence.get("bad_side", {}).get(
@@ -357,31 +369,37 @@ def render_bisect(console: Console, result) -> None:
         )
         if seeds and result.outcome == "found" and result.evidence["p_value"] >= 0.05:
             console.print(
-                f"[yellow]note:[/yellow] p = {result.evidence['p_value']:.3g}: this many seeds cannot rule out chance "
-                "at 0.05; --seeds 5 or more can.",
+                styled(
+                    ("note:", "yellow"),
+                    f" p = {result.evidence['p_value']:.3g}: this many seeds cannot rule out chance at 0.05; --seeds 5 "
+                    "or more can.",
+                ),
                 highlight=False,
             )
     if result.minimization is not None:
         m = result.minimization
         keys = ", ".join(f"{c.key}: {c.old} -> {c.new}" for c in m.changes)
         console.print(
-            f"[bold]smallest collapsing change[/bold] (ddmin, {len(m.trials)} trials): {keys}", highlight=False
+            styled(("smallest collapsing change", "bold"), f" (ddmin, {len(m.trials)} trials): {keys}"), highlight=False
         )
         if m.confirmation is not None:
             console.print(
-                f"  confirmation on fresh seeds: {m.confirmation.counts_text()} -> "
-                f"{'confirmed' if m.confirmed else '[yellow]not confirmed[/yellow]'}",
+                styled(
+                    f"  confirmation on fresh seeds: {m.confirmation.counts_text()} -> ",
+                    "confirmed" if m.confirmed else ("not confirmed", "yellow"),
+                ),
                 highlight=False,
             )
     probes = result.probes
     if result.judge == "probe":
         saved = f", early stopping saved {probes.steps_saved} steps" if probes.steps_saved else ""
         console.print(
-            f"[dim]cost: {probes.run} probes run ({probes.seconds:.0f} s of probe time{saved}), {probes.cached} from "
-            f"the cache; {result.rounds} commits judged after the endpoints[/dim]",
+            f"cost: {probes.run} probes run ({probes.seconds:.0f} s of probe time{saved}), {probes.cached} from "
+            f"the cache; {result.rounds} commits judged after the endpoints",
+            style="dim",
             highlight=False,
         )
-    console.print(f"[dim]{result.limitations}[/dim]", highlight=False)
+    console.print(result.limitations, style="dim", highlight=False)
 
 
 def bisect_html(result) -> str:
@@ -422,8 +440,10 @@ def _render_degradation(console: Console, result) -> None:
         return
     c, p = result.first_degraded.info, result.degraded_parent.info
     console.print(
-        f"[bold yellow]first degraded commit[/bold yellow] (worse than the good endpoint, not collapsed) "
-        f"{c.hexsha}\n  {c.subject}\n  parent {p.short}",
+        styled(
+            ("first degraded commit", "bold yellow"),
+            f" (worse than the good endpoint, not collapsed) {c.hexsha}\n  {c.subject}\n  parent {p.short}",
+        ),
         highlight=False,
     )
     render_diff(console, p.short, c.short, result.degraded_changes)

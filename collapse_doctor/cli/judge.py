@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 
 from collapse_doctor.cli.app import EXIT_CODES_HELP, JsonOpt, _emit, _write_text, app, err, out
-from collapse_doctor.cli.format import VERDICT_STYLE
+from collapse_doctor.cli.format import VERDICT_STYLE, styled
 from collapse_doctor.errors import CollapseDoctorError
 
 
@@ -72,8 +72,9 @@ def render_scan(console: Console, result) -> None:
             f"{'the start' if after['event'] == 'start' else after['event'] + ' at step ' + str(after['step'])})"
         )
     console.print(
-        f"[bold {style}]{v.label}[/bold {style}]{onset}  [dim]{result.source}: {v.steps} steps, {result.events} "
-        "events[/dim]",
+        styled(
+            (v.label, f"bold {style}"), onset, (f"  {result.source}: {v.steps} steps, {result.events} events", "dim")
+        ),
         highlight=False,
     )
     for reason in v.reasons:
@@ -81,9 +82,9 @@ def render_scan(console: Console, result) -> None:
     mapped = ", ".join(f"{name} <- {column}" if name != column else name for name, column in result.mapping.items())
     console.print(f"  signals used: {', '.join(v.signals_used) or 'none'}  (columns read: {mapped})", highlight=False)
     for limitation in v.limitations:
-        console.print(f"  [yellow]limited:[/yellow] {limitation}", highlight=False)
+        console.print(styled("  ", ("limited:", "yellow"), f" {limitation}"), highlight=False)
     for note in result.notes:
-        console.print(f"  [dim]note: {note}[/dim]", highlight=False)
+        console.print(f"  note: {note}", style="dim", highlight=False)
 
 
 def scan_html(result) -> str:

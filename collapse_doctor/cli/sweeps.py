@@ -8,6 +8,7 @@ from typing import Optional
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from collapse_doctor.cli.app import (
     EXIT_CODES_HELP,
@@ -31,7 +32,7 @@ from collapse_doctor.cli.app import (
     out,
     regime_overrides,
 )
-from collapse_doctor.cli.format import VERDICT_CODE, _median, _num, _pct
+from collapse_doctor.cli.format import VERDICT_CODE, _median, _num, _pct, styled
 from collapse_doctor.config import load_config
 from collapse_doctor.errors import CollapseDoctorError
 
@@ -98,7 +99,7 @@ def ablate_command(
         TextColumn("ablate"),
         BarColumn(),
         MofNCompleteColumn(),
-        TextColumn("{task.fields[last]}"),
+        TextColumn("{task.fields[last]}", markup=False),
         TimeElapsedColumn(),
         console=err,
         transient=True,
@@ -108,7 +109,7 @@ def ablate_command(
         lines = ProbeLines("ablate")
 
         def progress(done: int, total: int, summary) -> None:
-            lines.probe(summary, Path(summary.metrics).stem.rsplit("-seed", 1)[0], f"{done} of {total}")
+            lines.probe(summary, summary.tag, f"{done} of {total}")
             bar.update(
                 task, completed=done, total=total, last=f"{summary.label}{' (cached)' if summary.cached else ''}"
             )
@@ -313,7 +314,7 @@ def render_ablation(console: Console, result) -> None:
         p = (
             ""
             if claim is None
-            else (f"[bold]{claim.p_value:.3g}[/bold]" if claim.significant else f"{claim.p_value:.3g}")
+            else (Text(f"{claim.p_value:.3g}", style="bold") if claim.significant else f"{claim.p_value:.3g}")
         )
         auc = _median([s.measures.get("fg_auc") for s in v.seeds])
         rank_p = "" if claim is None or claim.rank_p is None else f"{claim.rank_p:.3g}"
@@ -334,23 +335,25 @@ def render_ablation(console: Console, result) -> None:
         )
     console.print(table)
     console.print(
-        "[dim]fg_auc: median over seeds of the mean FG accuracy over the run (the primary measure); rank p: two-sided "
+        "fg_auc: median over seeds of the mean FG accuracy over the run (the primary measure); rank p: two-sided "
         "exact Mann-Whitney of fg_auc against the 'vs' variant; delta: Cliff's delta, positive = lower fg_auc than "
-        "the 'vs' variant[/dim]",
+        "the 'vs' variant",
+        style="dim",
         highlight=False,
     )
     for note in getattr(result, "notes", []):
-        console.print(f"[yellow]note:[/yellow] {note}", highlight=False)
+        console.print(styled(("note:", "yellow"), f" {note}"), highlight=False)
     console.print(
-        "[dim]verdicts: "
+        "verdicts: "
         + ", ".join(f"{code} {label}" for label, code in VERDICT_CODE.items())
         + "; path: the variant moves the ContextEncoder to its spatial path; p: Fisher's exact test against the 'vs' "
-        "variant[/dim]",
+        "variant",
+        style="dim",
         highlight=False,
     )
     significant = [c for c in result.claims if c.significant]
     if significant:
-        console.print("[bold]claims[/bold] (Fisher's exact test, alpha %g):" % result.alpha)
+        console.print(styled(("claims", "bold"), " (Fisher's exact test, alpha %g):" % result.alpha))
         for c in significant:
             console.print(f"  {c.variant}: {c.text}", highlight=False)
     else:
@@ -361,16 +364,19 @@ def render_ablation(console: Console, result) -> None:
     if result.smallest_possible_p >= result.alpha:
         n = len(result.seeds)
         console.print(
-            f"[yellow]note:[/yellow] with {n} seeds per variant the smallest possible p-value is "
-            f"{result.smallest_possible_p:.3g} (all bad vs none), so no claim can reach {result.alpha:g}; use --seeds "
-            "5 or more.",
+            styled(
+                ("note:", "yellow"),
+                f" with {n} seeds per variant the smallest possible p-value is {result.smallest_possible_p:.3g} (all "
+                f"bad vs none), so no claim can reach {result.alpha:g}; use --seeds 5 or more.",
+            ),
             highlight=False,
         )
     ran = [s for v in result.variants for s in v.seeds if not s.cached]
     if ran:
         console.print(
-            f"[dim]{len(ran)} probes run, {sum(s.steps_run for s in ran)} steps; early stopping saved "
-            f"{sum(s.steps_saved for s in ran)} steps[/dim]",
+            f"{len(ran)} probes run, {sum(s.steps_run for s in ran)} steps; early stopping saved "
+            f"{sum(s.steps_saved for s in ran)} steps",
+            style="dim",
             highlight=False,
         )
     workers = {
@@ -382,12 +388,13 @@ def render_ablation(console: Console, result) -> None:
     if workers:
         executors = sorted({w[0] for w in workers if w[0]})
         console.print(
-            f"[dim]ran on: {', '.join(executors)}, {len(workers)} worker(s) on {len({w[1] for w in workers})} "
-            "host(s); per-seed workers in --json[/dim]",
+            f"ran on: {', '.join(executors)}, {len(workers)} worker(s) on {len({w[1] for w in workers})} "
+            "host(s); per-seed workers in --json",
+            style="dim",
             highlight=False,
         )
     for what, why in result.not_ablated.items():
-        console.print(f"[dim]not ablated: {what}: {why}[/dim]", highlight=False)
+        console.print(f"not ablated: {what}: {why}", style="dim", highlight=False)
 
 
 def ablation_html(result) -> str:
@@ -462,16 +469,17 @@ def render_calibration(console: Console, result) -> None:
             _num(bad_auc, 3) if r.bad else "-",
             _num(r.fisher_p, 3),
             _num(r.p, 3),
-            (f"[bold]{r.p_holm:.3g}[/bold]" if r.separates else _num(r.p_holm, 3)),
+            (Text(f"{r.p_holm:.3g}", style="bold") if r.separates else _num(r.p_holm, 3)),
             _num(r.delta, 2),
             ("-" if good_s is None else f"{good_s:.0f}") + ", " + ("-" if bad_s is None else f"{bad_s:.0f}"),
         )
     console.print(table)
     console.print(
-        "[dim]fg_auc: median over seeds of the mean FG accuracy over the run (primary measure); rank p: one-sided "
+        "fg_auc: median over seeds of the mean FG accuracy over the run (primary measure); rank p: one-sided "
         "exact Mann-Whitney (bad lower); "
         "Holm over the regimes the bad config was measured in; delta: Cliff's delta, positive = bad is worse; "
-        f"separates: Holm p < {result.alpha:g} and delta >= {result.min_delta:g}[/dim]",
+        f"separates: Holm p < {result.alpha:g} and delta >= {result.min_delta:g}",
+        style="dim",
         highlight=False,
     )
     if result.not_run:
@@ -480,20 +488,26 @@ def render_calibration(console: Console, result) -> None:
         usable = [r.regime.name for r in result.results if r.usable]
         if not usable:
             console.print(
-                f"[bold]no regime is usable[/bold]: the good config did not learn on {result.min_good} of "
-                f"{len(result.seeds)} seeds in any regime tried; nothing can be separated.",
+                styled(
+                    ("no regime is usable", "bold"),
+                    f": the good config did not learn on {result.min_good} of {len(result.seeds)} seeds in any regime "
+                    "tried; nothing can be separated.",
+                ),
                 highlight=False,
             )
         else:
             console.print(
-                f"[bold]no regime separates[/bold]: the good config learns in {', '.join(usable)}, but the bad one is "
-                "not worse there by this rule.",
+                styled(
+                    ("no regime separates", "bold"),
+                    f": the good config learns in {', '.join(usable)}, but the bad one is not worse there by this rule.",
+                ),
                 highlight=False,
             )
         return
     c = result.confirmation
     console.print(
-        f"[bold]separates in {result.chosen.regime.name}[/bold] ({result.chosen.regime.summary})", highlight=False
+        styled((f"separates in {result.chosen.regime.name}", "bold"), f" ({result.chosen.regime.summary})"),
+        highlight=False,
     )
     if c is not None:
         console.print(

@@ -103,13 +103,14 @@ class ProbeSummary:
     precursors: dict = field(default_factory=dict)  # reported, never used to classify
     warm_start: dict | None = None  # phase 1 and the copy, for a warm-start probe
     cached: bool = False
+    tag: str = ""  # the job's tag (variant, commit, side), set by run_jobs for progress lines
 
     @property
     def good(self) -> bool | None:
         return is_good(self.label)
 
     def to_json(self, compact: bool = False) -> dict:
-        data = {k: v for k, v in vars(self).items() if not (compact and k in ("series", "events"))}
+        data = {k: v for k, v in vars(self).items() if not (compact and k in ("series", "events")) and k != "tag"}
         data["good"] = self.good
         return data
 

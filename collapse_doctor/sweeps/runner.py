@@ -31,6 +31,7 @@ def run_jobs(
 
     def finish(i: int, summary: ProbeSummary) -> None:
         nonlocal done
+        summary.tag = jobs_list[i].tag
         results[i] = summary
         done += 1
         if progress is not None:
