@@ -93,13 +93,15 @@ def test_apply_changes_sets_and_deletes_nested_keys():
 
 
 def test_exit_status_follows_git_bisect_run():
-    assert [decision_of_exit_status(s) for s in (0, 1, 2, 124, 125, 127, 128, 255)] == [
+    # 126 (cannot run) and 127 (not found) abort: the command did not judge the commit
+    assert [decision_of_exit_status(s) for s in (0, 1, 2, 124, 125, 126, 127, 128, 255)] == [
         GOOD,
         BAD,
         BAD,
         BAD,
         SKIP,
-        BAD,
+        None,
+        None,
         None,
         None,
     ]

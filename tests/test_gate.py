@@ -261,3 +261,19 @@ def test_a_regime_in_the_tool_table_is_read_and_a_bad_one_named(tmp_path):
     (tmp_path / "pyproject.toml").write_text("[tool.collapse-doctor]\nregime = 3\n")
     with pytest.raises(ConfigError, match="regime"):
         find_tool_table(tmp_path)
+
+
+def test_junit_to_stdout_writes_no_file_named_dash(configs, probe_cache, tmp_path):
+    _, bad = configs
+    result = gate(str(bad), "--cache-dir", str(probe_cache), "--jobs", "2", "--junit", "-", cwd=tmp_path)
+    assert result.returncode == 1, result.stderr
+    assert result.stdout.lstrip().startswith("<?xml") and not (tmp_path / "-").exists()
+    assert ET.fromstring(result.stdout.strip()).find("testsuite") is not None
+
+
+def test_jobs_above_the_cpu_count_are_capped_with_a_note(capsys):
+    from collapse_doctor.cli.app import worker_count
+
+    cpus = os.cpu_count() or 1
+    assert worker_count(cpus + 5) == cpus and "more than this machine's" in capsys.readouterr().err
+    assert worker_count(cpus + 5, "ray") == cpus + 5 and worker_count(None) == cpus

@@ -160,11 +160,30 @@ RayAddressOpt = typer.Option(
 )
 
 
+def worker_count(jobs: Optional[int], executor: str = "local") -> int:
+    """--jobs, or one worker per CPU core when not given; more workers than this machine's cores only
+    slow each other down (each probe trains on one thread), so a local --jobs above it is capped, with a
+    note. Ray's --jobs counts cluster workers and is left alone."""
+    import os
+
+    cpus = os.cpu_count() or 1
+    if jobs is None:
+        return cpus
+    if executor == "local" and jobs > cpus:
+        err.print(f"note: --jobs {jobs} is more than this machine's {cpus} CPU cores; running {cpus}", highlight=False)
+        return cpus
+    return jobs
+
+
 def regime_overrides(regime: Optional[str], warm_start: Optional[str]) -> list[str]:
     """The overrides a --regime file (or grid name) and --warm-start stand for; --set goes after them and wins."""
     from collapse_doctor.experiments.regimes import WARM_STEPS, by_name, read_regime
 
     out: list[str] = []
+    if regime is not None and not regime.strip():
+        raise CollapseDoctorError(
+            "--regime '': the name is empty; give a regime file or a grid name (quick, b8, warm-b8-p10, ...)"
+        )
     if regime is not None:
         out += list(
             read_regime(regime)

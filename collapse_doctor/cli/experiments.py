@@ -61,7 +61,9 @@ def probe_command(
     overrides: list[str] = SetOpt,
     preset: str = PresetOpt,
     seed: Optional[int] = SeedOpt,
-    steps: Optional[int] = typer.Option(None, "--steps", help="Optimizer steps (probe.steps; default: the preset's)."),
+    steps: Optional[int] = typer.Option(
+        None, "--steps", min=1, help="Optimizer steps (probe.steps; default: the preset's)."
+    ),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda (auto takes a GPU when there is one)."),
     data: str = DataOpt,
     solutions: Optional[Path] = typer.Option(

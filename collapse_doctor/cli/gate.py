@@ -3,6 +3,7 @@ and step summary are written by sweeps/gate.py)."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Optional
 
@@ -25,6 +26,7 @@ from collapse_doctor.cli.app import (
     err,
     out,
     regime_overrides,
+    worker_count,
 )
 
 
@@ -72,6 +74,7 @@ def gate_command(
 
     _check_writable(junit, json_path)
     tool = find_tool_table()
+    jobs = worker_count(jobs) if jobs is not None else None  # run_gate: the CPU count, at most the seeds
     regime = regime or tool.regime  # --regime wins over [tool.collapse-doctor] regime
     # --against with no regime named: calibrate the pair first (sweeps/autoregime.py)
     auto_regime = against is not None and regime is None and warm_start is None
@@ -100,17 +103,20 @@ def gate_command(
             tool=tool,
             auto_regime=auto_regime,
         )
-    if junit is not None:
+    if junit is not None and str(junit) == "-":
+        sys.stdout.write(junit_xml(result))  # --junit -: the XML on stdout, no file named '-'
+    elif junit is not None:
         _write_text(junit, junit_xml(result), "JUnit XML")
     if json_path is not None:
         _write_json(json_path, result.to_json())
     if os.environ.get("GITHUB_ACTIONS") == "true":
         annotation = github_annotation(result, os.environ.get("GITHUB_WORKSPACE"))
-        if annotation:
-            print(annotation)
+        if annotation:  # stdout, where Actions reads it, unless stdout carries --json - or --junit -
+            machine = "-" in (str(json_path), str(junit))
+            print(annotation, file=sys.stderr if machine else sys.stdout)
         if os.environ.get("GITHUB_STEP_SUMMARY"):
             _write_text(Path(os.environ["GITHUB_STEP_SUMMARY"]), step_summary(result), "step summary", append=True)
-    if json_path is None or str(json_path) != "-":
+    if (json_path is None or str(json_path) != "-") and (junit is None or str(junit) != "-"):
         if result.auto_regime is not None and result.auto_regime.calibration is not None:
             if result.auto_regime.regime is None:
                 from collapse_doctor.cli.sweeps import render_calibration

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Optional
 
@@ -30,6 +29,7 @@ from collapse_doctor.cli.app import (
     err,
     out,
     regime_overrides,
+    worker_count,
 )
 from collapse_doctor.cli.format import DECISION_STYLE, styled
 from collapse_doctor.errors import CollapseDoctorError
@@ -56,7 +56,9 @@ def bisect_command(
     ),
     overrides: list[str] = SetOpt,
     preset: str = PresetOpt,
-    steps: Optional[int] = typer.Option(None, "--steps", help="Optimizer steps per probe (default: the preset's)."),
+    steps: Optional[int] = typer.Option(
+        None, "--steps", min=1, help="Optimizer steps per probe (default: the preset's)."
+    ),
     seeds: int = typer.Option(
         4,
         "--seeds",
@@ -118,6 +120,8 @@ def bisect_command(
     from collapse_doctor.sweeps.bisect import BisectResult, CommandAborted, SeedPolicy, run_bisect
     from collapse_doctor.sweeps.executors import make_executor
 
+    if command_timeout is not None and command_timeout <= 0:
+        raise CollapseDoctorError(f"--cmd-timeout {command_timeout:g}: expected a positive number of seconds")
     by = by or ("measure" if command is None else "verdict")  # --cmd judges by exit status
     if by not in ("verdict", "measure"):
         raise CollapseDoctorError(f"--by {by!r}: expected verdict or measure")
@@ -127,7 +131,7 @@ def bisect_command(
     # No regime named: calibrate on the endpoints first (sweeps/autoregime.py); --cmd judges no probes.
     auto_regime = regime is None and warm_start is None and command is None
     _check_writable(json_path, html_path)
-    jobs = jobs or os.cpu_count() or 1  # each probe trains on one thread (docs/speed.md: sweeps)
+    jobs = worker_count(jobs, executor)  # each probe trains on one thread (docs/speed.md: sweeps)
     runner = make_executor(executor, jobs=jobs, ray_address=ray_address, device=device)
 
     result = BisectResult("interrupted", "", str(repo_path), config_path, from_rev, to_rev)

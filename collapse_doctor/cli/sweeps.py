@@ -31,6 +31,7 @@ from collapse_doctor.cli.app import (
     err,
     out,
     regime_overrides,
+    worker_count,
 )
 from collapse_doctor.cli.format import VERDICT_CODE, _median, _num, _pct, styled
 from collapse_doctor.config import load_config
@@ -45,7 +46,9 @@ def ablate_command(
     seeds: int = typer.Option(
         4, "--seeds", min=1, help="Seeds per variant (0..N-1; 4: the fewest at which an exact test reaches p < 0.05)."
     ),
-    steps: Optional[int] = typer.Option(None, "--steps", help="Optimizer steps per probe (default: the preset's)."),
+    steps: Optional[int] = typer.Option(
+        None, "--steps", min=1, help="Optimizer steps per probe (default: the preset's)."
+    ),
     only: list[str] = typer.Option(
         [], "--only", help="Run only variants whose name contains this (repeatable); their references are kept."
     ),
@@ -76,7 +79,6 @@ def ablate_command(
     seed_batch: bool = SeedBatchOpt,
 ) -> None:
     """Probe the minimal base plus each suspect, the full config minus each suspect, and staged variants; name culprits only with an exact test."""
-    import os
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -85,7 +87,7 @@ def ablate_command(
     from collapse_doctor.sweeps.gate import find_tool_table
 
     _check_writable(json_path, html_path)
-    jobs = jobs or os.cpu_count() or 1  # each probe trains on one thread (docs/speed.md: sweeps)
+    jobs = worker_count(jobs, executor)  # each probe trains on one thread (docs/speed.md: sweeps)
     regime = regime or find_tool_table().regime  # --regime wins over [tool.collapse-doctor] regime
     # No regime named: calibrate the minimal base against the full config first (sweeps/autoregime.py).
     auto_regime = regime is None and warm_start is None
@@ -209,10 +211,15 @@ def calibrate_command(
         raise CollapseDoctorError(f"--alpha {alpha}: must lie in (0, 1)")
     if not 0 < min_delta <= 1:
         raise CollapseDoctorError(f"--min-delta {min_delta}: must lie in (0, 1]")
+    if budget is not None and not budget > 0:
+        raise CollapseDoctorError(f"--budget {budget:g}: expected a positive number of seconds")
     good_source, bad_source = _config_source(good, repo_path, config_path), _config_source(bad, repo_path, config_path)
-    import os
+    if _resolved(good_source, overrides) == _resolved(bad_source, overrides):
+        raise CollapseDoctorError(
+            f"--good {good} and --bad {bad} resolve to the same config: there is nothing to separate"
+        )
 
-    jobs = jobs or os.cpu_count() or 1
+    jobs = worker_count(jobs)
     # The default grid: the sharp warm regimes first (a seed batch cannot start warm: then the cold grid)
     grid = tuple(by_name(n.strip()) for n in regimes.split(",")) if regimes else GRID if seed_batch else DEFAULT_GRID
     _check_writable(write, json_path)  # fail before probing, not after
@@ -250,6 +257,14 @@ def calibrate_command(
     elif text is not None and write is not None:
         err.print(f"regime written to {write}; use it with --regime {write}", highlight=False)
     raise typer.Exit(result.exit_code)
+
+
+def _resolved(source, overrides: list[str]) -> dict:
+    """A config source as the probe resolves it (YAML, --set), for telling two apart."""
+    from collapse_doctor.config import config_to_dict, parse_config_text
+
+    text = source.text if source.text is not None else Path(source.path).read_text(encoding="utf-8")
+    return config_to_dict(parse_config_text(text, source=source.label, overrides=list(overrides)).config)
 
 
 def _config_source(spec: str, repo_path: Optional[Path], config_path: Optional[str]):

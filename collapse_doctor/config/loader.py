@@ -5,6 +5,7 @@ cross-field rules, and the embedded defaults. Every problem is one line naming t
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 import types
 import typing
@@ -33,6 +34,14 @@ def _type_name(tp: Any) -> str:
     if origin in (typing.Union, types.UnionType):
         return " or ".join("null" if a is type(None) else _type_name(a) for a in typing.get_args(tp))
     return getattr(tp, "__name__", str(tp))
+
+
+def _not_finite(value: Any) -> bool:
+    """inf, -inf, nan, as YAML floats or as the strings --set passes."""
+    try:
+        return isinstance(value, (int, float, str)) and not isinstance(value, bool) and not math.isfinite(float(value))
+    except (TypeError, ValueError):
+        return False
 
 
 class _Loader(yaml.SafeLoader):
@@ -125,7 +134,7 @@ def _check_value(tp: Any, value: Any) -> tuple[bool, Any]:
         if isinstance(value, bool):
             return False, value
         if isinstance(value, (int, float)):
-            return True, float(value)
+            return math.isfinite(float(value)), float(value)  # inf and nan are no setting
         return False, value
     if tp is str:
         return isinstance(value, str), value
@@ -186,6 +195,9 @@ class _Walker:
                 continue
             value = raw[name]
             ok, coerced = _check_value(tp, value)
+            if not ok and _not_finite(value):
+                self.problem(dotted, f"{value!r} is not finite; expected a finite {_type_name(tp)}")
+                continue
             if not ok:
                 self.problem(dotted, f"expected {_type_name(tp)}, got {value!r}")
                 continue
@@ -337,6 +349,13 @@ def parse_config(
         dotted = override.partition("=")[0].strip()
         if override.partition("=")[1] and dotted and dotted not in known:
             import difflib
+
+            sections = {k.rsplit(".", 1)[0] for k in known} | {k.split(".", 1)[0] for k in known}
+            if dotted in sections:
+                problems.append(
+                    f"--set {dotted}: {dotted} is a section; set one of its keys, e.g. --set {dotted}.KEY=VALUE"
+                )
+                continue
 
             close = difflib.get_close_matches(dotted, sorted(known), n=1, cutoff=0.75)
             problems.append(

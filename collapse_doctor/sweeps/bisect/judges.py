@@ -225,11 +225,15 @@ class ProbeJudge:
 
 
 def decision_of_exit_status(status: int) -> str | None:
-    """git bisect run's contract: 0 good, 125 skip, 1-127 bad, 128 and above (or a signal) abort (None)."""
+    """git bisect run's contract: 0 good, 125 skip, 1-127 bad, 128 and above (or a signal) abort (None);
+    126 (cannot run) and 127 (not found) abort too, as git bisect run does since 2.36: a command that
+    does not run says nothing about the commit."""
     if status == 0:
         return GOOD
     if status == 125:
         return SKIP
+    if status in (126, 127):
+        return None
     if 1 <= status <= 127:
         return BAD
     return None
@@ -288,9 +292,12 @@ class CommandJudge:
         status = status if status >= 0 else 128 - status  # killed by a signal: 128 + signal, as a shell reports it
         decision = decision_of_exit_status(status)
         if decision is None:
+            why = {126: "the command cannot be run", 127: "the command was not found"}.get(
+                status, "128 and above abort the bisect (git bisect run semantics)"
+            )
+            tail = output.strip().splitlines()[-1] if output.strip() else ""
             raise CommandAborted(
-                f"--cmd exited {status} at {commit.info.short}: 128 and above abort the bisect (git bisect run "
-                "semantics)"
+                f"--cmd exited {status} at {commit.info.short}: {why}" + (f" ({tail[:200]})" if tail else "")
             )
         self.memo[commit.info.hexsha] = Judgement(decision, exit_status=status, output_tail=output[-2000:])
         return self.memo[commit.info.hexsha]
