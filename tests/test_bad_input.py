@@ -338,3 +338,25 @@ def test_ctrl_c_says_what_was_kept(tmp_path):
     assert (
         child.returncode == 130 and "interrupted:" in stderr and str(tmp_path) in stderr and "Traceback" not in stderr
     ), (child.returncode, stderr[-3000:])
+
+
+def test_scan_reads_a_byte_order_mark_names_gzip_and_refuses_too_few_rows(tmp_path, capsys):
+    header = "step,fg_acc,bg_acc,pred_bg_share,target_bg_share\n"
+    rows = [
+        f"{s * 10},{0.3 if s < 15 else 0.0},{0.8 if s < 15 else 1.0},{0.6 if s < 15 else 1.0},0.6\n" for s in range(30)
+    ]
+    bom = tmp_path / "bom.csv"
+    bom.write_bytes(b"\xef\xbb\xbf" + (header + "".join(rows)).encode())
+    code, out, err = run_cli(["scan", str(bom), "--json", "-"], capsys)
+    data = json.loads(out)
+    assert data["onset_step"] == 150 and data["mapping"]["step"] == "step", err  # not 15: the step column was read
+    import gzip
+
+    packed = tmp_path / "m.csv.gz"
+    packed.write_bytes(gzip.compress((header + "".join(rows)).encode()))
+    code, out, err = run_cli(["scan", str(packed)], capsys)
+    assert code == 2 and "gzip" in err and "Traceback" not in err
+    one = tmp_path / "one.csv"
+    one.write_text(header + rows[0])
+    code, out, err = run_cli(["scan", str(one)], capsys)
+    assert code == 2 and "1 metric row" in err and "at least" in err

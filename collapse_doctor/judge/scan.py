@@ -93,7 +93,11 @@ class Table:
         self.path, self.keep = path, keep
         try:
             self.total = path.stat().st_size
-            with path.open("r", encoding="utf-8", newline="") as handle:
+            with path.open("rb") as raw:
+                magic = raw.read(2)
+            if magic == b"\x1f\x8b":
+                raise DataError(f"{path}: the file is gzip-compressed; decompress it first (gunzip -k {path.name})")
+            with path.open("r", encoding="utf-8-sig", newline="") as handle:  # -sig: a byte-order mark is no text
                 head = handle.read(4096)
         except FileNotFoundError:
             raise DataError(f"{path}: no such metrics file") from None
@@ -112,7 +116,7 @@ class Table:
         self.report = progress if progress is not None and self.total > PROGRESS_BYTES else None
         self.columns: dict[str, None] = {}
         if not self.is_json:  # a CSV's columns are known from its header, before any row is read
-            with path.open("r", encoding="utf-8", newline="") as handle:
+            with path.open("r", encoding="utf-8-sig", newline="") as handle:
                 header = next(csv.reader(handle, dialect=self.dialect), None)
             if not header:
                 raise DataError(f"{path}: no header row")
@@ -120,7 +124,7 @@ class Table:
 
     def __iter__(self):
         try:
-            with self.path.open("r", encoding="utf-8", newline="") as handle:
+            with self.path.open("r", encoding="utf-8-sig", newline="") as handle:
                 yield from (self._json_rows(handle) if self.is_json else self._csv_rows(handle))
         except UnicodeDecodeError as exc:
             raise DataError(f"{self.path}: cannot read metrics: {exc}") from None
@@ -239,7 +243,8 @@ def scan_log(
     path, mapping = Path(path), mapping or {}
     keep = {*CANONICAL, "event", *VERDICT_FIELDS, *mapping.values()}
     table = TensorBoardTable(path, keep, progress) if is_tensorboard(path) else Table(path, keep, progress)
-    judge = SeriesJudge(cfg or VerdictConfig())
+    cfg = cfg or VerdictConfig()
+    judge = SeriesJudge(cfg)
     kept: list[dict] = []
     metric_rows = events = 0
     last_step = None
@@ -269,6 +274,12 @@ def scan_log(
     used = used_columns(list(table.columns), mapping, str(path))
     if not metric_rows:
         raise DataError(f"{path}: no metric rows (only events)")
+    needed = max(cfg.final_window, cfg.min_consecutive)
+    if metric_rows < needed:
+        raise DataError(
+            f"{path}: {metric_rows} metric row{'s' if metric_rows != 1 else ''}: a verdict needs at least {needed} "
+            f"(its final window, verdict.final_window = {cfg.final_window})"
+        )
     notes = []
     if "step" not in used:
         notes.append("no step column: rows are numbered 0, 1, 2, ... in file order")
