@@ -360,3 +360,32 @@ def test_scan_reads_a_byte_order_mark_names_gzip_and_refuses_too_few_rows(tmp_pa
     one.write_text(header + rows[0])
     code, out, err = run_cli(["scan", str(one)], capsys)
     assert code == 2 and "1 metric row" in err and "at least" in err
+
+
+def test_the_monitor_counts_non_finite_logits_checks_devices_pickles_and_names_a_bad_loss(tmp_path):
+    import pickle
+
+    import torch
+
+    from collapse_doctor import CollapseMonitor
+
+    target = torch.zeros(2, 4, 4, dtype=torch.long)
+    target[:, :2] = 3
+    nan_logits = torch.full((2, 5, 4, 4), float("nan"))
+    monitor = CollapseMonitor(num_classes=5, early_stop_after=None)
+    for _ in range(20):
+        monitor.update(nan_logits, target)
+    assert monitor.verdict.label == "DIVERGED" and monitor.rows[-1]["consecutive_nonfinite"] == 20
+    with pytest.raises(TypeError, match="loss='abc'"):
+        CollapseMonitor(num_classes=5).update(torch.zeros(2, 5, 4, 4), target, loss="abc")
+    with pytest.raises(TypeError, match="one-element"):
+        CollapseMonitor(num_classes=5).update(torch.zeros(2, 5, 4, 4), target, loss=torch.ones(3))
+    logged = CollapseMonitor(num_classes=5, log_path=tmp_path / "m.jsonl")
+    logged.update(torch.zeros(2, 5, 4, 4), target, loss=0.5)
+    copy = pickle.loads(pickle.dumps(logged))
+    copy.update(torch.zeros(2, 5, 4, 4), target, loss=0.4)
+    copy.close()
+    assert len((tmp_path / "m.jsonl").read_text().splitlines()) == 2  # the copy appends to the same log
+    if torch.cuda.is_available():  # the device check needs a second device
+        with pytest.raises(ValueError, match="one device"):
+            CollapseMonitor(num_classes=5).update(torch.zeros(2, 5, 4, 4, device="cuda"), target)

@@ -17,6 +17,7 @@ trailing window is recomputed every `check_every` steps (bench/monitor_overhead.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from pathlib import Path
 
@@ -84,7 +85,17 @@ class CollapseMonitor:
                 f"writer of type {type(writer).__name__}: expected a SummaryWriter (add_scalar and add_text)"
             )
         self.writer = writer
-        self._log = Path(log_path).open("a", encoding="utf-8") if log_path is not None else None
+        self._log_path = Path(log_path) if log_path is not None else None
+        self._log = self._log_path.open("a", encoding="utf-8") if self._log_path is not None else None
+        self._pending_nonfinite = False  # this step's logits held inf or NaN
+        self._nonfinite_run = 0  # steps in a row with non-finite logits or loss
+
+    def __getstate__(self) -> dict:
+        """Pickles (for a DataLoader worker, a checkpoint) without the open log file: it reopens, appending,
+        at the next row."""
+        state = dict(self.__dict__)
+        state["_log"] = None
+        return state
 
     # ---- feeding it ----------------------------------------------------------------------------
     def add(self, logits: torch.Tensor, target: torch.Tensor) -> None:
@@ -101,6 +112,8 @@ class CollapseMonitor:
             )
         if target.is_floating_point() or target.is_complex() or target.dtype == torch.bool:
             raise TypeError(f"target of dtype {target.dtype}: expected integer class indices")
+        if logits.device != target.device:
+            raise ValueError(f"logits on {logits.device} and target on {target.device}: move both to one device first")
         expected = (logits.shape[0], *logits.shape[2:])
         if tuple(target.shape) != expected:
             raise ValueError(
@@ -118,22 +131,28 @@ class CollapseMonitor:
                 f"target holds {int(target[bad][0])}: classes are 0..{self.num_classes - 1}"
                 + (f" (ignore_index {self.ignore[0]})" if self.ignore else "")
             )
+        if not bool(torch.isfinite(logits.detach()).all()):
+            self._pending_nonfinite = True  # argmax of NaN logits would read as a prediction: count it as divergence
         self._pending.add(logits.detach(), target.detach())
 
-    def step_done(self, loss: float | None = None) -> dict:
+    def step_done(self, loss: float | torch.Tensor | None = None) -> dict:
         """Close the step: its row joins the series and the collapse check runs."""
         self._open()
+        loss = _loss_value(loss)
         row = {"step": self.step, **self._pending.row()}
         if loss is not None:
-            row["loss"] = float(loss)
+            row["loss"] = loss
+        bad = self._pending_nonfinite or (loss is not None and not math.isfinite(loss))
+        self._nonfinite_run = self._nonfinite_run + 1 if bad else 0
+        row["consecutive_nonfinite"] = self._nonfinite_run
+        self._pending_nonfinite = False
         self._pending = CellCounts(self.num_classes, background=self.background, ignore=self.ignore)
         return self._append(row)
 
     def update(self, logits: torch.Tensor, target: torch.Tensor, loss: float | torch.Tensor | None = None) -> dict:
         """One optimizer step in one call: count and close the step."""
+        _loss_value(loss)  # a bad loss fails before the step is counted
         self.add(logits, target)
-        if isinstance(loss, torch.Tensor):
-            loss = loss.detach().item()
         return self.step_done(loss)
 
     def update_counts(
@@ -173,8 +192,9 @@ class CollapseMonitor:
         }
         if pred_bg is not None and cells:
             row["pred_bg_share"] = pred_bg / cells
+        loss = _loss_value(loss)
         if loss is not None:
-            row["loss"] = float(loss)
+            row["loss"] = loss
         return self._append(row)
 
     def mark(self, event: str) -> None:
@@ -229,6 +249,8 @@ class CollapseMonitor:
             raise CollapseDetected(self.collapse)
 
     def _write(self, row: dict) -> None:
+        if self._log is None and self._log_path is not None and not self.closed:
+            self._log = self._log_path.open("a", encoding="utf-8")  # after unpickling
         if self._log is not None:
             self._log.write(json.dumps(row) + "\n")
             self._log.flush()
@@ -238,3 +260,16 @@ class CollapseMonitor:
             for name in TENSORBOARD_SIGNALS:
                 if row.get(name) is not None:
                     self.writer.add_scalar(f"{TENSORBOARD_PREFIX}{name}", row[name], row["step"])
+
+
+def _loss_value(loss) -> float | None:
+    """A loss as a float: a number or a one-element tensor; anything else is a TypeError naming it."""
+    if loss is None:
+        return None
+    if isinstance(loss, torch.Tensor):
+        if loss.numel() != 1:
+            raise TypeError(f"loss of shape {tuple(loss.shape)}: expected a number or a one-element tensor")
+        return float(loss.detach().item())
+    if isinstance(loss, bool) or not isinstance(loss, (int, float)):
+        raise TypeError(f"loss={loss!r}: expected a number or a one-element tensor")
+    return float(loss)
