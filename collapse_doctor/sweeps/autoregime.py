@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from collapse_doctor import __version__
-from collapse_doctor.experiments.identity import CACHE_FORMAT, default_cache_dir
+from collapse_doctor.experiments.identity import CACHE_FORMAT, code_fingerprint, default_cache_dir
 from collapse_doctor.experiments.regimes import DEFAULT_GRID, Regime
 from collapse_doctor.sweeps.calibrate import Calibration, ConfigSource, run_calibration
 from collapse_doctor.sweeps.executors import Executor
@@ -78,6 +78,7 @@ def _key(good: ConfigSource, bad: ConfigSource, seeds: int, overrides: list[str]
         "grid": [[r.name, list(r.overrides)] for r in DEFAULT_GRID],
         "version": __version__,
         "format": CACHE_FORMAT,
+        "code": code_fingerprint(),  # the package's source and torch: another code version chooses again
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:32]
 

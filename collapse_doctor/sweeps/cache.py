@@ -1,7 +1,9 @@
 """On-disk cache of probe results, keyed by everything that can change them.
 
 The key hashes the resolved config after the preset (which holds seed, steps and thread count in its
-`probe:` section), the preset name, the data source and the tool version. A sweep that is interrupted
+`probe:` section), the preset name, the data source and its content, the tool version, the package's
+source and the torch version (experiments/identity.py); the key is stored in the entry and checked on
+load. A sweep that is interrupted
 resumes where it stopped, and a rerun is instant. Entries are written atomically (temporary file, then
 rename), so a killed worker never leaves half an entry.
 """
@@ -46,7 +48,9 @@ class ProbeCache:
         except json.JSONDecodeError:
             self._set_aside(path, "not valid JSON")
             return None
-        problem = entry_problem(entry)
+        problem = entry_problem(entry) or (
+            None if entry["key"] == key else f"it holds the probe {entry['key']}, not {key} (copied or renamed)"
+        )
         if problem:
             self._set_aside(path, problem)
             return None

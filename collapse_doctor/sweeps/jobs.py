@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import socket
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 from collapse_doctor.config import LoadedConfig, load_config, parse_config_text
 from collapse_doctor.experiments.identity import probe_key
@@ -144,7 +145,9 @@ class ProbeSummary:
 
 
 def execute(job: ProbeJob, key: str, metrics_dir: str, worker: dict | None = None) -> dict:
-    """Run one probe (in this process, a worker process or a Ray task) and return its summary as JSON."""
+    """Run one probe (in this process, a worker process or a Ray task) and return its summary as JSON.
+    metrics_dir is the cache's metrics folder; a warm start's phase-1 checkpoint goes beside it, under the
+    same cache directory (--cache-dir)."""
     result = run_probe(
         job.load(),
         preset=job.preset,
@@ -154,6 +157,7 @@ def execute(job: ProbeJob, key: str, metrics_dir: str, worker: dict | None = Non
         out_dir=metrics_dir,
         name=key,
         base_config=job.load_base(),
+        warm_cache_dir=Path(metrics_dir).parent / "warm",
     )
     return summarise(result, key, worker or worker_identity("local")).to_json()
 
