@@ -432,7 +432,7 @@ def ablation_html(result) -> str:
             + ("; phase 2 only" if axis != "step" else "")
         )
         sections.append((v.name, text, plot(series, events, v.name, axis)))
-    claims = [c.text for c in result.claims if c.significant]
+    claims = [f"{c.variant}: {c.text}" for c in result.claims if c.significant]
     base = next((v for v in result.variants if v.name == "base"), None)
     summary = strip(
         [(v.name, auc(v), marks.get(v.name, "")) for v in result.variants],
