@@ -102,7 +102,8 @@ def test_parallel_equals_serial_and_the_cache_makes_a_rerun_instant(tmp_path):
     assert all(len(v["per_seed"]) == 2 for v in data["variants"])
     assert {c["reference"] for c in data["claims"]} == {"base", "full"}
     page = ablation_html(serial)
-    assert page.count("<svg") == 6 and "full - HyperLoRA" in page
+    assert page.count("<svg") == 7 and "full - HyperLoRA" in page  # the summary picture and one plot a variant
+    assert page.index("fg_auc per seed") < page.index("<figure>")  # the answer's picture opens the page
 
 
 def test_an_interrupted_sweep_resumes_from_the_cache(tmp_path):
