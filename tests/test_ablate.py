@@ -10,7 +10,7 @@ import pytest
 import yaml
 from conftest import tiny_raw
 
-from collapse_doctor.cli.sweeps import ablation_html
+from collapse_doctor.cli.sweep_reports import ablation_html
 from collapse_doctor.config import default_config_path, load_config
 from collapse_doctor.experiments.noise import matching_background_bias, noise_audit
 from collapse_doctor.judge.stats import fisher_exact, smallest_p

@@ -100,14 +100,14 @@ def test_the_regime_file_holds_what_was_measured_and_probe_reads_it(calibrated):
 
 
 def test_no_usable_regime_exits_3_with_the_table(tmp_path):
-    # the bad config as the "good" one: it never learns, so no regime is usable and nothing is compared
-    bad = weighted(tmp_path, 2.0)
+    # a collapsing config as the "good" one: it never learns, so no regime is usable and nothing is compared
+    bad, worse = weighted(tmp_path, 2.0), weighted(tmp_path, 3.0)
     result = cli(
         "calibrate",
         "--good",
         str(bad),
         "--bad",
-        str(bad),
+        str(worse),
         "--seeds",
         "2",
         "--regimes",

@@ -119,7 +119,7 @@ def gate_command(
     if (json_path is None or str(json_path) != "-") and (junit is None or str(junit) != "-"):
         if result.auto_regime is not None and result.auto_regime.calibration is not None:
             if result.auto_regime.regime is None:
-                from collapse_doctor.cli.sweeps import render_calibration
+                from collapse_doctor.cli.sweep_reports import render_calibration
 
                 render_calibration(out, result.auto_regime.calibration)
         if result.auto_regime is not None and result.auto_regime.regime is not None:

@@ -361,7 +361,7 @@ def render_bisect(console: Console, result) -> None:
             _render_degradation(console, result)
     else:
         if result.outcome == "no_regime" and result.auto_regime is not None and result.auto_regime.calibration:
-            from collapse_doctor.cli.sweeps import render_calibration
+            from collapse_doctor.cli.sweep_reports import render_calibration
 
             render_calibration(console, result.auto_regime.calibration)
         style = "green" if result.outcome == "scanned" else "yellow" if result.exit_code in (2, 3) else "red"

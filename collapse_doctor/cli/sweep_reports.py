@@ -1,0 +1,248 @@
+"""How the sweeps' results read: ablate's table and HTML page, calibrate's table (the command functions
+are in cli/sweeps.py; bisect and gate print calibrate's table when their own calibration finds nothing)."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from collapse_doctor.cli.format import VERDICT_CODE, _median, _num, _pct, styled
+
+
+def render_ablation(console: Console, result) -> None:
+    batch = ", each variant's seeds as one vectorised batch" if result.seed_batch else ""
+    table = Table(
+        title=f"ablate {result.config}: {result.preset} preset, seeds {result.seeds}, {result.steps} steps{batch}"
+    )
+    for column in (
+        "variant",
+        "vs",
+        "path",
+        "verdicts",
+        "bad",
+        "onsets",
+        "final FG",
+        "final pred BG",
+        "p",
+        "fg_auc",
+        "rank p",
+        "delta",
+    ):
+        table.add_column(
+            column,
+            justify="right"
+            if column in ("bad", "p", "final FG", "final pred BG", "fg_auc", "rank p", "delta")
+            else "left",
+        )
+    claims = {c.variant: c for c in result.claims}
+    for v in result.variants:
+        counts = " ".join(f"{VERDICT_CODE[label]}{n}" for label, n in sorted(v.counts().items()))
+        onsets = ",".join("-" if s.onset_step is None else str(s.onset_step) for s in v.seeds)
+        fg = [s.final.get("fg_acc") for s in v.seeds if s.final.get("fg_acc") is not None]
+        bg = [s.final.get("pred_bg_share") for s in v.seeds if s.final.get("pred_bg_share") is not None]
+        claim = claims.get(v.name)
+        p = (
+            ""
+            if claim is None
+            else (Text(f"{claim.p_value:.3g}", style="bold") if claim.significant else f"{claim.p_value:.3g}")
+        )
+        auc = _median([s.measures.get("fg_auc") for s in v.seeds])
+        rank_p = "" if claim is None or claim.rank_p is None else f"{claim.rank_p:.3g}"
+        delta = "" if claim is None or claim.cliffs_delta is None else f"{claim.cliffs_delta:+.2f}"
+        table.add_row(
+            v.name,
+            v.reference or "",
+            "spatial" if v.changes_encoder_path else "",
+            counts,
+            f"{v.bad}/{len(v.seeds)}",
+            onsets,
+            _pct(sum(fg) / len(fg)) if fg else "-",
+            _pct(sum(bg) / len(bg)) if bg else "-",
+            p,
+            _num(auc, 3),
+            rank_p,
+            delta,
+        )
+    console.print(table)
+    console.print(
+        "fg_auc: median over seeds of the mean FG accuracy over the run (the primary measure); rank p: two-sided "
+        "exact Mann-Whitney of fg_auc against the 'vs' variant; delta: Cliff's delta, positive = lower fg_auc than "
+        "the 'vs' variant",
+        style="dim",
+        highlight=False,
+    )
+    for note in getattr(result, "notes", []):
+        console.print(styled(("note:", "yellow"), f" {note}"), highlight=False)
+    console.print(
+        "verdicts: "
+        + ", ".join(f"{code} {label}" for label, code in VERDICT_CODE.items())
+        + "; path: the variant moves the ContextEncoder to its spatial path; p: Fisher's exact test against the 'vs' "
+        "variant",
+        style="dim",
+        highlight=False,
+    )
+    significant = [c for c in result.claims if c.significant]
+    if significant:
+        console.print(styled(("claims", "bold"), " (Fisher's exact test, alpha %g):" % result.alpha))
+        for c in significant:
+            console.print(f"  {c.variant}: {c.text}", highlight=False)
+    else:
+        console.print(
+            f"no culprit named: no variant's bad count differs from its reference's with p < {result.alpha:g}.",
+            highlight=False,
+        )
+    if result.smallest_possible_p >= result.alpha:
+        n = len(result.seeds)
+        console.print(
+            styled(
+                ("note:", "yellow"),
+                f" with {n} seeds per variant the smallest possible p-value is {result.smallest_possible_p:.3g} (all "
+                f"bad vs none), so no claim can reach {result.alpha:g}; use --seeds 5 or more.",
+            ),
+            highlight=False,
+        )
+    ran = [s for v in result.variants for s in v.seeds if not s.cached]
+    if ran:
+        console.print(
+            f"{len(ran)} probes run, {sum(s.steps_run for s in ran)} steps; early stopping saved "
+            f"{sum(s.steps_saved for s in ran)} steps",
+            style="dim",
+            highlight=False,
+        )
+    workers = {
+        (s.worker.get("executor"), s.worker.get("hostname"), s.worker.get("worker_id") or s.worker.get("pid"))
+        for v in result.variants
+        for s in v.seeds
+        if s.worker and not s.cached
+    }
+    if workers:
+        executors = sorted({w[0] for w in workers if w[0]})
+        console.print(
+            f"ran on: {', '.join(executors)}, {len(workers)} worker(s) on {len({w[1] for w in workers})} "
+            "host(s); per-seed workers in --json",
+            style="dim",
+            highlight=False,
+        )
+    for what, why in result.not_ablated.items():
+        console.print(f"not ablated: {what}: {why}", style="dim", highlight=False)
+
+
+def ablation_html(result) -> str:
+    from collapse_doctor.cli.html import page, plot, runs_of, strip
+
+    def auc(v) -> list[float]:
+        return [x for s in v.seeds if (x := (s.measures or {}).get("fg_auc")) is not None]
+
+    marks: dict[str, str] = {}
+    for c in result.claims:
+        if c.significant:
+            marks[c.variant] = f"claim, p {c.p_value:.3g}"
+    sections = []
+    for v in result.variants:
+        series, events, axis = runs_of(v.seeds)
+        text = (
+            f"{v.bad}/{len(v.seeds)} bad; "
+            + ", ".join(f"{label} {n}" for label, n in sorted(v.counts().items()))
+            + (f"; vs {v.reference}" if v.reference else "")
+            + ("; phase 2 only" if axis != "step" else "")
+        )
+        sections.append((v.name, text, plot(series, events, v.name, axis)))
+    claims = [f"{c.variant}: {c.text}" for c in result.claims if c.significant]
+    base = next((v for v in result.variants if v.name == "base"), None)
+    summary = strip(
+        [(v.name, auc(v), marks.get(v.name, "")) for v in result.variants],
+        auc(base) if base is not None else [],
+        "the minimal base's seeds",
+    )
+    answer = "; ".join(claims) if claims else "no variant differs from its reference at the chosen alpha"
+    intro = f"{result.config}, {result.preset} preset, seeds {result.seeds}, {result.steps} steps."
+    if result.auto_regime is not None and result.auto_regime.regime is not None:
+        intro += " " + result.auto_regime.line()
+    return page("collapse-doctor ablate", intro, sections, summary=summary, answer=answer)
+
+
+def render_calibration(console: Console, result) -> None:
+    from collapse_doctor.sweeps.calibrate import counts
+
+    title = (
+        f"calibrate: good {result.good} vs bad {result.bad}, seeds "
+        f"{result.seeds[0]}-{result.seeds[-1]}{', warm start' if result.warm else ''}"
+        f"{', each side as one vectorised seed batch' if result.seed_batch else ''}"
+    )
+    table = Table(title=title)
+    for column in (
+        "regime",
+        "good verdicts",
+        "good fg_auc",
+        "usable",
+        "bad verdicts",
+        "bad fg_auc",
+        "Fisher p",
+        "rank p",
+        "Holm p",
+        "delta",
+        "s/probe good, bad",
+    ):
+        table.add_column(
+            column, justify="left" if column in ("regime", "good verdicts", "bad verdicts", "usable") else "right"
+        )
+    for r in result.results:
+        good_auc = _median([s.measures.get("fg_auc") for s in r.good])
+        bad_auc = _median([s.measures.get("fg_auc") for s in r.bad])
+        good_s, bad_s = r.seconds_per_probe("good"), r.seconds_per_probe("bad")
+        table.add_row(
+            r.regime.name,
+            counts(r.good),
+            _num(good_auc, 3),
+            "yes" if r.usable else f"no (< {result.min_good} good)",
+            counts(r.bad) if r.bad else "-",
+            _num(bad_auc, 3) if r.bad else "-",
+            _num(r.fisher_p, 3),
+            _num(r.p, 3),
+            (Text(f"{r.p_holm:.3g}", style="bold") if r.separates else _num(r.p_holm, 3)),
+            _num(r.delta, 2),
+            ("-" if good_s is None else f"{good_s:.0f}") + ", " + ("-" if bad_s is None else f"{bad_s:.0f}"),
+        )
+    console.print(table)
+    console.print(
+        "fg_auc: median over seeds of the mean FG accuracy over the run (primary measure); rank p: one-sided "
+        "exact Mann-Whitney (bad lower); "
+        "Holm over the regimes the bad config was measured in; delta: Cliff's delta, positive = bad is worse; "
+        f"separates: Holm p < {result.alpha:g} and delta >= {result.min_delta:g}",
+        style="dim",
+        highlight=False,
+    )
+    if result.not_run:
+        console.print(f"not run (--budget reached): {', '.join(result.not_run)}", highlight=False)
+    if result.chosen is None:
+        usable = [r.regime.name for r in result.results if r.usable]
+        if not usable:
+            console.print(
+                styled(
+                    ("no regime is usable", "bold"),
+                    f": the good config did not learn on {result.min_good} of {len(result.seeds)} seeds in any regime "
+                    "tried; nothing can be separated.",
+                ),
+                highlight=False,
+            )
+        else:
+            console.print(
+                styled(
+                    ("no regime separates", "bold"),
+                    f": the good config learns in {', '.join(usable)}, but the bad one is not worse there by this rule.",
+                ),
+                highlight=False,
+            )
+        return
+    c = result.confirmation
+    console.print(
+        styled((f"separates in {result.chosen.regime.name}", "bold"), f" ({result.chosen.regime.summary})"),
+        highlight=False,
+    )
+    if c is not None:
+        console.print(
+            f"confirmation on fresh seeds {c['seeds'][0]}-{c['seeds'][-1]}: good {c['good']}, bad {c['bad']}, p = "
+            f"{c['p']:.3g}, delta {c['delta']:.2f}: {'confirmed' if c['confirmed'] else 'NOT confirmed'}",
+            highlight=False,
+        )
