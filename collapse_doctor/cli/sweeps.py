@@ -224,6 +224,7 @@ def calibrate_command(
         f"every probe that finished is in the cache ({cache_dir or '~/.cache/collapse-doctor/cache'}); run the same "
         "command again to resume from them"
     )
+    lines = ProbeLines("calibrate")  # a plain line per probe when stderr is not a terminal
     with err.status("calibrate ...") as status:
         result = run_calibration(
             good_source,
@@ -241,6 +242,7 @@ def calibrate_command(
             cache_dir=cache_dir,
             progress=lambda text: status.update(f"calibrate: {text}"),
             seed_batch=seed_batch,
+            on_probe=lambda done, total, summary: lines.probe(summary, summary.tag, f"{done} of {total} in this round"),
         )
     text = result.regime_file()
     if write is not None:
@@ -286,8 +288,3 @@ def _config_source(spec: str, repo_path: Optional[Path], config_path: Optional[s
     label = f"{commit.hexsha[:7]}:{path}"
     parse_config_text(text, source=label)
     return ConfigSource(label, text=text)
-
-
-# --------------------------------------------------------------------------------------------------
-# Rendering
-# --------------------------------------------------------------------------------------------------

@@ -35,17 +35,23 @@ CACHE_FORMAT = 3  # 3: the key holds the code, torch and data fingerprints; olde
 def code_fingerprint(root: Path | None = None, torch_version: str | None = None) -> str:
     """The package's own source (every .py file under it, by path and content) and the torch version: a
     probe's numbers depend on both, so a cache entry or checkpoint is never served to other code."""
+    if root is None and torch_version is None:
+        return _running_code()
     root = Path(root) if root is not None else Path(__file__).resolve().parents[1]
-    version = torch_version if torch_version is not None else torch.__version__
-    stamps = tuple((str(p), *_stamp(p)) for p in sorted(root.rglob("*.py")))  # an edit is read again
-    return _code_fingerprint(str(root), version, stamps)
+    return _fingerprint(root, torch_version if torch_version is not None else torch.__version__)
 
 
-@functools.lru_cache(maxsize=8)
-def _code_fingerprint(root: str, torch_version: str, stamps: tuple) -> str:
+@functools.lru_cache(maxsize=1)
+def _running_code() -> str:
+    """Once per process: the code that runs is the code imported at its start, so a file edited while a
+    sweep runs does not split the sweep's keys (a new process, a worker too, reads the new code)."""
+    return _fingerprint(Path(__file__).resolve().parents[1], torch.__version__)
+
+
+def _fingerprint(root: Path, torch_version: str) -> str:
     digest = hashlib.sha256(torch_version.encode())
-    for path, *_ in stamps:
-        digest.update(Path(path).relative_to(root).as_posix().encode() + b"\0" + Path(path).read_bytes() + b"\0")
+    for path in sorted(root.rglob("*.py")):
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()[:16]
 
 
