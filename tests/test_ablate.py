@@ -175,3 +175,18 @@ def test_a_cache_entry_of_the_wrong_shape_is_set_aside_and_reruns(tmp_path, caps
     }
     cache.put("k3", good)
     assert cache.get("k3") == good
+
+
+def test_a_stage_that_switches_on_too_close_to_the_end_is_named():
+    from collapse_doctor.sweeps.ablate import Variant, late_stages
+    from collapse_doctor.sweeps.jobs import ProbeSummary
+
+    def variant(name, group, on_step):
+        series = [{"step": s} for s in range(230, 240)]
+        events = [{"step": on_step, "event": "hyper_lora on"}]
+        summary = ProbeSummary("INCONCLUSIVE", None, 0, {}, [], 1.0, "k", "m", series=series, events=events)
+        return Variant(name, (), "full", group, "hyper_lora", seeds=[summary])
+
+    late = late_stages([variant("staged late", "stage", 233), variant("full", "full", 230)], window=20)
+    assert late == [("staged late", 7)]  # phase-2 steps 233-239 after the switch: fewer than 20
+    assert late_stages([variant("staged early", "stage", 233)], window=5) == []

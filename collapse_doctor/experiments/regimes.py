@@ -81,8 +81,8 @@ def warm_variant(regime: Regime, phase2_steps: int = 100) -> Regime:
 def sharp_variant(regime: Regime, phase2_steps: int) -> Regime:
     """A warm start with a short phase 2: the activation shock. A learned OLD model switched to NEW
     collapsed within 1-2 steps on 3 of 3 seeds (docs/validity.md section 6), so a short phase 2 sees the
-    collapse, while the LOO and equivariance losses (staged at phase-2 step 40 in the seed's NEW config)
-    are not reached before 40 steps: that is what makes these regimes cheap."""
+    collapse. Staged epochs scale with the probe's length, so epoch 3 falls at phase-2 step 3 of 10: the
+    meta losses and staged modules do run, but a stage has only the last steps to show its effect."""
     warm = warm_variant(regime, phase2_steps)
     summary = (
         f"batch 8, the config's LR; warm start: phase 1 trains the good config until learned (at most "

@@ -310,6 +310,20 @@ def judge_claims(variants: list[Variant], alpha: float) -> list[Claim]:
     return claims
 
 
+def late_stages(variants: list[Variant], window: int) -> list[tuple[str, int]]:
+    """Staged variants whose module switches on fewer than `window` steps before the run ends (first seed)."""
+    out = []
+    for v in variants:
+        if v.group != "stage" or not v.seeds or not v.seeds[0].series:
+            continue
+        s = v.seeds[0]
+        on = [e["step"] for e in s.events if e.get("event") == f"{v.suspect} on"]
+        left = max(r["step"] for r in s.series) - on[-1] + 1 if on else None
+        if left is not None and left < window:
+            out.append((v.name, left))
+    return out
+
+
 def run_ablation(
     config_path: str | Path | None,
     *,
@@ -414,6 +428,13 @@ def run_ablation(
     )
     result.seed_batch = seed_batch
     result.auto_regime = chosen
+    for name, left in late_stages(variants, config.verdict.window_after):
+        result.notes.append(
+            f"{name}: the staged module switches on {left} steps before the end of the run, fewer than the "
+            f"{config.verdict.window_after} steps after an activation the verdict compares (verdict.window_after): a "
+            "collapse after it may not be confirmed in time, so a 'staging prevents collapse' claim here is no "
+            "evidence; test staging in a regime whose run reaches past the stage by that much (warm-b8)"
+        )
     by_name = {v.name: v for v in variants}
     references = [by_name[n] for n in ("base", "full") if n in by_name and by_name[n].seeds]
     if len(references) == 2 and all(v.bad == len(v.seeds) for v in references):
