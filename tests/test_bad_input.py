@@ -233,6 +233,17 @@ CASES = [
         1,
         ["exited 127", "not found"],
     ),
+    ("24-inspect-json-over-its-config", ["inspect", "{old}", "--json", "{old}"], 2, ["{old}", "also an input"]),
+    ("24-probe-json-over-its-config", ["probe", "{old}", "--json", "{old}"], 2, ["also an input"]),
+    ("24-gate-junit-over-its-config", ["gate", "{old}", "--junit", "{old}"], 2, ["also an input"]),
+    ("24-ablate-html-over-its-config", ["ablate", "{old}", "--html", "{old}"], 2, ["also an input"]),
+    (
+        "24-calibrate-write-over-good",
+        ["calibrate", "--good", "{old}", "--bad", "{typo_key}", "--write", "{old}"],
+        2,
+        ["also an input"],
+    ),
+    ("24-scan-json-over-its-log", ["scan", "{twice}", "--json", "{twice}"], 2, ["also an input"]),
     ("scan-missing-file", ["scan", "{tasks}/nowhere.jsonl"], 2, ["{tasks}/nowhere.jsonl", "no such metrics file"]),
     (
         "scan-set-non-verdict-key",

@@ -289,11 +289,18 @@ def _warn_unsupported_overrides(loaded) -> None:
             )
 
 
-def _check_writable(*paths: Optional[Path]) -> None:
-    """Refuse an output path that cannot be written before any training starts, so no result is lost."""
+def _check_writable(*paths: Optional[Path], inputs: tuple = ()) -> None:
+    """Refuse an output path that cannot be written, or that is one of the command's inputs (a config, a
+    log), before any training starts, so no result and no input is lost."""
+    given = [Path(i) for i in inputs if i is not None and str(i) != "-"]
     for path in paths:
         if path is None or str(path) == "-":
             continue
+        for source in given:
+            if source.exists() and path.exists() and path.resolve() == source.resolve():
+                raise CollapseDoctorError(
+                    f"{path}: is also an input of this command ({source}); write the output elsewhere"
+                )
         existed = path.exists()
         try:
             path.parent.mkdir(parents=True, exist_ok=True)

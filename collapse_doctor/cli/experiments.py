@@ -49,6 +49,7 @@ def inspect_command(
     """Show what a YAML builds: resolved config, unused and defaulted keys, parameters per module, staging schedule."""
     from collapse_doctor.experiments.inspection import inspect_config
 
+    _check_writable(json_path, inputs=(config,))
     loaded = load_config(config, overrides, strict=strict)
     _warn_unsupported_overrides(loaded)
     report = inspect_config(loaded)
@@ -80,7 +81,7 @@ def probe_command(
     """Train the bundled RLAN briefly on real ARC tasks and judge the run: HEALTHY, TRANSIENT, COLLAPSED, FG_COLLAPSE, DIVERGED or INCONCLUSIVE."""
     from collapse_doctor.experiments.probe import run_probe
 
-    _check_writable(json_path)
+    _check_writable(json_path, inputs=(config,))
     extra = ([f"probe.seed={seed}"] if seed is not None else []) + (
         [f"probe.steps={steps}"] if steps is not None else []
     )

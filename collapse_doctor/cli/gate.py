@@ -72,7 +72,7 @@ def gate_command(
 
     from collapse_doctor.sweeps.gate import find_tool_table, github_annotation, junit_xml, run_gate, step_summary
 
-    _check_writable(junit, json_path)
+    _check_writable(junit, json_path, inputs=(config, against))
     tool = find_tool_table()
     jobs = worker_count(jobs) if jobs is not None else None  # run_gate: the CPU count, at most the seeds
     regime = regime or tool.regime  # --regime wins over [tool.collapse-doctor] regime

@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 from rich.console import Console
 
-from collapse_doctor.cli.app import EXIT_CODES_HELP, JsonOpt, _emit, _write_text, app, err, out
+from collapse_doctor.cli.app import EXIT_CODES_HELP, JsonOpt, _check_writable, _emit, _write_text, app, err, out
 from collapse_doctor.cli.format import VERDICT_STYLE, styled
 from collapse_doctor.errors import CollapseDoctorError
 
@@ -43,6 +43,7 @@ def scan_command(
     if bad:
         raise CollapseDoctorError(f"--set {bad[0]!r}: scan takes verdict.* keys only")
     cfg = parse_config({}, source="--set", overrides=overrides).config.verdict
+    _check_writable(json_path, html_path, inputs=(metrics,))
     with err.status(f"scan: reading {metrics} ...") as status:
         result = scan_log(
             metrics,

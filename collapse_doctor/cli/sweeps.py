@@ -83,7 +83,7 @@ def ablate_command(
     from collapse_doctor.sweeps.executors import make_executor
     from collapse_doctor.sweeps.gate import find_tool_table
 
-    _check_writable(json_path, html_path)
+    _check_writable(json_path, html_path, inputs=(config,))
     jobs = worker_count(jobs, executor)  # each probe trains on one thread (docs/speed.md: sweeps)
     regime = regime or find_tool_table().regime  # --regime wins over [tool.collapse-doctor] regime
     # No regime named: calibrate the minimal base against the full config first (sweeps/autoregime.py).
@@ -219,7 +219,7 @@ def calibrate_command(
     jobs = worker_count(jobs)
     # The default grid: the sharp warm regimes first (a seed batch cannot start warm: then the cold grid)
     grid = tuple(by_name(n.strip()) for n in regimes.split(",")) if regimes else GRID if seed_batch else DEFAULT_GRID
-    _check_writable(write, json_path)  # fail before probing, not after
+    _check_writable(write, json_path, inputs=(Path(good), Path(bad)))  # fail before probing, not after
     _on_interrupt(
         f"every probe that finished is in the cache ({cache_dir or '~/.cache/collapse-doctor/cache'}); run the same "
         "command again to resume from them"
