@@ -14,26 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from collapse_doctor import cli
-
 ROOT = Path(__file__).resolve().parents[1]
 OLD = ROOT / "fixtures" / "seed_old_2a50f2d.yaml"
 sys.path.insert(0, str(ROOT / "fixtures"))
 from git_history import build, git  # noqa: E402
-
-
-def run_cli(args: list[str], capsys) -> tuple[int, str, str]:
-    argv = sys.argv
-    sys.argv = ["collapse-doctor", *args]
-    try:
-        cli.main()
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
-    finally:
-        sys.argv = argv
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
+from inprocess import run_cli  # noqa: E402
 
 
 def snapshot(path: Path) -> dict[str, str]:

@@ -11,29 +11,19 @@ from pathlib import Path
 
 import pytest
 
-from collapse_doctor import cli
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "fixtures"))
 from git_history import build  # noqa: E402
+from inprocess import run_cli as run_inprocess  # noqa: E402
 
 SUBJECT = "load class weights from [/data/weights.pt] [skip ci] [bold]x[/bold]"
 CONFIG = "runs/[exp1]/config.yaml"
 
 
 def run_cli(args: list[str], capsys) -> tuple[int, str, str]:
-    argv = sys.argv
-    sys.argv = ["collapse-doctor", *args]
-    try:
-        cli.main()
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
-    finally:
-        sys.argv = argv
-    captured = capsys.readouterr()
-    assert "Traceback" not in captured.err and "MarkupError" not in captured.err, captured.err
-    return code, captured.out, captured.err
+    code, out, err = run_inprocess(args, capsys)
+    assert "Traceback" not in err and "MarkupError" not in err, err
+    return code, out, err
 
 
 @pytest.fixture(scope="module")

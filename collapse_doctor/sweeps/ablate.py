@@ -30,7 +30,7 @@ from collapse_doctor.experiments.presets import PRESETS, apply_preset, get_key
 from collapse_doctor.judge.measures import PRIMARY, compare
 from collapse_doctor.judge.stats import fisher_exact, smallest_p
 from collapse_doctor.judge.verdict import is_good
-from collapse_doctor.sweeps.autoregime import AutoRegime, choose_regime
+from collapse_doctor.sweeps.autoregime import SEED_BATCH_NEEDS_REGIME, AutoRegime, choose_regime
 from collapse_doctor.sweeps.calibrate import ConfigSource
 from collapse_doctor.sweeps.executors import Executor
 from collapse_doctor.sweeps.jobs import ProbeJob, ProbeSummary
@@ -368,9 +368,7 @@ def run_ablation(
     chosen = None
     if auto_regime:
         if seed_batch:
-            raise ConfigError(
-                "--seed-batch needs --regime: the calibrated regimes start warm, which a seed batch cannot"
-            )
+            raise ConfigError(SEED_BATCH_NEEDS_REGIME)
         path = str(config_path) if config_path else None
         base_source = ConfigSource("minimal base", path=path, overrides=minimal)
         chosen = choose_regime(

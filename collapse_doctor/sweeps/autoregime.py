@@ -26,6 +26,9 @@ from collapse_doctor.experiments.regimes import DEFAULT_GRID, Regime
 from collapse_doctor.sweeps.calibrate import Calibration, ConfigSource, run_calibration
 from collapse_doctor.sweeps.executors import Executor
 
+# A seed batch cannot start warm (experiments/seed_batch.py), and the grid starts with warm regimes.
+SEED_BATCH_NEEDS_REGIME = "--seed-batch needs --regime: the calibrated regimes start warm, which a seed batch cannot"
+
 
 @dataclass
 class AutoRegime:

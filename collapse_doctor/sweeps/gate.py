@@ -27,7 +27,7 @@ from collapse_doctor.experiments.presets import PRESETS, apply_preset
 from collapse_doctor.experiments.regimes import LONGEST_RECOVERY, is_warm
 from collapse_doctor.judge.measures import PRIMARY, MeasureRule, compare
 from collapse_doctor.judge.verdict import INCONCLUSIVE
-from collapse_doctor.sweeps.autoregime import AutoRegime, choose_regime
+from collapse_doctor.sweeps.autoregime import SEED_BATCH_NEEDS_REGIME, AutoRegime, choose_regime
 from collapse_doctor.sweeps.calibrate import ConfigSource
 from collapse_doctor.sweeps.jobs import ProbeJob, ProbeSummary
 from collapse_doctor.sweeps.runner import run_jobs
@@ -181,9 +181,7 @@ def run_gate(
             )
         load_config(against, user)  # a bad file fails before anything is calibrated
         if seed_batch:
-            raise ConfigError(
-                "--seed-batch needs --regime: the calibrated regimes start warm, which a seed batch cannot"
-            )
+            raise ConfigError(SEED_BATCH_NEEDS_REGIME)
         chosen = choose_regime(
             ConfigSource(str(against), path=str(against)),
             ConfigSource(path or "<embedded default>", path=path),
@@ -208,21 +206,7 @@ def run_gate(
     # With --against every seed is classified by the measure, not by majority: _against runs them.
     while decision is None and against is None:
         batch = range(len(summaries), planned if seed_batch else min(planned, len(summaries) + workers))
-        probe_jobs = [
-            ProbeJob(
-                path,
-                (*user, f"probe.seed={seed}"),
-                PRESET,
-                data,
-                None,
-                "cpu",
-                f"seed {seed}",
-                base_text=base[0],
-                base_source=base[1],
-                seed_batch=together,
-            )
-            for seed in batch
-        ]
+        probe_jobs = [_job(path, user, seed, f"seed {seed}", data, base, together) for seed in batch]
         summaries += run_jobs(probe_jobs, jobs=workers, cache_dir=cache_dir, progress=progress)
         decision = majority([s.good for s in summaries], planned)
     good = decision if isinstance(decision, bool) else None
@@ -264,6 +248,23 @@ def run_gate(
     return result
 
 
+def _job(path, user, seed: int, tag: str, data, base: tuple[str | None, str], together) -> ProbeJob:
+    """One gate probe: the config at `path` on one seed, tiny preset on the CPU; `base` is a warm
+    regime's phase-1 config (text, source), `together` the seed batch it runs in."""
+    return ProbeJob(
+        path,
+        (*user, f"probe.seed={seed}"),
+        PRESET,
+        data,
+        None,
+        "cpu",
+        tag,
+        base_text=base[0],
+        base_source=base[1],
+        seed_batch=together,
+    )
+
+
 def _against(
     against, path, user, planned, workers, summaries, cache_dir, data, progress, together=None, base=(None, "")
 ):
@@ -273,35 +274,9 @@ def _against(
             f"--against needs --seeds 4 or more: with {planned} seeds a side the exact rank test cannot reach p < 0.05"
         )
     load_config(against, user)  # a bad file fails before probing
-    rest = [
-        ProbeJob(
-            path,
-            (*user, f"probe.seed={seed}"),
-            PRESET,
-            data,
-            None,
-            "cpu",
-            f"seed {seed}",
-            base_text=base[0],
-            base_source=base[1],
-            seed_batch=together,
-        )
-        for seed in range(len(summaries), planned)
-    ]
+    rest = [_job(path, user, seed, f"seed {seed}", data, base, together) for seed in range(len(summaries), planned)]
     reference_jobs = [
-        ProbeJob(
-            str(against),
-            (*user, f"probe.seed={seed}"),
-            PRESET,
-            data,
-            None,
-            "cpu",
-            f"against seed {seed}",
-            base_text=base[0],
-            base_source=base[1],
-            seed_batch=together,
-        )
-        for seed in range(planned)
+        _job(str(against), user, seed, f"against seed {seed}", data, base, together) for seed in range(planned)
     ]
     if together is not None:  # one list, so the two seed batches run side by side
         both = run_jobs([*rest, *reference_jobs], jobs=workers, cache_dir=cache_dir, progress=progress)
