@@ -1,12 +1,13 @@
 # Two commands on a fresh machine; each creates the environment on first use.
 #   make probe   the main job: a probe of the embedded default (the seed's NEW config) on ARC-AGI-1
-#   make test    the test suite
+#   make test    the test suite, in parallel (pytest-xdist, one worker per core)
+#   make test-fast  the tests not marked slow, for while you work
 # The pinned CPU build of torch is installed first, so the project's range installs nothing more.
 PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: probe test lint
+.PHONY: probe test test-fast lint
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,8 +21,13 @@ $(STAMP): pyproject.toml
 probe: $(STAMP)
 	@$(VENV)/bin/collapse-doctor probe $(ARGS); code=$$?; echo "collapse-doctor probe exited $$code (0 good, 1 bad, 3 inconclusive)"; [ $$code -ne 2 ] && [ $$code -lt 128 ]
 
+# One worker per core; --dist loadfile keeps a test file on one worker, so its module fixtures (a
+# calibrated fixture history, a probed pair) are built once. Workers share one probe cache (conftest.py).
 test: $(STAMP)
-	$(VENV)/bin/python -m pytest -q $(ARGS)
+	$(VENV)/bin/python -m pytest -q -n auto --dist loadfile $(ARGS)
+
+test-fast: $(STAMP)
+	$(VENV)/bin/python -m pytest -q -n auto --dist loadfile -m "not slow" $(ARGS)
 
 # The formatter and linter (ruff, configured in pyproject.toml); .ci/run runs it before the tests.
 lint: $(STAMP)

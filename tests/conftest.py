@@ -70,7 +70,13 @@ def batch():
 
 
 @pytest.fixture(scope="session")
-def probe_cache(tmp_path_factory):
+def probe_cache(tmp_path_factory, worker_id):
     """One probe-result cache for the whole session: bisect and gate run the same two fixture configs
-    (good and bad class weights), so whichever test comes first pays for their probes."""
-    return tmp_path_factory.mktemp("probe-cache")
+    (good and bad class weights), so whichever test comes first pays for their probes. Under
+    pytest-xdist the workers share it (in the run's own base directory, so never across runs): an entry
+    is written by rename, so two workers writing one entry cannot corrupt it."""
+    if worker_id == "master":
+        return tmp_path_factory.mktemp("probe-cache")
+    shared = tmp_path_factory.getbasetemp().parent / "probe-cache"
+    shared.mkdir(exist_ok=True)
+    return shared

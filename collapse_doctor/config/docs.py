@@ -40,7 +40,7 @@ the DSC temperature; `ema` changes the evaluation weights (`collapse_doctor/trai
 changes which ARC tasks are used and how samples are augmented (`collapse_doctor/data/arc.py`);
 `trainer` changes losses, optimizer or step handling (`collapse_doctor/train/`); `device` changes
 precision on CUDA; `probe` changes the probe's budget and run settings; `verdict` changes how a metric
-series is judged (`collapse_doctor/judge/verdict.py`). `tests/test_key_effects.py` shows each key's effect.
+series is judged (`collapse_doctor/judge/verdict.py`). `tests/config/test_key_effects.py` shows each key's effect.
 """
 
 

@@ -25,7 +25,7 @@ What cannot equal the single runs, and why:
   AdamW step counter is shared by the stacked tensor, so its bias correction runs one step ahead
   afterwards.
 With dropout 0 and equal pair counts, a seed's rows equal its single run's up to float rounding
-(grouped convolutions sum in another order); tests/test_seed_batch.py checks that.
+(grouped convolutions sum in another order); tests/train/test_seed_batch.py checks that.
 """
 
 from __future__ import annotations

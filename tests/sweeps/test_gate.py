@@ -29,7 +29,7 @@ from collapse_doctor.sweeps.gate import (
 )
 from collapse_doctor.sweeps.jobs import ProbeSummary
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "fixtures"))
 import git_history  # noqa: E402
 from robust import labels_far_from_boundaries  # noqa: E402
@@ -195,7 +195,7 @@ def test_gate_against_a_good_config_classifies_by_the_primary_measure(tmp_path):
 
     from collapse_doctor.sweeps.gate import run_gate
 
-    source = (Path(__file__).resolve().parents[1] / "fixtures" / "seed_old_2a50f2d.yaml").read_text()
+    source = (Path(__file__).resolve().parents[2] / "fixtures" / "seed_old_2a50f2d.yaml").read_text()
     good, bad = tmp_path / "good.yaml", tmp_path / "bad.yaml"
     for path, weight in ((good, 0.2), (bad, 2.0)):
         path.write_text(

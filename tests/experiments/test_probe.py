@@ -180,7 +180,7 @@ def test_probes_that_differ_only_in_set_write_different_metric_files(tmp_path):
     from collapse_doctor.config import load_config
     from collapse_doctor.experiments.probe import run_probe
 
-    old = Path(__file__).resolve().parents[1] / "fixtures" / "seed_old_2a50f2d.yaml"
+    old = Path(__file__).resolve().parents[2] / "fixtures" / "seed_old_2a50f2d.yaml"
     paths = {
         run_probe(load_config(old, [f"model.dropout={d}", "probe.steps=1"]), out_dir=tmp_path).metrics_path
         for d in (0.1, 0.2)

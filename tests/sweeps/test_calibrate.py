@@ -12,7 +12,7 @@ import yaml
 
 from collapse_doctor.experiments.regimes import GRID, by_name, read_regime, regime_yaml
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 
 
 def weighted(tmp_path: Path, weight: float) -> Path:

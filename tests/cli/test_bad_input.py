@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 OLD = ROOT / "fixtures" / "seed_old_2a50f2d.yaml"
 sys.path.insert(0, str(ROOT / "fixtures"))
 from git_history import build, git  # noqa: E402

@@ -6,5 +6,5 @@ from collapse_doctor.config.docs import render
 
 
 def test_config_doc_is_current():
-    doc = Path(__file__).resolve().parents[1] / "docs" / "config.md"
+    doc = Path(__file__).resolve().parents[2] / "docs" / "config.md"
     assert doc.read_text() == render(), "regenerate: python -m collapse_doctor.config.docs > docs/config.md"

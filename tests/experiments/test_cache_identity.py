@@ -12,7 +12,7 @@ from collapse_doctor.config import load_config
 from collapse_doctor.experiments.identity import code_fingerprint, data_fingerprint, probe_key
 from collapse_doctor.sweeps.cache import ProbeCache
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 OLD = ROOT / "fixtures" / "seed_old_2a50f2d.yaml"
 
 

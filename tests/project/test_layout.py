@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-PACKAGE = Path(__file__).resolve().parents[1] / "collapse_doctor"
+PACKAGE = Path(__file__).resolve().parents[2] / "collapse_doctor"
 
 
 def module_name(path: Path) -> str:

@@ -28,7 +28,7 @@ from collapse_doctor.sweeps.bisect import (
 )
 from collapse_doctor.sweeps.cache import ProbeCache
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "fixtures"))
 import git_history  # noqa: E402
 from test_git import snapshot  # noqa: E402

@@ -3,7 +3,7 @@
 What must hold: each seed starts from its single run's weights and data; without dropout a batch of
 one seed trains as its single run does (to float rounding); a batch is deterministic; a seed's
 non-finite step is skipped for that seed alone. The verdicts on the engineered pair are compared in
-tests/test_gate.py, where the separate probes are already run.
+tests/sweeps/test_gate.py, where the separate probes are already run.
 """
 
 from __future__ import annotations
@@ -157,7 +157,7 @@ def test_ablate_runs_each_variants_seeds_as_one_batch(tmp_path):
 
     from collapse_doctor.sweeps.ablate import run_ablation
 
-    config = Path(__file__).resolve().parents[1] / "fixtures" / "seed_new_main.yaml"
+    config = Path(__file__).resolve().parents[2] / "fixtures" / "seed_new_main.yaml"
     common = dict(seeds=[0, 1], steps=3, only=["HyperLoRA"], jobs=2, cache_dir=tmp_path / "cache")
     result = run_ablation(config, seed_batch=True, **common)
     assert result.seed_batch and result.to_json()["seed_batch"] is True
@@ -176,7 +176,7 @@ def test_calibrate_batches_each_side_and_refuses_warm_starts(tmp_path):
     from collapse_doctor.experiments.regimes import by_name
     from collapse_doctor.sweeps.calibrate import ConfigSource, run_calibration
 
-    fixtures = Path(__file__).resolve().parents[1] / "fixtures"
+    fixtures = Path(__file__).resolve().parents[2] / "fixtures"
     good = ConfigSource("old", str(fixtures / "seed_old_2a50f2d.yaml"))
     bad = ConfigSource("new", str(fixtures / "seed_new_main.yaml"))
     common = dict(regimes=[by_name("b8")], seeds=2, min_good=0, confirm=False, cache_dir=tmp_path / "cache")

@@ -15,7 +15,7 @@ from collapse_doctor.config import (
     parse_config_text,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.parametrize("name", ["seed_new_main.yaml", "seed_old_2a50f2d.yaml"])
