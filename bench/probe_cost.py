@@ -29,6 +29,7 @@ def main() -> None:
     parser.add_argument("--regime", default="warm-b8-p10")
     parser.add_argument("--cache-dir", default=None)
     parser.add_argument("--top", type=int, default=20)
+    parser.add_argument("--sort", default="cumulative", help="cProfile sort key: cumulative or tottime")
     args = parser.parse_args()
     cache = Path(args.cache_dir or tempfile.mkdtemp(prefix="probe-cost-"))
     regime = by_name(args.regime)
@@ -57,7 +58,7 @@ def main() -> None:
     print(
         f"NEW probe in {regime.name}, phase 1 cached, one thread: {wall:.1f} s ({summary.label}, {summary.steps_run} steps)"
     )
-    pstats.Stats(profile).sort_stats("cumulative").print_stats(args.top)
+    pstats.Stats(profile).sort_stats(args.sort).print_stats(args.top)
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ def default_cache_dir() -> Path:
     return user_cache_dir() / "cache"
 
 
-CACHE_FORMAT = 3  # 3: the key holds the code, torch and data fingerprints; older entries re-run
+CACHE_FORMAT = 4  # 3: the key holds the code, torch and data fingerprints; 4: cheaper dropout masks
 
 
 def code_fingerprint(root: Path | None = None, torch_version: str | None = None) -> str:

@@ -1,9 +1,9 @@
 """Multi-head attention on an nn.MultiheadAttention's own parameters, for training on CPU.
 
 `attend(mha, query, key_value)` computes what `mha(query, key_value, key_value, need_weights=False)`
-computes (batch_first, no masks) with the same operations in the same order, so the outputs and the
-gradients are bit-identical and the dropout draws the same mask from the same generator (a test
-compares). It skips what the fused path adds around the math: PyTorch's CPU scaled-dot-product
+computes (batch_first, no masks) with the same operations in the same order, so without dropout the
+outputs and the gradients are bit-identical (a test compares); with dropout the attention weights take
+`model.dropout.dropout`'s cheaper masks instead of `F.dropout`'s (issue 22, item 5). It skips what the fused path adds around the math: PyTorch's CPU scaled-dot-product
 attention with dropout runs its math fallback through `_safe_softmax`, whose all-masked-row check
 (`isneginf`, `all`, `where` over every attention weight) costs as much as the softmax itself, although
 without a mask no row can be all masked. The module, its parameter names and its state dict stay
@@ -17,6 +17,8 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from collapse_doctor.model.dropout import dropout
 
 
 def attend(mha: nn.MultiheadAttention, query: torch.Tensor, key_value: torch.Tensor) -> torch.Tensor:
@@ -39,7 +41,7 @@ def attend(mha: nn.MultiheadAttention, query: torch.Tensor, key_value: torch.Ten
     v = v.view(source, batch * heads, head_dim).transpose(0, 1).view(batch, heads, source, head_dim)
     scale = math.sqrt(1.0 / math.sqrt(head_dim))  # applied to q and k each, as the math kernel does
     weights = torch.softmax(torch.matmul(q * scale, k.transpose(-2, -1) * scale), dim=-1)
-    weights = F.dropout(weights, mha.dropout, True)
+    weights = dropout(weights, mha.dropout, True)
     out = torch.matmul(weights, v).permute(2, 0, 1, 3).contiguous().view(batch * length, d)
     out = F.linear(out, mha.out_proj.weight, mha.out_proj.bias)
     return out.view(length, batch, d).transpose(0, 1)

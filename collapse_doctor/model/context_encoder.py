@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from collapse_doctor.config import ModelConfig
+from collapse_doctor.model.dropout import Dropout
 from collapse_doctor.model.grid_encoder import PAD
 
 
@@ -95,7 +96,7 @@ class ContextEncoder(nn.Module):
             self.pair_pool_proj = nn.Sequential(nn.Linear(d, d), nn.LayerNorm(d))
             self.query = nn.Parameter(torch.randn(1, 1, d) * 0.02)
             self.attention = nn.MultiheadAttention(d, 4, dropout=cfg.dropout, batch_first=True)
-            self.ffn = nn.Sequential(nn.Linear(d, 4 * d), nn.GELU(), nn.Dropout(cfg.dropout), nn.Linear(4 * d, d))
+            self.ffn = nn.Sequential(nn.Linear(d, 4 * d), nn.GELU(), Dropout(cfg.dropout), nn.Linear(4 * d, d))
             self.ffn_norm = nn.LayerNorm(d)
 
     def forward(self, support_inputs: torch.Tensor, support_outputs: torch.Tensor, pair_mask: torch.Tensor) -> Context:

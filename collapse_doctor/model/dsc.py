@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from collapse_doctor.config import ModelConfig
+from collapse_doctor.model.dropout import Dropout
 
 
 @dataclass
@@ -41,9 +42,7 @@ class DynamicSaliencyController(nn.Module):
         self.key_proj = nn.Linear(d, d)
         self.value_proj = nn.Linear(d, d)
         self.state_cell = nn.GRUCell(d, d)
-        self.stop_mlp = nn.Sequential(
-            nn.Linear(d + 1, d // 2), nn.GELU(), nn.Dropout(cfg.dropout), nn.Linear(d // 2, 1)
-        )
+        self.stop_mlp = nn.Sequential(nn.Linear(d + 1, d // 2), nn.GELU(), Dropout(cfg.dropout), nn.Linear(d // 2, 1))
         first, last = self.stop_mlp[0], self.stop_mlp[3]
         with torch.no_grad():
             nn.init.kaiming_normal_(first.weight[:, :d], mode="fan_in")

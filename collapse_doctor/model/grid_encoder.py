@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from collapse_doctor.config import ModelConfig
+from collapse_doctor.model.dropout import Dropout
 
 PAD = 10  # grid value of padding cells in every model input
 
@@ -50,7 +51,7 @@ class GridEncoder(nn.Module):
         nn.init.xavier_uniform_(self.proj.weight)
         nn.init.zeros_(self.proj.bias)
         self.norm = nn.LayerNorm(d)
-        self.dropout = nn.Dropout(cfg.dropout)
+        self.dropout = Dropout(cfg.dropout)
         self.embed_scale = math.sqrt(d)  # the reference's "TRM-style embed scale"
 
     def forward(self, grid: torch.Tensor) -> torch.Tensor:

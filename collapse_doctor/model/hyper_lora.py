@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from collapse_doctor.config import ModelConfig
+from collapse_doctor.model.dropout import Dropout
 
 LORA_TARGETS = ("gru_reset", "gru_update", "gru_candidate", "output_head")
 
@@ -40,7 +41,7 @@ class HyperLoRA(nn.Module):
         d, p = cfg.hidden_dim, cfg.hyperlora_dropout
         self.scaling = cfg.hyperlora_scaling
         self.context_fuse = nn.Sequential(
-            nn.Linear(d, 2 * d), nn.GELU(), nn.Dropout(p), nn.Linear(2 * d, d), nn.LayerNorm(d), nn.Dropout(p)
+            nn.Linear(d, 2 * d), nn.GELU(), Dropout(p), nn.Linear(2 * d, d), nn.LayerNorm(d), Dropout(p)
         )
         self.predictors = nn.ModuleDict({target: LoRAPredictor(cfg) for target in LORA_TARGETS})
 

@@ -14,6 +14,7 @@ from torch import nn
 from collapse_doctor.config import ModelConfig
 from collapse_doctor.model.attention import attend
 from collapse_doctor.model.context_encoder import Context
+from collapse_doctor.model.dropout import Dropout
 
 
 class FiLMInjector(nn.Module):
@@ -41,8 +42,8 @@ class CrossAttentionInjector(nn.Module):
         self.attention = nn.MultiheadAttention(d, cfg.dsc_num_heads, dropout=cfg.dropout, batch_first=True)
         self.norm1 = nn.LayerNorm(d)
         self.norm2 = nn.LayerNorm(d)
-        self.ffn = nn.Sequential(nn.Linear(d, 4 * d), nn.GELU(), nn.Dropout(cfg.dropout), nn.Linear(4 * d, d))
-        self.dropout = nn.Dropout(cfg.dropout)
+        self.ffn = nn.Sequential(nn.Linear(d, 4 * d), nn.GELU(), Dropout(cfg.dropout), nn.Linear(4 * d, d))
+        self.dropout = Dropout(cfg.dropout)
 
     def forward(self, features: torch.Tensor, context: Context) -> torch.Tensor:
         b, d, h, w = features.shape

@@ -14,6 +14,7 @@ from torch.utils.checkpoint import checkpoint
 
 from collapse_doctor.config import ModelConfig
 from collapse_doctor.model.attention import attend
+from collapse_doctor.model.dropout import Dropout
 from collapse_doctor.model.grid_encoder import PAD
 from collapse_doctor.model.hyper_lora import apply_lora
 
@@ -111,7 +112,7 @@ class SolverCrossAttention(nn.Module):
         self.attention = nn.MultiheadAttention(d, cfg.solver_context_heads, dropout=cfg.dropout, batch_first=True)
         self.gate = nn.Linear(d, d)
         self.out_norm = nn.LayerNorm(d)
-        self.dropout = nn.Dropout(cfg.dropout)
+        self.dropout = Dropout(cfg.dropout)
 
     def forward(self, h: torch.Tensor, support: torch.Tensor) -> torch.Tensor:
         b, d, hh, ww = h.shape
@@ -151,7 +152,7 @@ class RecursiveSolver(nn.Module):
         self.num_steps = cfg.num_solver_steps
         self.aggregator = ClueAggregator(cfg)
         self.input_embed = nn.Embedding(cfg.num_colors + 1, d)
-        self.input_dropout = nn.Dropout(cfg.dropout)
+        self.input_dropout = Dropout(cfg.dropout)
         self.gru = ConvGRUCell(cfg)
         self.solver_context = SolverCrossAttention(cfg) if cfg.use_solver_context else None
         self.output_head = OutputHead(cfg)

@@ -112,16 +112,16 @@ def test_hyperlora_init_gain_grows_with_init_scale():
     assert 1.5 < norms[0.01] < 3.0
 
 
-@pytest.mark.parametrize("training", [True, False])
-def test_attend_is_bit_identical_to_multihead_attention_dropout_included(training):
-    """The model's attention path reproduces nn.MultiheadAttention exactly: outputs, gradients and the
-    dropout mask (same generator, same draw), so swapping it in changes no probe's numbers."""
+@pytest.mark.parametrize(("training", "p"), [(True, 0.0), (False, 0.1)])
+def test_attend_is_bit_identical_to_multihead_attention_without_dropout(training, p):
+    """Without dropout drawn (p 0, or eval) the model's attention path reproduces nn.MultiheadAttention
+    exactly: outputs and gradients."""
     from torch import nn
 
     from collapse_doctor.model.attention import attend
 
     torch.manual_seed(0)
-    mha = nn.MultiheadAttention(32, 4, dropout=0.1, batch_first=True).train(training)
+    mha = nn.MultiheadAttention(32, 4, dropout=p, batch_first=True).train(training)
     query = torch.randn(6, 100, 32, requires_grad=True)
     key_value = torch.randn(6, 192, 32, requires_grad=True)
     results = []
@@ -137,3 +137,53 @@ def test_attend_is_bit_identical_to_multihead_attention_dropout_included(trainin
         results.append([out.detach(), query.grad, key_value.grad, *(p.grad for p in mha.parameters())])
     assert all(torch.equal(a, b) for a, b in zip(*results))
     assert not torch.equal(results[0][0], torch.zeros_like(results[0][0]))
+
+
+def test_attend_in_training_draws_its_dropout_masks_from_the_seed():
+    from torch import nn
+
+    from collapse_doctor.model.attention import attend
+
+    torch.manual_seed(0)
+    mha = nn.MultiheadAttention(32, 4, dropout=0.1, batch_first=True).train()
+    query, key_value = torch.randn(6, 100, 32), torch.randn(6, 192, 32)
+
+    def run(seed):
+        torch.manual_seed(seed)
+        return attend(mha, query, key_value)
+
+    assert torch.equal(run(1), run(1))
+    assert not torch.equal(run(1), run(2))
+    assert not torch.equal(run(1), attend(mha.eval(), query, key_value))
+
+
+def test_dropout_drops_p_of_the_elements_in_every_lane_and_keeps_the_expectation():
+    from collapse_doctor.model.dropout import LANES, dropout, keep_threshold
+
+    x = torch.ones(1_000_003, requires_grad=True)  # not a multiple of 4: the last word is cut
+    torch.manual_seed(0)
+    out = dropout(x, 0.1)
+    kept = out.detach() != 0
+    scale = LANES / keep_threshold(0.1)
+    assert torch.allclose(out.detach()[kept], torch.full((int(kept.sum()),), scale))
+    for lane in range(4):  # every 16-bit lane of a word, the top one included, drops at rate p
+        assert abs(1 - kept[lane::4].float().mean().item() - 0.1) < 0.003
+    assert abs(out.detach().mean().item() - 1.0) < 0.003
+    out.sum().backward()
+    assert torch.equal(x.grad, out.detach())  # the gradient is the mask times the scale
+    assert abs(keep_threshold(0.1) / LANES - 0.9) < 1 / LANES
+
+
+def test_dropout_is_seeded_and_off_where_it_should_be():
+    from collapse_doctor.model.dropout import Dropout, dropout
+
+    x = torch.randn(64, 33)
+    torch.manual_seed(3)
+    first = dropout(x, 0.5)
+    torch.manual_seed(3)
+    assert torch.equal(first, dropout(x, 0.5))
+    assert not torch.equal(first, dropout(x, 0.5))
+    assert dropout(x, 0.0) is x and dropout(x, 0.5, training=False) is x
+    assert torch.equal(dropout(x, 0.99999), torch.zeros_like(x))
+    module = Dropout(0.5)
+    assert module.eval()(x) is x and not torch.equal(module.train()(x), x)
