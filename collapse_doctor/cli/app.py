@@ -275,8 +275,39 @@ def _write_json(path: Path, data: dict) -> None:
     _write_text(path, text, "JSON")
 
 
-def _warn_unsupported_overrides(loaded) -> None:
-    """A --set of a key the tool knows but does not act on is accepted (real configs carry them) but named."""
+def note_unused_keys(loaded) -> None:
+    """Name on stderr what the config says that the tool will not use, for every command that loads one,
+    so a misspelt key never trains on its default in silence (the JSON reports list them too):
+    - an unknown key inside a section the tool models (model:, training:, ...) by name: it is most
+      likely a typo;
+    - a section the tool does not model (logging:, hardware:, ...) by name and key count: real configs
+      carry many, and `inspect` lists every key;
+    - a --set of a key the tool knows but does not act on, with the reason."""
+    from collapse_doctor.config import SECTIONS
+
+    source = Path(loaded.source).name if loaded.source not in ("", "<default>") else loaded.source
+    typos = [k for k in loaded.unknown_keys if k.partition(".")[0] in SECTIONS]
+    others: dict[str, int] = {}
+    for key in loaded.unknown_keys:
+        if key.partition(".")[0] not in SECTIONS:
+            others[key.partition(".")[0]] = others.get(key.partition(".")[0], 0) + 1
+    if typos:
+        err.print(
+            Text.assemble(
+                ("note:", "yellow"),
+                f" {source}: {len(typos)} unknown key{'s' if len(typos) > 1 else ''} ignored (defaults used): "
+                + ", ".join(typos),
+            ),
+            highlight=False,
+            soft_wrap=True,
+        )
+    if others:
+        parts = [f"{name} ({n} key{'s' if n > 1 else ''})" for name, n in others.items()]
+        err.print(
+            f"note: {source}: sections the tool does not model, ignored: {', '.join(parts)}",
+            highlight=False,
+            soft_wrap=True,
+        )
     given = {o.partition("=")[0].strip() for o in loaded.overrides}
     for unused in loaded.unsupported_keys:
         if unused.key in given:

@@ -25,9 +25,9 @@ from collapse_doctor.cli.app import (
     _emit,
     _on_interrupt,
     _ProbeProgress,
-    _warn_unsupported_overrides,
     app,
     err,
+    note_unused_keys,
     out,
     regime_overrides,
 )
@@ -51,7 +51,7 @@ def inspect_command(
 
     _check_writable(json_path, inputs=(config,))
     loaded = load_config(config, overrides, strict=strict)
-    _warn_unsupported_overrides(loaded)
+    note_unused_keys(loaded)
     report = inspect_config(loaded)
     _emit(json_path, report.to_json, lambda: render_inspect(out, report))
 
@@ -86,7 +86,7 @@ def probe_command(
         [f"probe.steps={steps}"] if steps is not None else []
     )
     loaded = load_config(config, [*regime_overrides(regime, warm_start), *overrides, *extra], strict=strict)
-    _warn_unsupported_overrides(loaded)
+    note_unused_keys(loaded)
     _on_interrupt(
         "nothing was judged; the metric rows written so far are kept in "
         f"{out_dir or '~/.cache/collapse-doctor/probes'} (collapse-doctor scan FILE judges them); a warm start's "
@@ -126,7 +126,9 @@ def noise_command(
     if preset not in PRESETS:
         raise CollapseDoctorError(f"--preset {preset!r}: expected one of {', '.join(PRESETS)}")
     extra = [f"probe.seed={seed}"] if seed is not None else []
-    report = noise_audit(load_config(config, [*overrides, *extra]), preset=preset, steps=steps, data=data)
+    loaded = load_config(config, [*overrides, *extra])
+    note_unused_keys(loaded)
+    report = noise_audit(loaded, preset=preset, steps=steps, data=data)
     _emit(json_path, report.to_json, lambda: render_noise(out, report))
 
 
@@ -147,6 +149,7 @@ def grad_check_command(
     from collapse_doctor.experiments.gradcheck import ALL_MODULES_ON, grad_check
 
     loaded = load_config(config, overrides) if config is not None else load_config(None, [*ALL_MODULES_ON, *overrides])
+    note_unused_keys(loaded)
     with err.status("grad-check: forward/backward with and without checkpointing ..."):
         report = grad_check(loaded, dtype=dtype, seed=seed, data=data)
     _emit(json_path, report.to_json, lambda: render_grad_check(out, report))

@@ -24,10 +24,12 @@ from collapse_doctor.cli.app import (
     _write_text,
     app,
     err,
+    note_unused_keys,
     out,
     regime_overrides,
     worker_count,
 )
+from collapse_doctor.config import load_config
 
 
 @app.command("gate", epilog=EXIT_CODES_HELP)
@@ -74,6 +76,10 @@ def gate_command(
 
     _check_writable(junit, json_path, inputs=(config, against))
     tool = find_tool_table()
+    tool_config = tool.path.parent / tool.config if tool.config is not None else None
+    note_unused_keys(load_config(config if config is not None else tool_config, [*tool.overrides, *overrides]))
+    if against is not None:
+        note_unused_keys(load_config(against))
     jobs = worker_count(jobs) if jobs is not None else None  # run_gate: the CPU count, at most the seeds
     regime = regime or tool.regime  # --regime wins over [tool.collapse-doctor] regime
     # --against with no regime named: calibrate the pair first (sweeps/autoregime.py)

@@ -26,6 +26,7 @@ from collapse_doctor.cli.app import (
     _write_text,
     app,
     err,
+    note_unused_keys,
     out,
     regime_overrides,
     worker_count,
@@ -84,6 +85,7 @@ def ablate_command(
     from collapse_doctor.sweeps.gate import find_tool_table
 
     _check_writable(json_path, html_path, inputs=(config,))
+    note_unused_keys(load_config(config, overrides))  # a bad file fails here, before any probe
     jobs = worker_count(jobs, executor)  # each probe trains on one thread (docs/speed.md: sweeps)
     regime = regime or find_tool_table().regime  # --regime wins over [tool.collapse-doctor] regime
     # No regime named: calibrate the minimal base against the full config first (sweeps/autoregime.py).
@@ -273,7 +275,7 @@ def _config_source(spec: str, repo_path: Optional[Path], config_path: Optional[s
         path = Path(spec)
         if not path.is_file():
             raise CollapseDoctorError(f"{spec}: no such config file (give --repo to read it as a revision)")
-        load_config(path)  # a bad file fails here, before any probe
+        note_unused_keys(load_config(path))  # a bad file fails here, before any probe
         return ConfigSource(str(path), path=str(path))
     from collapse_doctor.config import parse_config_text
     from collapse_doctor.errors import GitError
@@ -286,5 +288,5 @@ def _config_source(spec: str, repo_path: Optional[Path], config_path: Optional[s
     if text is None:
         raise GitError(f"{spec} ({commit.hexsha[:7]}): no file {path}")
     label = f"{commit.hexsha[:7]}:{path}"
-    parse_config_text(text, source=label)
+    note_unused_keys(parse_config_text(text, source=label))
     return ConfigSource(label, text=text)

@@ -385,3 +385,23 @@ def test_the_monitor_counts_non_finite_logits_checks_devices_pickles_and_names_a
     if torch.cuda.is_available():  # the device check needs a second device
         with pytest.raises(ValueError, match="one device"):
             CollapseMonitor(num_classes=5).update(torch.zeros(2, 5, 4, 4, device="cuda"), target)
+
+
+def test_every_command_that_loads_a_config_names_its_unknown_keys(tmp_path, capsys):
+    """Issue 24, item 3: a misspelt key is said in the text output, not only in --json; sections the
+    tool does not model are summarised by name."""
+    config = tmp_path / "typo.yaml"
+    config.write_text("model:\n  hidden_dim: 32\n  hiden_dim: 64\nlogging:\n  level: info\n  every: 10\n")
+    same = tmp_path / "same.yaml"
+    same.write_text("# the same config in other words\n" + config.read_text())
+    commands = [
+        ["probe", str(config), "--steps", "1", "--json", str(tmp_path / "p.json")],
+        ["ablate", str(config), "--only", "no-such-variant"],  # refused after the note, before any probe
+        ["calibrate", "--good", str(config), "--bad", str(same)],  # refused as the same config, after the note
+        ["inspect", str(config)],
+    ]
+    for args in commands:
+        code, _, err = run_cli(args, capsys)
+        assert "typo.yaml: 1 unknown key ignored (defaults used): model.hiden_dim" in err, (args, err)
+        assert "sections the tool does not model, ignored: logging (2 keys)" in err, (args, err)
+        assert "Traceback" not in err
