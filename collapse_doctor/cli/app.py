@@ -278,6 +278,7 @@ def _write_json(path: Path, data: dict) -> None:
 def note_unused_keys(loaded) -> None:
     """Name on stderr what the config says that the tool will not use, for every command that loads one,
     so a misspelt key never trains on its default in silence (the JSON reports list them too):
+    - a file that sets nothing, and a section with nothing under it;
     - an unknown key inside a section the tool models (model:, training:, ...) by name: it is most
       likely a typo;
     - a section the tool does not model (logging:, hardware:, ...) by name and key count: real configs
@@ -286,6 +287,18 @@ def note_unused_keys(loaded) -> None:
     from collapse_doctor.config import SECTIONS
 
     source = Path(loaded.source).name if loaded.source not in ("", "<default>") else loaded.source
+    if loaded.document_empty and loaded.source not in ("", "<default>"):
+        err.print(
+            f"note: {source}: the file sets no keys (empty, or only comments): every value is a default",
+            highlight=False,
+            soft_wrap=True,
+        )
+    for section in loaded.empty_sections:
+        err.print(
+            f"note: {source}: section '{section}:' has nothing under it: its defaults are used",
+            highlight=False,
+            soft_wrap=True,
+        )
     typos = [k for k in loaded.unknown_keys if k.partition(".")[0] in SECTIONS]
     others: dict[str, int] = {}
     for key in loaded.unknown_keys:

@@ -338,12 +338,14 @@ def parse_config(
     problems: list[str] = []
     if raw is None:
         raw = {}
+    raw_keys = list(raw) if isinstance(raw, dict) else [raw]
     if not isinstance(raw, dict):
         raise ConfigError(
             f"{source}: expected a mapping with model:/training:/data:/device: sections, got {type(raw).__name__}"
         )
     raw = _deep_copy(raw)
     declared_batch = _declared_batch(raw)
+    empty_sections = tuple(str(k) for k, v in raw.items() if v is None or v == {})  # `model:` with nothing under it
     known = {dotted for dotted, _, _ in iter_fields()} | set(REFERENCE_ONLY_KEYS)
     for override in overrides:
         dotted = override.partition("=")[0].strip()
@@ -395,6 +397,8 @@ def parse_config(
         unsupported_keys=tuple(walker.unsupported),
         defaulted_keys=tuple(walker.defaulted),
         declared_batch=declared_batch,
+        document_empty=not raw_keys,
+        empty_sections=empty_sections,
     )
 
 

@@ -102,6 +102,8 @@ class LoadedConfig:
     unsupported_keys: tuple[UnusedKey, ...]  # known keys the tool does not act on, with why
     defaulted_keys: tuple[str, ...]  # schema keys the YAML did not set
     declared_batch: int | None = None  # the YAML's own batch_size x grad_accumulation_steps, before overrides
+    document_empty: bool = False  # the document sets nothing (empty, or only comments)
+    empty_sections: tuple[str, ...] = ()  # sections written with nothing under them (`model:` alone)
 
     @property
     def unused_keys(self) -> tuple[UnusedKey, ...]:

@@ -145,8 +145,11 @@ def read_regime(path: str | Path) -> tuple[str, ...]:
         data = load_yaml(text)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: malformed YAML: {getattr(exc, 'problem', None) or exc}") from None
-    if data is None:
-        return ()
+    if not data:
+        raise ConfigError(
+            f"{path}: the regime file is empty: it would probe with no change at all; give its probe: or training: "
+            "keys, or leave out --regime"
+        )
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: a regime file is a mapping of {' / '.join(REGIME_SECTIONS)} sections")
     bad = [k for k in data if k not in REGIME_SECTIONS]

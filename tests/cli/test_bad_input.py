@@ -44,6 +44,7 @@ def workspace(tmp_path_factory) -> dict[str, Path]:
         "impossible": "model:\n  hidden_dim: 100\n",
         "not_a_mapping": "- just\n- a list\n",
         "regime_bad": "probe:\n  steps: -4\n",
+        "regime_empty": "# measured nothing yet\n",
     }
     paths = {}
     for name, text in files.items():
@@ -174,6 +175,12 @@ CASES = [
         ["nowhere.yaml"],
     ),
     ("24-regime-empty-name", ["probe", "--regime", ""], 2, ["--regime", "empty"]),
+    (
+        "24-regime-file-empty",
+        ["probe", "{old}", "--regime", "{regime_empty}", "--steps", "1"],
+        2,
+        ["{regime_empty}", "regime file is empty"],
+    ),
     ("24-set-a-section", ["inspect", "--set", "model=5"], 2, ["model", "is a section"]),
     ("24-set-infinite-lr", ["inspect", "--set", "training.learning_rate=inf"], 2, ["learning_rate", "not finite"]),
     ("24-probe-negative-steps", ["probe", "--steps", "-5"], 2, ["--steps"]),
@@ -405,3 +412,18 @@ def test_every_command_that_loads_a_config_names_its_unknown_keys(tmp_path, caps
         assert "typo.yaml: 1 unknown key ignored (defaults used): model.hiden_dim" in err, (args, err)
         assert "sections the tool does not model, ignored: logging (2 keys)" in err, (args, err)
         assert "Traceback" not in err
+
+
+def test_an_empty_config_and_an_empty_section_are_reported(tmp_path, capsys):
+    """Issue 24, item 3: a file that sets nothing, or a section with nothing under it, trains on defaults;
+    the user is told so."""
+    empty, comments, section = tmp_path / "empty.yaml", tmp_path / "comments.yaml", tmp_path / "section.yaml"
+    empty.write_text("")
+    comments.write_text("# model:\n#   hidden_dim: 64\n")
+    section.write_text("model:\ntraining:\n  learning_rate: 1.0e-3\n")
+    for path in (empty, comments):
+        code, _, err = run_cli(["inspect", str(path)], capsys)
+        assert code == 0 and f"{path.name}: the file sets no keys (empty, or only comments)" in err
+    code, _, err = run_cli(["inspect", str(section)], capsys)
+    assert code == 0 and "section.yaml: section 'model:' has nothing under it" in err
+    assert "training" not in err and "sets no keys" not in err
