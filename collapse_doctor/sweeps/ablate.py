@@ -185,6 +185,12 @@ def build_variants(config: Config, *, stage_epoch: int = 3, warmup_epochs: float
 
 def select(variants: list[Variant], only: list[str], skip: list[str]) -> list[Variant]:
     """--only / --skip match variant names by substring (case-insensitive); references are kept."""
+    for flag, patterns in (("--only", only), ("--skip", skip)):
+        if any(not re.sub(r"[^A-Za-z0-9]", "", p) for p in patterns):
+            raise CollapseDoctorError(
+                f"{flag} {next(p for p in patterns if not re.sub(r'[^A-Za-z0-9]', '', p))!r}: the name is empty; give a "
+                "variant, suspect or config key (e.g. HyperLoRA, model.use_hyperlora)"
+            )
 
     def norm(text: str) -> str:
         return re.sub(r"[^a-z0-9+\-]", "", text.lower())
