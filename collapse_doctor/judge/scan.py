@@ -170,6 +170,20 @@ def _number(value, where: str) -> float | None:
         raise DataError(f"{where}: expected a number, got {value!r}") from None
 
 
+def _fraction(value: float, percent: bool, where: str) -> float:
+    """A share or accuracy as a fraction; the message says what was found and what was expected."""
+    if math.isinf(value):
+        raise DataError(f"{where}: {value} is not finite; expected a fraction in [0, 1] (nan marks a missing value)")
+    if percent:
+        if not 0.0 <= value <= 100.0:
+            raise DataError(f"{where}: {value:g} is not a percentage in [0, 100] (--percent reads every share as one)")
+        return value / 100.0
+    if not 0.0 <= value <= 1.0:
+        hint = " (percentages? add --percent)" if 1.0 < value <= 100.0 else ""
+        raise DataError(f"{where}: {value:g} is not a fraction in [0, 1]{hint}")
+    return value
+
+
 def used_columns(columns: list[str], mapping: dict[str, str], source: str) -> dict[str, str]:
     """Canonical name -> the column it is read from; refuses a mapped column that is not there, or no
     column for a required signal."""
@@ -214,13 +228,7 @@ def normalise_row(raw: dict, index: int, column: dict[str, str], source: str, pe
             continue
         value = _number(raw.get(column[name]), f"{where}, column {column[name]}")
         if value is not None and name in FRACTIONS and not math.isnan(value):
-            if percent:
-                value /= 100.0
-            if not 0.0 <= value <= 1.0:
-                raise DataError(
-                    f"{where}, column {column[name]}: {value:g} is not a fraction in [0, 1]"
-                    + ("" if percent else " (percentages? add --percent)")
-                )
+            value = _fraction(value, percent, f"{where}, column {column[name]}")
         row[name] = value
     out.append(row)
     return out

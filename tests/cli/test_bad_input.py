@@ -59,6 +59,10 @@ def workspace(tmp_path_factory) -> dict[str, Path]:
     paths["corrupt_log"].write_text(json.dumps(rows[0]) + "\n{not json\n")
     paths["percent_log"] = root / "percent.csv"
     paths["percent_log"].write_text("step,fg_acc,bg_acc\n0,30,80\n")
+    paths["over_percent_log"] = root / "over.csv"
+    paths["over_percent_log"].write_text("step,fg_acc,bg_acc\n0,150,80\n")
+    paths["infinite_log"] = root / "infinite.csv"
+    paths["infinite_log"].write_text("step,fg_acc,bg_acc\n0,0.3,0.8\n1,inf,0.8\n")
     paths["tasks"] = root / "tasks"
     paths["tasks"].mkdir()
     (paths["tasks"] / "0a1b2c3d.json").write_text('{"train": [{"input": [[1, 2]], "output": [[1, 12]]}], "test": []}')
@@ -190,6 +194,13 @@ CASES = [
     ),
     ("24-ablate-only-empty", ["ablate", "--only", ""], 2, ["--only ''", "empty"]),
     ("24-ablate-skip-empty", ["ablate", "--skip", " "], 2, ["--skip ' '", "empty"]),
+    ("24-scan-infinite", ["scan", "{infinite_log}"], 2, ["row 2", "fg_acc", "inf is not finite"]),
+    (
+        "24-scan-percent-over-100",
+        ["scan", "{over_percent_log}", "--percent"],
+        2,
+        ["fg_acc", "150 is not a percentage in [0, 100]"],
+    ),
     ("24-set-a-section", ["inspect", "--set", "model=5"], 2, ["model", "is a section"]),
     ("24-set-infinite-lr", ["inspect", "--set", "training.learning_rate=inf"], 2, ["learning_rate", "not finite"]),
     ("24-probe-negative-steps", ["probe", "--steps", "-5"], 2, ["--steps"]),
