@@ -154,7 +154,15 @@ def bisect_command(
 
             lines = ProbeLines("bisect")
 
+            said: set[str] = set()
+
             def progress(status) -> None:
+                for note in status.notes:
+                    if note not in said:  # before any probe: a shallow clone or untested edits change the question
+                        said.add(note)
+                        bar.console.print(
+                            Text.assemble(("note:", "yellow"), f" {note}"), highlight=False, soft_wrap=True
+                        )
                 lines.status(status)
                 left = (
                     ""
@@ -282,6 +290,8 @@ def render_bisect(console: Console, result) -> None:
             )
         )
         console.print(f"judged by: {judged_by}", highlight=False, soft_wrap=True)
+        for note in result.notes:
+            console.print(Text.assemble(("note:", "yellow"), f" {note}"), highlight=False, soft_wrap=True)
         if result.auto_regime is not None:
             console.print(result.auto_regime.line(), highlight=False, soft_wrap=True)
         if ran.get("by") == "measure":

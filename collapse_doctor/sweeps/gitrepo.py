@@ -41,7 +41,39 @@ def resolve(repo, rev: str):
     try:
         return repo.commit(rev)
     except (git.BadName, git.BadObject, ValueError, git.GitCommandError):
-        raise GitError(f"{rev}: not a revision of {repo.working_tree_dir or repo.git_dir}") from None
+        hint = f"; {SHALLOW_HINT}" if is_shallow(repo) else ""
+        raise GitError(f"{rev}: not a revision of {repo.working_tree_dir or repo.git_dir}{hint}") from None
+
+
+SHALLOW_HINT = "this clone is shallow (older commits are missing): `git fetch --unshallow` deepens it"
+
+
+def is_shallow(repo) -> bool:
+    """A shallow clone records its cut-off commits in .git/shallow."""
+    return Path(repo.git_dir, "shallow").is_file()
+
+
+def history_notes(repo, bad, config_path: str | None) -> list[str]:
+    """What the user should know before trusting an answer about this history, read without writing
+    anything (no `git status`, which may rewrite the index): a shallow clone, and uncommitted edits to
+    the config when the bad revision is the checked-out commit (bisect reads committed files only)."""
+    notes = [SHALLOW_HINT] if is_shallow(repo) else []
+    if config_path is None or repo.working_tree_dir is None or repo.head.is_valid() is False:
+        return notes
+    if repo.head.commit.hexsha != bad.hexsha:
+        return notes
+    on_disk = Path(repo.working_tree_dir, config_path)
+    if not on_disk.is_file():
+        return notes  # not checked out (a --no-checkout clone in CI), or deleted: nothing on disk to test
+    committed = read_file(bad, config_path)
+    text = on_disk.read_text(encoding="utf-8", errors="replace")
+    if committed is None or text.replace("\r\n", "\n") != committed.replace("\r\n", "\n"):
+        state = "is not committed" if committed is None else "has uncommitted edits"
+        notes.append(
+            f"{config_path} {state}: bisect reads each commit's committed file, so the edits are not tested; "
+            f"commit them, or probe the file itself (collapse-doctor probe {config_path})"
+        )
+    return notes
 
 
 def info(commit) -> CommitInfo:

@@ -119,3 +119,33 @@ def test_config_paths_given_relative_to_the_cwd_or_absolute_are_normalised(tmp_p
     assert repo_relative(repo, "configs/x.yaml") == "configs/x.yaml"
     with pytest.raises(Exception, match="not inside the repository"):
         repo_relative(repo, "/etc/x.yaml")
+
+
+def test_bisect_names_a_shallow_clone_and_uncommitted_config_edits_without_writing(history, tmp_path):
+    """Issue 24, item 3: bisect tests committed files only, and a shallow clone lacks the older commits;
+    both are said before any probe, and saying them writes nothing (no `git status`)."""
+    from collapse_doctor.errors import GitError
+    from collapse_doctor.sweeps.gitrepo import SHALLOW_HINT, history_notes, open_repo, resolve
+
+    repo_dir, hashes = history
+    path = "configs/rlan_stable.yaml"
+    repo = open_repo(repo_dir)
+    assert history_notes(repo, repo.head.commit, path) == []
+    config = repo_dir / path
+    committed = config.read_text()
+    before = snapshot(repo_dir)
+    try:
+        config.write_text(committed + "# tuning in progress\n")
+        notes = history_notes(open_repo(repo_dir), open_repo(repo_dir).head.commit, path)
+        assert len(notes) == 1 and f"{path} has uncommitted edits" in notes[0]
+        assert history_notes(repo, repo.commit(hashes[-2]), path) == []  # --to an older commit: edits irrelevant
+    finally:
+        config.write_text(committed)
+    assert snapshot(repo_dir) == before
+
+    shallow = tmp_path / "shallow"
+    subprocess.run(["git", "clone", "-q", "--depth", "2", f"file://{repo_dir}", str(shallow)], check=True)
+    clone = open_repo(shallow)
+    assert history_notes(clone, clone.head.commit, path) == [SHALLOW_HINT]
+    with pytest.raises(GitError, match="git fetch --unshallow"):
+        resolve(clone, hashes[0])

@@ -92,6 +92,7 @@ class BisectResult:
     degraded_parent: CommitConfig | None = None
     degraded_changes: list[KeyChange] = field(default_factory=list)
     degraded_evidence: dict | None = None
+    notes: list[str] = field(default_factory=list)  # about the history itself: a shallow clone, uncommitted edits
 
     @property
     def exit_code(self) -> int:
@@ -119,6 +120,7 @@ class BisectResult:
             "good": {"rev": self.good_rev, **(self.good.to_json() if self.good else {})},
             "bad": {"rev": self.bad_rev, **(self.bad.to_json() if self.bad else {})},
             "ran": self.ran,
+            "notes": self.notes,
             "first_bad": self.first_bad.info.hexsha if self.first_bad else None,
             "first_bad_info": self.first_bad.info.to_json() if self.first_bad else None,
             "parent": self.parent.info.to_json() if self.parent else None,
@@ -159,4 +161,5 @@ class BisectStatus:
     probes_run: int = 0
     probes_cached: int = 0
     current: str = ""
+    notes: list[str] = field(default_factory=list)  # said once, before any probe (BisectResult.notes)
     last: object = None  # the probe that just finished (a ProbeSummary), for a line per probe in a log

@@ -47,6 +47,7 @@ from collapse_doctor.sweeps.executors import Executor
 from collapse_doctor.sweeps.gitrepo import (
     choose_config_path,
     config_path_from_pyproject,
+    history_notes,
     info,
     open_repo,
     read_file,
@@ -173,6 +174,8 @@ def run_bisect(
     else:  # --cmd judges without a config; one is read only to show what the first bad commit changed
         config_path = repo_relative(repo, config_path) if config_path else config_path_from_pyproject(repo, bad)
     r.config_path = config_path
+    r.notes = history_notes(repo, bad, config_path)
+    report(notes=r.notes)
     if auto_regime and probe_judge is not None:
         good_text, bad_text = read_file(good, config_path), read_file(bad, config_path)
         if good_text is not None and bad_text is not None:
