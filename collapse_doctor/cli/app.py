@@ -375,5 +375,10 @@ def _on_interrupt(kept: str) -> None:
 
 def _say_interrupted() -> None:
     # A probe's JSONL is flushed every step, so the rows written so far stay usable (e.g. by `scan`).
-    sys.stderr.write(f"\ninterrupted: {_INTERRUPTED['kept']}\n")  # plain write: a Rich live display may be mid-frame
+    from collapse_doctor.sweeps import runner
+
+    counts = f"{runner.last_interruption.text()}; " if runner.last_interruption is not None else ""
+    sys.stderr.write(
+        f"\ninterrupted: {counts}{_INTERRUPTED['kept']}\n"
+    )  # plain write: a Rich live display may be mid-frame
     sys.stderr.flush()

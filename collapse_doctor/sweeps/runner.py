@@ -4,12 +4,34 @@ it arrives (whoever ran it), so an interrupted sweep resumes from the cache."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from collapse_doctor.sweeps.cache import ProbeCache
 from collapse_doctor.sweeps.executors import Executor, LocalExecutor
 from collapse_doctor.sweeps.jobs import FAILED, ProbeJob, ProbeSummary
 
 ProgressCallback = Callable[[int, int, ProbeSummary], None]  # (done, total, the summary that just finished)
+
+
+@dataclass
+class Interruption:
+    """What a sweep interrupted by Ctrl-C kept: the CLI says it (cli/app.py), so the message is the truth."""
+
+    cached_before: int  # served from the cache when the sweep started
+    finished: int  # ran to the end in this run, each cached as it arrived
+    stopped: int  # running when interrupted, stopped before the end (their rows so far are on disk)
+    never_started: int
+
+    def text(self) -> str:
+        return (
+            f"{self.finished} probe{'s' * (self.finished != 1)} finished in this run and "
+            f"{'are' if self.finished != 1 else 'is'} cached ({self.cached_before} were cached before); "
+            f"{self.stopped} running {'were' if self.stopped != 1 else 'was'} stopped and {self.never_started} never "
+            "started"
+        )
+
+
+last_interruption: Interruption | None = None  # the latest run_jobs that Ctrl-C stopped, in this process
 
 
 def run_jobs(
@@ -48,10 +70,18 @@ def run_jobs(
         else:
             first_of[key] = i
             pending.append(i)
-    for i, entry in executor.run([(i, jobs_list[i], keys[i]) for i in pending], metrics_dir):
-        if entry["label"] != FAILED:
-            cache.put(keys[i], entry)
-        finish(i, ProbeSummary.from_json(entry))
+    cached_before, arrived = done, 0
+    try:
+        for i, entry in executor.run([(i, jobs_list[i], keys[i]) for i in pending], metrics_dir):
+            if entry["label"] != FAILED:
+                cache.put(keys[i], entry)
+            arrived += 1
+            finish(i, ProbeSummary.from_json(entry))
+    except KeyboardInterrupt:
+        global last_interruption
+        stopped = getattr(executor, "stopped", 0)
+        last_interruption = Interruption(cached_before, arrived, stopped, len(pending) - arrived - stopped)
+        raise
     for i in duplicates:
         source = results[first_of[keys[i]]]
         finish(i, ProbeSummary.from_json(source.to_json(), cached=True))

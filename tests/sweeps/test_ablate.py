@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -190,3 +191,40 @@ def test_a_stage_that_switches_on_too_close_to_the_end_is_named():
     late = late_stages([variant("staged late", "stage", 233), variant("full", "full", 230)], window=20)
     assert late == [("staged late", 7)]  # phase-2 steps 233-239 after the switch: fewer than 20
     assert late_stages([variant("staged early", "stage", 233)], window=5) == []
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_a_parallel_ablation_at_once_and_says_what_is_cached(tmp_path):
+    """Issue 24, item 2: a real SIGINT to `ablate --jobs 2`: running probes are stopped, queued ones never
+    start, and the message counts what finished (and is cached) against what was stopped."""
+    import re
+    import signal
+    import time
+
+    path = small_config(tmp_path)
+    cache = tmp_path / "cache"
+    child = subprocess.Popen(
+        [sys.executable, "-m", "collapse_doctor", "ablate", str(path), "--regime", "quick", "--steps", "6"]
+        + ["--seeds", "2", "--jobs", "2", "--cache-dir", str(cache)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # as a terminal gives it
+        start_new_session=True,  # Ctrl-C reaches the whole process group, workers included
+    )
+    deadline = time.time() + 240
+    while time.time() < deadline and len(list(cache.glob("*.json"))) < 1 and child.poll() is None:
+        time.sleep(0.2)
+    os.killpg(child.pid, signal.SIGINT)
+    _, stderr = child.communicate(timeout=120)
+    finished = len(list(cache.glob("*.json")))
+    started = len(list((cache / "metrics").glob("*.jsonl")))
+    time.sleep(3)  # a probe that starts after the interrupt would write its metrics file now
+    assert child.returncode == 130 and "Traceback" not in stderr, stderr[-3000:]
+    assert len(list((cache / "metrics").glob("*.jsonl"))) == started
+    counts = re.search(
+        r"(\d+) probes? finished in this run .* (\d+) running (?:were|was) stopped and (\d+) never", stderr
+    )
+    assert counts, stderr[-2000:]
+    assert int(counts.group(1)) == finished and started <= finished + 2
+    assert int(counts.group(3)) > 0

@@ -41,24 +41,47 @@ class LocalExecutor:
 
     def __init__(self, jobs: int = 1):
         self.jobs = jobs
+        self.stopped = 0  # probes running when the last run was interrupted (they were stopped, not finished)
 
     def run(self, tasks: list[Task], metrics_dir: str) -> Iterator[tuple[int, dict]]:
         units = units_of(tasks)
+        self.stopped = 0
         if self.jobs <= 1:
             for unit in units:
-                yield from zip([i for i, _, _ in unit], run_unit(unit, metrics_dir))
+                self.stopped = len(unit)  # if Ctrl-C comes now, this unit is the one stopped
+                results = run_unit(unit, metrics_dir)
+                self.stopped = 0
+                yield from zip([i for i, _, _ in unit], results)
             return
-        # spawn, not fork: a forked child would inherit torch's thread pools mid-state.
-        with ProcessPoolExecutor(max_workers=self.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-            futures = {pool.submit(run_unit, unit, metrics_dir): unit for unit in units}
-            try:
-                for future in as_completed(futures):
-                    unit = futures[future]
-                    try:
-                        yield from zip([i for i, _, _ in unit], future.result())
-                    except BrokenProcessPool as exc:
-                        for i, job, key in unit:
-                            yield i, failed_entry(job, key, f"worker process died: {exc}")
-            except BaseException:
-                pool.shutdown(wait=False, cancel_futures=True)
-                raise
+        # spawn, not fork: a forked child would inherit torch's thread pools mid-state. At most `jobs` units
+        # are handed to the pool at a time, so on Ctrl-C nothing waits in its queue to start afterwards.
+        pool = ProcessPoolExecutor(max_workers=self.jobs, mp_context=multiprocessing.get_context("spawn"))
+        waiting = list(reversed(units))
+        running: dict = {}
+        try:
+            while waiting or running:
+                while waiting and len(running) < self.jobs:
+                    unit = waiting.pop()
+                    running[pool.submit(run_unit, unit, metrics_dir)] = unit
+                future = next(as_completed(running))
+                unit = running.pop(future)
+                try:
+                    entries = future.result()
+                except BrokenProcessPool as exc:
+                    entries = [failed_entry(job, key, f"worker process died: {exc}") for _, job, key in unit]
+                yield from zip([i for i, _, _ in unit], entries)
+        except BaseException:
+            self.stopped = sum(len(u) for f, u in running.items() if not f.done())
+            _stop_workers(pool)
+            raise
+        pool.shutdown(wait=True)
+
+
+def _stop_workers(pool: ProcessPoolExecutor) -> None:
+    """Stop a pool's running probes now (Ctrl-C): shutdown() alone waits for them to finish."""
+    if hasattr(pool, "terminate_workers"):  # Python 3.14
+        pool.terminate_workers()
+        return
+    for process in list((getattr(pool, "_processes", None) or {}).values()):
+        process.terminate()
+    pool.shutdown(wait=False, cancel_futures=True)
