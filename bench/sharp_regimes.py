@@ -7,7 +7,11 @@ against itself on disjoint seeds, measured and exact); the reference's >= 50 % d
         --seeds 0-19 --base fixtures/seed_old_2a50f2d.yaml
     python bench/regime_sweep.py fixtures/seed_new_main.yaml --regimes warm-b8-p10,warm-b8-p20,warm-b8-p40 \
         --seeds 0-7 --base fixtures/seed_old_2a50f2d.yaml
-    python bench/sharp_regimes.py
+    python bench/sharp_regimes.py [--results bench/results/regimes.jsonl]
+
+bench/results/regimes.jsonl holds the runs before the dropout change (cache format 3);
+bench/results/regimes_v4.jsonl the warm-b8-p10 runs after it (format 4; the same two commands with
+--regimes warm-b8-p10 --out bench/results/regimes_v4.jsonl).
 """
 
 from __future__ import annotations
@@ -38,7 +42,11 @@ def load(path: str = "bench/results/regimes.jsonl") -> dict:
 
 
 def main() -> None:
-    runs, rule = load(), MeasureRule()
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--results", default="bench/results/regimes.jsonl")
+    runs, rule = load(parser.parse_args().results), MeasureRule()
     exact = {k: exact_false_alarm(rule, k) for k in (4, 5)}
     print(
         "| regime | OLD seeds | OLD verdicts | stays learned | OLD fg_auc | NEW seeds | NEW verdicts | NEW fg_auc |"

@@ -131,11 +131,13 @@ def compare(
     measure_name: str = PRIMARY,
     *,
     alpha: float = 0.05,
-    min_delta: float = 0.5,
+    min_delta: float = 0.474,
+    max_good_delta: float = 0.33,
 ) -> Comparison:
-    """Is the candidate worse than the reference on this measure? One-sided exact rank test; the
-    decision needs both p < alpha and Cliff's delta >= min_delta (worse), and says 'not worse' when
-    delta <= 0 or p_two_sided says the candidate is better; otherwise undecided (None)."""
+    """Is the candidate worse than the reference on this measure? MeasureRule's decision, with its
+    defaults: worse when the one-sided exact rank test gives p < alpha and Cliff's delta >= min_delta;
+    not worse when delta < max_good_delta; otherwise undecided (None). So `worse` in every report says
+    what the rule decided."""
     c = [float(v) for v in candidate if v is not None]
     r = [float(v) for v in reference if v is not None]
     if not c or not r:
@@ -146,7 +148,7 @@ def compare(
     delta = cliffs_delta(r, c) if higher_better else cliffs_delta(c, r)
     if p < alpha and delta >= min_delta:
         worse: bool | None = True
-    elif delta <= 0:
+    elif delta < max_good_delta:
         worse = False
     else:
         worse = None
@@ -168,15 +170,21 @@ class MeasureRule:
     max_good_delta: float = 0.33
     measure: str = PRIMARY
 
+    def compare(self, candidate: list[float | None], reference: list[float | None]) -> Comparison:
+        return compare(
+            candidate,
+            reference,
+            self.measure,
+            alpha=self.alpha,
+            min_delta=self.min_delta,
+            max_good_delta=self.max_good_delta,
+        )
+
     def decide(self, candidate: list[float | None], reference: list[float | None]) -> str | None:
-        c = compare(candidate, reference, self.measure, alpha=self.alpha, min_delta=self.min_delta)
-        if not c.candidate or not c.reference:
+        c = self.compare(candidate, reference)
+        if not c.candidate or not c.reference or c.worse is None:
             return None
-        if c.worse:
-            return "bad"
-        if c.cliffs_delta < self.max_good_delta:
-            return "good"
-        return None
+        return "bad" if c.worse else "good"
 
     def settled(self, candidate: list[float | None], reference: list[float | None], planned: int) -> str | None:
         """The decision `planned` candidate seeds would reach, when the seeds still to come cannot change it,

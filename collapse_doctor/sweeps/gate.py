@@ -293,7 +293,7 @@ def _against(
     decision = rule.decide(
         [s.measures.get(rule.measure) for s in summaries], [s.measures.get(rule.measure) for s in reference]
     )
-    c = compare([s.measures.get(rule.measure) for s in summaries], [s.measures.get(rule.measure) for s in reference])
+    c = rule.compare([s.measures.get(rule.measure) for s in summaries], [s.measures.get(rule.measure) for s in reference])
     comparison = {
         "against": str(against),
         "rule": rule.text(),

@@ -167,3 +167,31 @@ def test_the_sequential_stop_of_the_collapse_question_never_changes_its_full_cou
                     early += k < 4
                     break
     assert early > 0
+
+
+def test_compare_and_its_worse_field_say_what_the_rule_decides():
+    """Issue 24, item 6: the `worse` field in gate's and bisect's JSON is the decision, at the rule's
+    thresholds (delta >= 0.474 with p < 0.05 worse; delta < 0.33 not worse), not a second rule."""
+    import random
+
+    from collapse_doctor.judge.measures import MeasureRule, compare
+
+    rule = MeasureRule()
+    # the issue's two cases: 4 v 4 at delta 0.25 is good; 10 v 10 at delta 0.48 (p < 0.05) is bad
+    small = compare([0.1, 0.3, 0.5, 0.7], [0.2, 0.4, 0.6, 0.8])
+    assert (
+        small.cliffs_delta == pytest.approx(0.25)
+        and small.worse is False
+        and rule.decide(small.candidate, small.reference) == "good"
+    )
+    candidate = [1, 2, 3, 4, 5, 6, 10, 11, 13, 16]
+    reference = [0, 7, 8, 9, 12, 14, 15, 17, 18, 19]
+    large = compare(candidate, reference)
+    assert large.cliffs_delta == pytest.approx(0.48) and large.p < 0.05
+    assert large.worse is True and rule.decide(candidate, reference) == "bad"
+    rng = random.Random(0)
+    for _ in range(300):
+        k = rng.choice((4, 5, 10))
+        c, r = [rng.random() for _ in range(k)], [rng.random() + rng.choice((0, 0.3)) for _ in range(k)]
+        worse = compare(c, r).worse
+        assert {True: "bad", False: "good", None: None}[worse] == rule.decide(c, r)
