@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import copy
+import os
 
-import pytest
-import torch
+# pytest-xdist's workers export COLUMNS=80 (a serial run exports nothing), and the CLI honours COLUMNS, so
+# tables and paths would wrap at 80 under `make test` but not under `pytest`. The tests read the width a
+# non-terminal gets by default (cli/app.py: 200), in-process and in every subprocess they start.
+os.environ["COLUMNS"] = "200"
 
-from collapse_doctor.config import parse_config
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from collapse_doctor.config import parse_config  # noqa: E402
 
 # Every optional module the tool builds, switched on, at a size that runs in milliseconds.
 TINY_ALL_ON = {

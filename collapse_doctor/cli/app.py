@@ -4,13 +4,14 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
+from rich.console import Console, ConsoleDimensions
 from rich.text import Text
 
 from collapse_doctor import __version__
@@ -32,23 +33,31 @@ app = typer.Typer(
 )
 
 
-def _width(stream) -> int | None:
+class _Console(Console):
     """Rich wraps at 80 columns when output is not a terminal (CI logs, pipes); tables then split every
-    row over several lines. Off a terminal use $COLUMNS, else a width that keeps one row per line."""
-    import os
+    row over several lines and long paths are cut. Off a terminal use $COLUMNS, else a width that keeps
+    one row per line. Decided when printing, from the stream then in use (a redirected or captured
+    stdout is often not the one there was at import)."""
 
-    if stream.isatty():
-        return None
-    columns = os.environ.get("COLUMNS", "")
-    return int(columns) if columns.isdigit() and int(columns) > 0 else 200
+    @property
+    def size(self) -> ConsoleDimensions:
+        if self.is_terminal or self._width is not None:
+            return super().size
+        columns = os.environ.get("COLUMNS", "")
+        width = int(columns) if columns.isdigit() and int(columns) > 0 else 200
+        return ConsoleDimensions(width, super().size.height)
+
+    @size.setter
+    def size(self, new_size: tuple[int, int]) -> None:
+        Console.size.fset(self, new_size)
 
 
 # markup=False: no string is ever read as markup, so text a user controls prints as it is (styling goes
 # through rich Text, cli/format.py: styled).
-out = Console(width=_width(sys.stdout), markup=False)  # results
+out = _Console(markup=False)  # results
 
 
-err = Console(stderr=True, width=_width(sys.stderr), markup=False)  # progress, warnings, errors
+err = _Console(stderr=True, markup=False)  # progress, warnings, errors
 
 
 class ProbeLines:
@@ -275,6 +284,13 @@ def _write_json(path: Path, data: dict) -> None:
     _write_text(path, text, "JSON")
 
 
+def _is_embedded(source: str) -> bool:
+    from collapse_doctor.config.loader import EMBEDDED_CONFIGS, default_config_path
+
+    folder = default_config_path().resolve().parent
+    return source not in ("", "<default>") and Path(source).resolve() in {folder / n for n in EMBEDDED_CONFIGS.values()}
+
+
 def note_unused_keys(loaded) -> None:
     """Name on stderr what the config says that the tool will not use, for every command that loads one,
     so a misspelt key never trains on its default in silence (the JSON reports list them too):
@@ -314,7 +330,8 @@ def note_unused_keys(loaded) -> None:
             highlight=False,
             soft_wrap=True,
         )
-    if others:
+    # The embedded default is the tool's own copy of the seed's config: its run keys are known, not news.
+    if others and not _is_embedded(loaded.source):
         parts = [f"{name} ({n} key{'s' if n > 1 else ''})" for name, n in others.items()]
         err.print(
             f"note: {source}: sections the tool does not model, ignored: {', '.join(parts)}",

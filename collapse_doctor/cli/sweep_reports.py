@@ -162,6 +162,52 @@ def ablation_html(result) -> str:
     return page("collapse-doctor ablate", intro, sections, summary=summary, answer=answer)
 
 
+def calibration_html(result) -> str:
+    """The chosen regime (or why none), fg_auc per seed of each regime's good and bad side, with the chosen
+    regime's good seeds as the band, then each side's curves (phase 2 only under a warm start)."""
+    from collapse_doctor.cli.html import page, plot, runs_of, strip
+    from collapse_doctor.sweeps.calibrate import counts
+
+    def auc(summaries) -> list[float]:
+        return [x for s in summaries if (x := (s.measures or {}).get("fg_auc")) is not None]
+
+    rows, sections = [], []
+    for r in result.results:
+        name = r.regime.name
+        rows.append((f"{name}: good", auc(r.good), "good" if r.usable else "not usable"))
+        if r.bad:
+            mark = f"separates, p {r.p_holm:.3g}" if r.separates else "does not separate"
+            rows.append((f"{name}: bad", auc(r.bad), mark))
+        for side, summaries in (("good", r.good), ("bad", r.bad)):
+            if summaries:
+                series, events, axis = runs_of(summaries)
+                title = f"{name}, {side} ({result.good if side == 'good' else result.bad})"
+                sections.append((title, counts(summaries), plot(series, events, title, axis)))
+    reference = result.chosen or next((r for r in result.results if r.usable), None)
+    band = auc(reference.good) if reference is not None else []
+    summary = strip(rows, band, f"{reference.regime.name}'s good seeds" if reference is not None else "no reference")
+    if result.chosen is not None:
+        r = result.chosen
+        answer = (
+            f"separates in {r.regime.name} ({r.regime.summary}): Holm p {r.p_holm:.3g}, Cliff's delta {r.delta:.2f}"
+        )
+        if result.confirmation is not None:
+            c = result.confirmation
+            answer += f"; {'confirmed' if c['confirmed'] else 'NOT confirmed'} on fresh seeds (p {c['p']:.3g})"
+    elif any(r.usable for r in result.results):
+        answer = "no regime separates: the good config learns, but the bad one is not worse there by this rule"
+    else:
+        answer = "no regime is usable: the good config did not learn in any regime tried"
+    intro = (
+        f"good {result.good} against bad {result.bad}, seeds {result.seeds[0]}-{result.seeds[-1]}"
+        + (f", --set {' '.join(result.overrides)}" if result.overrides else "")
+        + f"; {len(result.results)} regime(s) measured, cheapest first"
+        + (f"; not run (budget): {', '.join(result.not_run)}" if result.not_run else "")
+        + "."
+    )
+    return page("collapse-doctor calibrate", intro, sections, summary=summary, answer=answer)
+
+
 def render_calibration(console: Console, result) -> None:
     from collapse_doctor.sweeps.calibrate import counts
 

@@ -31,7 +31,7 @@ from collapse_doctor.cli.app import (
     regime_overrides,
     worker_count,
 )
-from collapse_doctor.cli.sweep_reports import ablation_html, render_ablation, render_calibration
+from collapse_doctor.cli.sweep_reports import ablation_html, calibration_html, render_ablation, render_calibration
 from collapse_doctor.config import load_config
 from collapse_doctor.errors import CollapseDoctorError
 
@@ -200,6 +200,9 @@ def calibrate_command(
     ),
     data: str = DataOpt,
     json_path: Optional[Path] = JsonOpt,
+    html_path: Optional[Path] = typer.Option(
+        None, "--html", help="Write an HTML report: the answer, fg_auc per seed of every regime's two sides, plots."
+    ),
     seed_batch: bool = SeedBatchOpt,
 ) -> None:
     """Find a regime where the good config learns, then measure whether the bad one separates from it there."""
@@ -221,7 +224,7 @@ def calibrate_command(
     jobs = worker_count(jobs)
     # The default grid: the sharp warm regimes first (a seed batch cannot start warm: then the cold grid)
     grid = tuple(by_name(n.strip()) for n in regimes.split(",")) if regimes else GRID if seed_batch else DEFAULT_GRID
-    _check_writable(write, json_path, inputs=(Path(good), Path(bad)))  # fail before probing, not after
+    _check_writable(write, json_path, html_path, inputs=(Path(good), Path(bad)))  # fail before probing, not after
     _on_interrupt(
         f"every probe that finished is in the cache ({cache_dir or '~/.cache/collapse-doctor/cache'}); run the same "
         "command again to resume from them"
@@ -252,6 +255,8 @@ def calibrate_command(
             _write_text(write, text, "the regime file")
         else:
             write.unlink(missing_ok=True)
+    if html_path is not None:
+        _write_text(html_path, calibration_html(result), "HTML")
     _emit(json_path, result.to_json, lambda: render_calibration(out, result))
     if text is not None and write is None and (json_path is None or str(json_path) != "-"):
         out.print(text.rstrip("\n"), highlight=False, markup=False)

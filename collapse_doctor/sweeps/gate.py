@@ -25,7 +25,7 @@ from collapse_doctor.config.schedule import Schedule
 from collapse_doctor.errors import CollapseDoctorError, ConfigError, ExitCode
 from collapse_doctor.experiments.presets import PRESETS, apply_preset
 from collapse_doctor.experiments.regimes import LONGEST_RECOVERY, is_warm
-from collapse_doctor.judge.measures import PRIMARY, MeasureRule, compare
+from collapse_doctor.judge.measures import PRIMARY, MeasureRule
 from collapse_doctor.judge.verdict import INCONCLUSIVE
 from collapse_doctor.sweeps.autoregime import SEED_BATCH_NEEDS_REGIME, AutoRegime, choose_regime
 from collapse_doctor.sweeps.calibrate import ConfigSource
@@ -293,7 +293,9 @@ def _against(
     decision = rule.decide(
         [s.measures.get(rule.measure) for s in summaries], [s.measures.get(rule.measure) for s in reference]
     )
-    c = rule.compare([s.measures.get(rule.measure) for s in summaries], [s.measures.get(rule.measure) for s in reference])
+    c = rule.compare(
+        [s.measures.get(rule.measure) for s in summaries], [s.measures.get(rule.measure) for s in reference]
+    )
     comparison = {
         "against": str(against),
         "rule": rule.text(),

@@ -190,8 +190,8 @@ def test_compare_and_its_worse_field_say_what_the_rule_decides():
     assert large.cliffs_delta == pytest.approx(0.48) and large.p < 0.05
     assert large.worse is True and rule.decide(candidate, reference) == "bad"
     rng = random.Random(0)
-    for _ in range(300):
-        k = rng.choice((4, 5, 10))
+    for _ in range(200):  # 10 a side is covered above; its exact p is slow to enumerate
+        k = rng.choice((4, 5, 6))
         c, r = [rng.random() for _ in range(k)], [rng.random() + rng.choice((0, 0.3)) for _ in range(k)]
         worse = compare(c, r).worse
         assert {True: "bad", False: "good", None: None}[worse] == rule.decide(c, r)

@@ -52,6 +52,8 @@ def calibrated(tmp_path_factory):
         str(regime),
         "--json",
         str(tmp / "c.json"),
+        "--html",
+        str(tmp / "c.html"),
         "--jobs",
         "2",
         "--cache-dir",
@@ -70,6 +72,19 @@ def test_calibrate_chooses_a_regime_where_the_good_config_learns_and_the_bad_one
     assert all(s["label"] in ("HEALTHY", "TRANSIENT") for s in row["good"])
     assert row["p_holm"] < 0.05 and row["cliffs_delta"] >= 0.474
     assert "separates in b8" in result.stdout
+
+
+def test_the_html_report_opens_with_the_chosen_regime_and_shows_both_sides_per_seed(calibrated):
+    tmp, good, regime, result, data = calibrated
+    page = (tmp / "c.html").read_text()
+    answer = page.split("<p class='answer'>")[1].split("</p>")[0]
+    assert answer.startswith("separates in b8") and "Holm p" in answer
+    assert "b8: good" in page and "b8: bad" in page and "separates, p" in page
+    row = data["regimes"][0]
+    for side in ("good", "bad"):  # one dot per seed, at its fg_auc
+        for seed in row[side]:
+            assert f"<title>{seed['fg_auc']:.3f}</title>" in page
+    assert page.count("<figure>") == 2  # the good side's curves and the bad side's
 
 
 def test_the_regime_file_holds_what_was_measured_and_probe_reads_it(calibrated):
