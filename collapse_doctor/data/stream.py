@@ -10,7 +10,7 @@ import torch
 
 from collapse_doctor.config import Config
 from collapse_doctor.data.arc import Sample, Task, make_sample
-from collapse_doctor.model.grid_encoder import PAD
+from collapse_doctor.encoding import PAD
 
 
 @dataclass

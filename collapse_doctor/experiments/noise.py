@@ -19,13 +19,13 @@ from collapse_doctor.config import LoadedConfig
 from collapse_doctor.config.schedule import FULL_STAGE
 from collapse_doctor.data.arc import background_stats, load_tasks, usable_tasks
 from collapse_doctor.data.stream import Batch
+from collapse_doctor.encoding import IGNORE_INDEX, PAD
 from collapse_doctor.errors import DataError
 from collapse_doctor.experiments.presets import PRESETS, apply_preset
 from collapse_doctor.experiments.probe import check_memory, configure_cpu
-from collapse_doctor.model.grid_encoder import PAD
 from collapse_doctor.model.injection import CrossAttentionInjector
 from collapse_doctor.model.rlan import RLAN
-from collapse_doctor.train.losses import IGNORE_INDEX, stablemax_log_probs
+from collapse_doctor.train.losses import stablemax_log_probs
 from collapse_doctor.train.trainer import Trainer
 
 REFERENCE_MAGNITUDES = {

@@ -19,7 +19,9 @@ no values for the steps it skipped); `compare` says so when that does not hold.
 
 from __future__ import annotations
 
+import functools
 import math
+import random
 from dataclasses import asdict, dataclass
 
 from collapse_doctor.config import VerdictConfig
@@ -195,12 +197,41 @@ class MeasureRule:
         r = [float(v) for v in reference if v is not None]
         return settled(lambda values: self.decide(values, r), candidate, planned, r)
 
+    def missed(self, candidate_seeds: int, reference_seeds: int, shift_sd: float = 1.0) -> float:
+        """How often a candidate that is truly worse by `shift_sd` standard deviations (fg_auc per seed
+        normal, equal spread) is called 'good' at these seed counts: what a 'good' could have missed."""
+        return missed_regression(candidate_seeds, reference_seeds, shift_sd, self.max_good_delta)
+
+    def missed_text(self, candidate_seeds: int, reference_seeds: int) -> str:
+        one, two = (self.missed(candidate_seeds, reference_seeds, d) for d in (1.0, 2.0))
+        return (
+            f"'good' at {candidate_seeds} v {reference_seeds} seeds can miss a regression: a true shift of 1 SD is "
+            f"called good {one:.0%} of the time, 2 SD {two:.0%} (normal fg_auc per seed; more seeds narrow it)"
+        )
+
     def text(self) -> str:
         return (
             f"{self.measure} against the good endpoint's seeds: bad when the one-sided exact Mann-Whitney p < "
             f"{self.alpha:g} and Cliff's delta >= {self.min_delta:g}; "
             f"good when delta < {self.max_good_delta:g}; otherwise undecided (more seeds, a skip at the cap)"
         )
+
+
+@functools.lru_cache(maxsize=256)
+def missed_regression(
+    candidate_seeds: int, reference_seeds: int, shift_sd: float, max_good_delta: float = 0.33, draws: int = 4000
+) -> float:
+    """P('good') for a candidate truly worse by shift_sd SD: 'good' depends only on Cliff's delta (below
+    max_good_delta), so this draws normal samples (fixed RNG seed: the same answer every time) and counts.
+    At 4 v 4, a 1-SD regression is called good about 28 % of the time (bench/calibrate_error_rates.py)."""
+    rng = random.Random(0)
+    hits = 0
+    for _ in range(draws):
+        reference = [rng.gauss(0.0, 1.0) for _ in range(reference_seeds)]
+        candidate = [rng.gauss(-shift_sd, 1.0) for _ in range(candidate_seeds)]
+        if cliffs_delta(reference, candidate) < max_good_delta:
+            hits += 1
+    return hits / draws
 
 
 def settled(decide, candidate: list[float | None], planned: int, others: list[float]) -> str | None:

@@ -13,8 +13,8 @@ import torch
 from torch import nn
 
 from collapse_doctor.config import ModelConfig
+from collapse_doctor.encoding import PAD
 from collapse_doctor.model.dropout import Dropout
-from collapse_doctor.model.grid_encoder import PAD
 
 
 def conv_block(c_in: int, c_out: int, kernel: int) -> list[nn.Module]:

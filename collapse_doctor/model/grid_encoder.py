@@ -13,9 +13,8 @@ import torch
 from torch import nn
 
 from collapse_doctor.config import ModelConfig
+from collapse_doctor.encoding import PAD  # noqa: F401  (re-exported: model inputs are padded with it)
 from collapse_doctor.model.dropout import Dropout
-
-PAD = 10  # grid value of padding cells in every model input
 
 
 def sinusoidal_position_table(size: int, dim: int) -> torch.Tensor:

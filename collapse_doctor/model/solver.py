@@ -13,9 +13,9 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from collapse_doctor.config import ModelConfig
+from collapse_doctor.encoding import PAD
 from collapse_doctor.model.attention import attend
 from collapse_doctor.model.dropout import Dropout
-from collapse_doctor.model.grid_encoder import PAD
 from collapse_doctor.model.hyper_lora import apply_lora
 
 GATE_SATURATION = 4.6  # |x| beyond which sigmoid(x) < 0.01 or > 0.99

@@ -1,0 +1,2 @@
+"""Many probes and one answer: ablate, calibrate, gate and bisect, the regime they choose by themselves,
+the probe cache, the executors that run the probes (local processes or Ray), and git access for bisect."""

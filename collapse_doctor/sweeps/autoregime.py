@@ -5,7 +5,8 @@ The quick default cannot tell the seed's good config from its bad one: both coll
 calibrates on its own good and bad sides over DEFAULT_GRID, cheapest first: the sharp warm regimes
 (phase 1 trains the good side once per seed and is shared by every later probe), then the cold grid.
 Regimes are kept on the good side alone (it must stay learned, calibrate.stays_learned) before the bad
-side is probed, and the first one in which the bad side separates is chosen. The choice is written to
+side is probed, in the first usable regime only: it is chosen if the bad side separates there, and
+nothing is chosen otherwise (one test, so the rule's false-alarm rate holds; sweeps/calibrate.py). The choice is written to
 the cache directory, keyed by both configs, the settings it was measured under and the code version,
 and reused by the next run.
 """
@@ -40,7 +41,10 @@ class AutoRegime:
 
     def line(self) -> str:
         if self.regime is None:
-            return "no regime of the default grid separates the good side from the bad one (calibrate's table below)"
+            return (
+                "no regime of the default grid separates the good side from the bad one: the bad side is not worse "
+                "in the first regime where the good side learns (calibrate's table below)"
+            )
         how = (
             "reused from " + str(self.path)
             if self.cached
@@ -102,7 +106,7 @@ def choose_regime(
     on_probe: Callable | None = None,
     grid: tuple[Regime, ...] = DEFAULT_GRID,
 ) -> AutoRegime:
-    """The cheapest regime of `grid` where the good side stays learned and the bad side separates."""
+    """The cheapest regime of `grid` where the good side stays learned, if the bad side separates there."""
     overrides = list(overrides or [])
     directory = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     path = directory / "regimes" / f"{_key(good, bad, seeds, overrides, preset, data, device)}.json"

@@ -93,6 +93,8 @@ class GateResult:
                 f"; fg_auc against {c['against']}: one-sided exact Mann-Whitney p = {c['p']:.3g}, Cliff's delta "
                 f"{c['cliffs_delta']:.2f} -> {c['decision'] or 'undecided'}"
             )
+            if c.get("missed"):
+                text += f"; {c['missed']['text']}"
         elif self.good is False and self.steps < LONGEST_RECOVERY:
             text += (
                 f" (a {self.steps}-step gate cannot tell a late recovery from none: the known-good OLD config "
@@ -306,6 +308,12 @@ def _against(
         "seeds_planned": planned,
         "seeds_run": len(summaries),  # fewer when the seeds left could not change the decision
     }
+    if decision == "good":  # what a 'good' at these seed counts could have missed (docs/validity.md section 4)
+        comparison["missed"] = {
+            "shift_1sd": rule.missed(len(summaries), len(reference), 1.0),
+            "shift_2sd": rule.missed(len(summaries), len(reference), 2.0),
+            "text": rule.missed_text(len(summaries), len(reference)),
+        }
     return (True if decision == "good" else False if decision == "bad" else None), comparison, summaries
 
 

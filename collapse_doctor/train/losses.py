@@ -13,8 +13,7 @@ from dataclasses import dataclass
 import torch
 
 from collapse_doctor.config import TrainingConfig
-
-IGNORE_INDEX = -100
+from collapse_doctor.encoding import IGNORE_INDEX  # noqa: F401  (re-exported)
 
 
 def stablemax_s(x: torch.Tensor) -> torch.Tensor:

@@ -19,10 +19,9 @@ import torch
 import torch.nn.functional as F
 
 from collapse_doctor.config.schedule import Stage
+from collapse_doctor.encoding import IGNORE_INDEX, PAD
 from collapse_doctor.model.context_encoder import Context
-from collapse_doctor.model.grid_encoder import PAD
 from collapse_doctor.model.rlan import RLAN, RLANOutput
-from collapse_doctor.train.losses import IGNORE_INDEX
 
 Backward = Callable[[torch.Tensor], None]  # the trainer's backward (through its GradScaler on CUDA)
 

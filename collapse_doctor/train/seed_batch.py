@@ -45,7 +45,7 @@ from collapse_doctor.config import Config
 from collapse_doctor.config.schedule import Schedule, Stage
 from collapse_doctor.data.arc import Task
 from collapse_doctor.data.stream import Batch, SampleStream
-from collapse_doctor.model.grid_encoder import PAD
+from collapse_doctor.encoding import PAD
 from collapse_doctor.model.hyper_lora import LORA_TARGETS
 from collapse_doctor.model.rlan import build_model
 from collapse_doctor.train.losses import rlan_loss

@@ -23,12 +23,12 @@ from collapse_doctor.config import Config, DeviceConfig
 from collapse_doctor.config.schedule import Schedule, Stage
 from collapse_doctor.data.arc import Task
 from collapse_doctor.data.stream import SampleStream
+from collapse_doctor.encoding import IGNORE_INDEX, PAD
 from collapse_doctor.judge.counts import CellCounts
-from collapse_doctor.model.grid_encoder import PAD
 from collapse_doctor.model.hyper_lora import LORA_TARGETS
 from collapse_doctor.model.rlan import RLAN, build_model
 from collapse_doctor.train.ema import EMA
-from collapse_doctor.train.losses import IGNORE_INDEX, rlan_loss
+from collapse_doctor.train.losses import rlan_loss
 from collapse_doctor.train.meta import equivariance_loss, loo_loss
 
 NO_DECAY_WORDS = ("bias", "norm", "embedding")  # the reference's name heuristic (2.5), quirks included

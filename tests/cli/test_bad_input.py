@@ -335,6 +335,7 @@ def test_the_monitor_api_refuses_bad_calls_with_typed_errors():
             CollapseMonitor(**({"num_classes": 3} | kwargs))
 
 
+@pytest.mark.slow
 def test_ctrl_c_says_what_was_kept(tmp_path):
     """A real SIGINT to a running probe: exit 130 and a line that says where the rows are."""
     import signal

@@ -103,6 +103,7 @@ def test_a_config_without_the_dict_or_dropout_in_the_region_matches_in_both_mode
     assert all(not h.applicable and h.caught is None for h in report.hazards)
 
 
+@pytest.mark.slow
 def test_cli_exit_code_follows_the_mode_the_config_trains_with(tmp_path):
     out = tmp_path / "g.json"
 

@@ -32,6 +32,7 @@ def small_probe_config(*extra):
     return parse_config(tiny_raw(), source="tiny.yaml", overrides=overrides)
 
 
+@pytest.mark.slow
 def test_same_seed_gives_the_same_jsonl(tmp_path):
     a = run_probe(small_probe_config(), out_dir=tmp_path / "a")
     b = run_probe(small_probe_config(), out_dir=tmp_path / "b")
@@ -62,6 +63,7 @@ def test_metric_rows_carry_the_named_signals_and_events(tmp_path):
     assert result.report["data"]["tasks_used"] == 178
 
 
+@pytest.mark.slow
 def test_a_learning_rate_that_saturates_the_gates_collapses_after_the_first_step(tmp_path):
     """OLD config (bg_bias 0, neutral init) at 10x the reference LR: background everywhere, onset after step 0."""
     loaded = load_config(default_config_path("old"), ["training.learning_rate=5e-3", "probe.steps=30"])
@@ -121,6 +123,7 @@ def run_cli(*args):
     return subprocess.run([sys.executable, "-m", "collapse_doctor", *args], capture_output=True, text=True)
 
 
+@pytest.mark.slow
 def test_cli_probe_diverges_without_a_traceback_and_writes_its_report(tmp_path):
     report_path = tmp_path / "report.json"
     result = run_cli(

@@ -53,7 +53,11 @@ def test_copy_carries_tensors_and_optimizer_state_and_keeps_new_modules_at_init(
     assert all(torch.equal(state[k], fresh[k]) for k in new)  # HyperLoRA keeps the candidate's own init
     params = dict(trainer.model.named_parameters())
     adam = trainer.optimizer.state[params[name]]
-    assert torch.equal(adam["exp_avg"], phase1.optimizer_state[name]["exp_avg"])
+    # the whole AdamW state, not only the first moment: the second moment sets the step size, and the
+    # step count sets the bias correction (a step of 0 would make the first update a full-size one)
+    for key in ("exp_avg", "exp_avg_sq", "step"):
+        assert torch.equal(torch.as_tensor(adam[key]), torch.as_tensor(phase1.optimizer_state[name][key])), key
+    assert float(adam["step"]) == 3 and adam["exp_avg_sq"].abs().sum() > 0  # phase 1's 3 steps, really carried
     assert not trainer.optimizer.state.get(params[new[0]])  # no state for a new module
     assert 0 < copy.share_copied < 1
     assert {u["key"] for u in copy.untestable_keys} >= {"model.bg_bias"}

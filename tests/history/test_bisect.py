@@ -158,6 +158,7 @@ def found(collapse_repo, cache_dir, tmp_path_factory):
     return result, json.loads(out.read_text()), before
 
 
+@pytest.mark.slow
 def test_bisect_names_the_commit_that_changed_the_class_weight(found, collapse_repo):
     result, data, _ = found
     repo, hashes = collapse_repo
@@ -186,6 +187,7 @@ def test_bisect_names_the_commit_that_changed_the_class_weight(found, collapse_r
     assert "first bad commit" in result.stdout and "Fisher" in result.stdout and "invisible" in result.stdout
 
 
+@pytest.mark.slow
 def test_the_bad_config_collapses_through_training_not_at_step_zero(found, cache_dir):
     _, data, _ = found
     cache = ProbeCache(cache_dir)
@@ -197,11 +199,13 @@ def test_the_bad_config_collapses_through_training_not_at_step_zero(found, cache
         assert cache.get(seed["key"])["label"] in ("HEALTHY", "TRANSIENT")
 
 
+@pytest.mark.slow
 def test_bisect_leaves_the_repository_untouched(found, collapse_repo):
     _, _, before = found
     assert snapshot(collapse_repo[0]) == before
 
 
+@pytest.mark.slow
 def test_a_rerun_probes_nothing_and_a_partial_checkout_works(found, collapse_repo, cache_dir, tmp_path):
     repo, hashes = collapse_repo
     clone = tmp_path / "partial"
@@ -214,6 +218,7 @@ def test_a_rerun_probes_nothing_and_a_partial_checkout_works(found, collapse_rep
     assert not (clone / "configs").exists() and snapshot(clone) == before
 
 
+@pytest.mark.slow
 def test_minimize_keeps_only_the_change_that_collapses_and_confirms_it_on_fresh_seeds(found, collapse_repo, cache_dir):
     repo, hashes = collapse_repo
     result = bisect("--from", hashes[0], "--minimize", "--json", "-", cwd=repo, cache_dir=cache_dir)
@@ -228,6 +233,7 @@ def test_minimize_keeps_only_the_change_that_collapses_and_confirms_it_on_fresh_
     }
 
 
+@pytest.mark.slow
 def test_scan_lists_every_transition_of_a_bad_good_bad_history(cache_dir, tmp_path):
     hashes = git_history.build(tmp_path / "flip", git_history.flip_history())
     result = bisect("--from", hashes[0], "--scan", "--json", "-", cwd=tmp_path / "flip", cache_dir=cache_dir)
@@ -242,6 +248,7 @@ def test_scan_lists_every_transition_of_a_bad_good_bad_history(cache_dir, tmp_pa
     assert data["first_bad"] == hashes[1]
 
 
+@pytest.mark.slow
 def test_an_endpoint_that_surprises_stops_the_bisect_with_json(found, collapse_repo, cache_dir, tmp_path):
     repo, hashes = collapse_repo
     out = tmp_path / "r.json"
@@ -323,31 +330,6 @@ def test_ctrl_c_during_cmd_removes_the_checkout_and_writes_json(code_repo, tmp_p
     assert result.returncode == 130 and "Traceback" not in result.stderr
     assert json.loads(out.read_text())["outcome"] == "interrupted"
     assert list(temp.iterdir()) == [] and snapshot(repo) == before
-
-
-def test_bisect_by_measure_classifies_against_the_good_endpoints_seeds(collapse_repo, cache_dir, tmp_path):
-    repo, hashes = collapse_repo
-    out = tmp_path / "m.json"
-    result = bisect(
-        "--from",
-        hashes[0][:7],
-        "--by",
-        "measure",
-        "--seeds",
-        "4",
-        "--set",
-        "probe.early_stop_after=null",
-        "--json",
-        str(out),
-        cwd=repo,
-        cache_dir=cache_dir,
-    )
-    assert result.returncode == 0, result.stderr
-    data = json.loads(out.read_text())
-    assert data["outcome"] == "found" and data["first_bad_info"]["subject"] == "use the reference's class weights"
-    measure = data["evidence"]["measure"]
-    assert measure["p"] < 0.05 and measure["cliffs_delta"] >= 0.474 and measure["worse"] is True
-    assert data["ran"]["by"] == "measure" and "Cliff's delta >= 0.474" in data["ran"]["rule"]
 
 
 def test_bisect_by_measure_refuses_too_few_seeds(collapse_repo):

@@ -46,12 +46,15 @@ def headline(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def degrade(headline):
-    """The degrade history shares the headline's good endpoint, so its phase 1 and regime come from the cache."""
+    """The degrade history shares the headline's good endpoint, so its phase 1 and the good endpoint's probes
+    come from the cache. The regime and the measure are named here, as a user who knows them would (the
+    headline's run tests the defaults that choose them)."""
     tmp, *_, env = headline
     repo = tmp / "degrade"
     hashes = git_history.build(repo, git_history.degrade_history())
+    args = ["--from", hashes[0][:7], "--regime", "warm-b8-p10", "--by", "measure", "--json", str(tmp / "d.json")]
     result = subprocess.run(
-        [sys.executable, "-m", "collapse_doctor", "bisect", "--from", hashes[0][:7], "--json", str(tmp / "d.json")],
+        [sys.executable, "-m", "collapse_doctor", "bisect", *args],
         capture_output=True,
         text=True,
         cwd=repo,
@@ -99,8 +102,9 @@ def test_collapse_and_an_earlier_degradation_are_named_apart(degrade):
     assert data["outcome"] == "found" and data["first_bad_info"]["subject"] == "add HyperLoRA"
     assert data["first_degraded"]["subject"] == "raise the learning rate to 5e-3"
     assert [data["classes"].get(h) for h in hashes[0::2]] == ["good", "degraded", "collapsed"]
+    assert data["ran"]["by"] == "measure" and "Cliff's delta >= 0.474" in data["ran"]["rule"]
     evidence = data["degraded_evidence"]["measure"]
-    assert evidence["p"] < 0.05 and evidence["cliffs_delta"] >= 0.474
+    assert evidence["p"] < 0.05 and evidence["cliffs_delta"] >= 0.474 and evidence["worse"] is True
     # the collapse is answered first, then the degradation
     out = result.stdout
     assert out.index("first collapsed commit") < out.index("first degraded commit")

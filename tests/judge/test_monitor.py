@@ -112,6 +112,7 @@ def test_the_monitor_log_scans_to_the_same_verdict(tmp_path):
     assert scanned.verdict.to_json() == monitor.verdict.to_json()
 
 
+@pytest.mark.slow
 def test_scanning_a_probe_jsonl_gives_the_probe_verdict(tmp_path):
     result = run_probe(load_config(None, ["probe.steps=12"]), out_dir=tmp_path)
     scanned = scan_log(result.metrics_path)

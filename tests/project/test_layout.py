@@ -104,10 +104,11 @@ def test_the_lightning_callback_keeps_its_documented_path():
 
 LAYERS = {
     "errors": 0,
+    "encoding": 0,
     "config": 0,
     "judge": 1,
     "model": 1,
-    "data": 2,
+    "data": 1,
     "train": 3,
     "experiments": 4,
     "sweeps": 5,
@@ -116,7 +117,7 @@ LAYERS = {
 
 
 def test_no_layer_imports_a_layer_above_it():
-    """config < judge, model < data (it speaks the model's PAD) < train < experiments < sweeps < cli."""
+    """errors, encoding, config < judge, model, data < train < experiments < sweeps < cli."""
     upward = []
     for module, deps in module_level_imports().items():
         parts = module.split(".")
@@ -127,3 +128,23 @@ def test_no_layer_imports_a_layer_above_it():
             if len(dep_parts) > 1 and dep_parts[1] in LAYERS and LAYERS[dep_parts[1]] > LAYERS[parts[1]]:
                 upward.append((module, dep))
     assert not upward, upward
+
+
+def test_every_folder_of_the_package_says_what_it_is():
+    """Issue 23, item 5: a docstring in every __init__.py, and the grid encoding defined once."""
+    import ast
+
+    package = Path(__file__).resolve().parents[2] / "collapse_doctor"
+    silent = [
+        str(init.relative_to(package))
+        for init in package.rglob("__init__.py")
+        if not ast.get_docstring(ast.parse(init.read_text(encoding="utf-8")))
+    ]
+    assert not silent, silent
+    definitions = [
+        str(path.relative_to(package))
+        for path in package.rglob("*.py")
+        for line in path.read_text(encoding="utf-8").splitlines()
+        if line.startswith(("PAD =", "IGNORE_INDEX ="))
+    ]
+    assert definitions == ["encoding.py", "encoding.py"], definitions

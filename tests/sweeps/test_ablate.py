@@ -79,6 +79,7 @@ def small_config(tmp_path):
     return path
 
 
+@pytest.mark.slow
 def test_parallel_equals_serial_and_the_cache_makes_a_rerun_instant(tmp_path):
     path = small_config(tmp_path)
     serial = run_ablation(path, preset="tiny", seeds=[0, 1], only=["HyperLoRA"], cache_dir=tmp_path / "a")

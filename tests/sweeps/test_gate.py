@@ -190,6 +190,7 @@ def test_gate_bad_input_exits_2(tmp_path):
     assert result.returncode == 2 and "training.learning_rate" in result.stderr and "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_gate_against_a_good_config_classifies_by_the_primary_measure(tmp_path):
     from pathlib import Path
 

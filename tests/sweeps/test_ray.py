@@ -30,6 +30,7 @@ def _ablate(executor, cache_dir):
     return run_ablation(None, seeds=[0, 1], steps=8, only=ONLY, cache_dir=cache_dir, executor=executor)
 
 
+@pytest.mark.slow
 def test_an_ablation_on_ray_equals_the_local_one_and_records_its_workers(local_ray, tmp_path):
     from collapse_doctor.sweeps.executors.ray import RayExecutor
 

@@ -74,6 +74,7 @@ def test_every_seed_sees_its_own_data_and_first_loss():
     assert len({row["loss"] for row in first}) == 3
 
 
+@pytest.mark.slow
 def test_the_same_batch_gives_the_same_rows_and_the_meta_losses_run_per_seed():
     config, tasks = tiny("new", "training.meta_learning_start_epoch=0")
     runs = []
@@ -152,6 +153,7 @@ def test_given_the_same_gradients_each_seed_takes_its_single_runs_clipped_adamw_
 # --------------------------------------------------------------------------------------------------
 # The sweeps: ablate and calibrate group each variant's / side's seeds into one batch
 # --------------------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_ablate_runs_each_variants_seeds_as_one_batch(tmp_path):
     from pathlib import Path
 
@@ -170,6 +172,7 @@ def test_ablate_runs_each_variants_seeds_as_one_batch(tmp_path):
         run_ablation(config, seed_batch=True, overrides=["probe.warm_start_steps=50"], **common)
 
 
+@pytest.mark.slow
 def test_calibrate_batches_each_side_and_refuses_warm_starts(tmp_path):
     from pathlib import Path
 
