@@ -303,9 +303,10 @@ def render_bisect(console: Console, result) -> None:
             )
     if result.judgements:
         table = Table(title="commits judged (a judgement covers every commit with the same resolved config)")
-        columns = ["commit", "date", "subject", "commits covered", "evidence", "fg_auc per seed", "decision"]
-        if result.classes:
-            columns.append("class")
+        # On the endpoints' scale the class says it all; the search's own good/bad (which side of the first
+        # collapse) beside it read as a contradiction ("good", "degraded").
+        columns = ["commit", "date", "subject", "commits covered", "evidence", "fg_auc per seed"]
+        columns.append("class" if result.classes else "decision")
         for column in columns:
             table.add_column(column)
         for index, judgement in sorted(result.judgements.items()):
@@ -322,10 +323,12 @@ def render_bisect(console: Console, result) -> None:
                 str(len(segment.commits)),
                 judgement.counts_text(),
                 auc or "-",
-                Text(judgement.decision, style=style),
             ]
             if result.classes:
-                row.append(result.classes.get(index) or "undecided")
+                kind = result.classes.get(index) or "undecided"
+                row.append(Text(kind, style={"collapsed": "red", "degraded": "yellow", "good": "green"}.get(kind, "")))
+            else:
+                row.append(Text(judgement.decision, style=style))
             table.add_row(*row)
         console.print(table)
         _render_missed(console, result)
