@@ -146,7 +146,13 @@ def test_the_series_judge_refuses_steps_out_of_order():
 
 @pytest.mark.parametrize(
     "fg, label",
-    [(0.015, "COLLAPSED"), (0.02, "INCONCLUSIVE"), (0.05, "INCONCLUSIVE"), (0.10, "INCONCLUSIVE"), (0.19, "INCONCLUSIVE")],
+    [
+        (0.015, "COLLAPSED"),
+        (0.02, "INCONCLUSIVE"),
+        (0.05, "INCONCLUSIVE"),
+        (0.10, "INCONCLUSIVE"),
+        (0.19, "INCONCLUSIVE"),
+    ],
 )
 def test_fg_held_between_the_floor_and_the_learned_level_is_not_a_collapse(fg, label):
     """Issue 24, item 6 (a mutation left this open): background over-predicted for 30 steps with FG accuracy
