@@ -183,6 +183,12 @@ def calibration_html(result) -> str:
                 series, events, axis = runs_of(summaries)
                 title = f"{name}, {side} ({result.good if side == 'good' else result.bad})"
                 sections.append((title, counts(summaries), plot(series, events, title, axis)))
+    if result.confirmation is not None:  # the fresh seeds that confirmed (or did not) the chosen regime
+        c = result.confirmation
+        fresh = f"{c['seeds'][0]}-{c['seeds'][-1]}"
+        rows.append((f"{result.chosen.regime.name}: good, seeds {fresh}", list(c["good_fg_auc"]), "good"))
+        mark = f"{'confirmed' if c['confirmed'] else 'NOT confirmed'}, p {c['p']:.3g}"
+        rows.append((f"{result.chosen.regime.name}: bad, seeds {fresh}", list(c["bad_fg_auc"]), mark))
     reference = result.chosen or next((r for r in result.results if r.usable), None)
     band = auc(reference.good) if reference is not None else []
     summary = strip(rows, band, f"{reference.regime.name}'s good seeds" if reference is not None else "no reference")

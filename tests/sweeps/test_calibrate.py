@@ -215,3 +215,24 @@ def test_a_warm_control_stays_learned_when_phase_1_learned_and_phase_2_did_not_c
     assert not stays_learned(summary("INCONCLUSIVE", False), warm)  # phase 1 never learned
     assert not stays_learned(summary("COLLAPSED", True), warm)
     assert stays_learned(summary("TRANSIENT"), cold) and not stays_learned(summary("INCONCLUSIVE"), cold)
+
+
+def test_the_html_report_shows_the_confirmation_seeds_beside_the_chosen_regime():
+    from collapse_doctor.cli.sweep_reports import calibration_html
+    from collapse_doctor.sweeps.calibrate import Calibration, RegimeResult
+
+    chosen = RegimeResult(by_name("warm-b8-p10"), [], usable=True, p=0.004, p_holm=0.004, delta=1.0, separates=True)
+    result = Calibration("good.yaml", "bad.yaml", [0, 1, 2, 3, 4], 4, 0.05, 0.474, False, [chosen], chosen=chosen)
+    result.confirmation = {
+        "seeds": [5, 6, 7, 8, 9],
+        "good": "INCONCLUSIVE 5",
+        "bad": "COLLAPSED 5",
+        "good_fg_auc": [0.15, 0.12, 0.19, 0.2, 0.14],
+        "bad_fg_auc": [0.011, 0.012, 0.013, 0.014, 0.015],
+        "p": 0.00397,
+        "delta": 1.0,
+        "confirmed": True,
+    }
+    page = calibration_html(result)
+    assert "warm-b8-p10: bad, seeds 5-9" in page and "confirmed, p 0.00397" in page
+    assert "<title>0.013</title>" in page and "confirmed on fresh seeds" in page
