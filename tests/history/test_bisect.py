@@ -347,3 +347,25 @@ def test_an_unreadable_parent_config_is_named_not_reported_as_no_change():
     assert "malformed" in _config_problem(CommitConfig(info, "ok", None, "model: [unclosed\n"))
     assert _config_problem(CommitConfig(info, "missing", "no file configs/x.yaml", None)) == "no file configs/x.yaml"
     assert _config_problem(CommitConfig(info, "ok", None, "model:\n  hidden_dim: 64\n")) is None
+
+
+def test_bisect_notes_what_a_commit_called_good_could_have_missed(capsys):
+    """The note under bisect's table names the fewest seeds any commit called good had, against the good
+    endpoint's; no note when no commit but the good endpoint was called good."""
+    from types import SimpleNamespace
+
+    from collapse_doctor.cli.app import out
+    from collapse_doctor.cli.history import _render_missed
+
+    def judged(seeds: int):
+        return SimpleNamespace(summaries=[object()] * seeds)
+
+    result = SimpleNamespace(
+        classes={0: "good", 1: "good", 2: "good", 3: "collapsed"},
+        judgements={0: judged(4), 1: judged(9), 2: judged(5), 3: judged(4)},
+    )
+    _render_missed(out, result)
+    assert "'good' at 5 v 4 seeds can miss a regression" in capsys.readouterr().out
+    result.classes = {0: "good", 3: "collapsed"}
+    _render_missed(out, result)
+    assert capsys.readouterr().out == ""
