@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 
 from collapse_doctor.cli import experiments, gate, history, judge, sweeps  # noqa: F401  (registers the commands)
-from collapse_doctor.cli.app import _say_interrupted, app, err
+from collapse_doctor.cli.app import app, err, say_interrupted
 from collapse_doctor.cli.format import styled
 from collapse_doctor.errors import CollapseDoctorError
 
@@ -25,9 +25,9 @@ def main() -> None:
             err.print(styled(("error:", "red"), f" {problem}"), highlight=False, soft_wrap=True)
         sys.exit(int(exc.exit_code))
     except KeyboardInterrupt:
-        _say_interrupted()
+        say_interrupted()
         sys.exit(130)
     except SystemExit as exc:
         if exc.code == 130:  # Typer turns Ctrl-C inside a command into exit 130
-            _say_interrupted()
+            say_interrupted()
         raise

@@ -225,7 +225,7 @@ def _root(
     pass
 
 
-class _ProbeProgress:
+class ProbeProgress:
     """A Rich progress bar on stderr with FG/BG accuracy and predicted background share per step."""
 
     def __enter__(self):
@@ -268,20 +268,20 @@ class _ProbeProgress:
         return False
 
 
-def _emit(json_path: Optional[Path], data: Callable[[], dict], render: Callable[[], None]) -> None:
+def emit(json_path: Optional[Path], data: Callable[[], dict], render: Callable[[], None]) -> None:
     """--json where asked; the tables on stdout unless the JSON went there."""
     if json_path is not None:
-        _write_json(json_path, data())
+        write_json_output(json_path, data())
     if json_path is None or str(json_path) != "-":
         render()
 
 
-def _write_json(path: Path, data: dict) -> None:
+def write_json_output(path: Path, data: dict) -> None:
     text = json.dumps(data, indent=2, sort_keys=False) + "\n"
     if str(path) == "-":
         sys.stdout.write(text)
         return
-    _write_text(path, text, "JSON")
+    write_text_output(path, text, "JSON")
 
 
 def _is_embedded(source: str) -> bool:
@@ -350,7 +350,7 @@ def note_unused_keys(loaded) -> None:
             )
 
 
-def _check_writable(*paths: Optional[Path], inputs: tuple = ()) -> None:
+def check_writable(*paths: Optional[Path], inputs: tuple = ()) -> None:
     """Refuse an output path that cannot be written, or that is one of the command's inputs (a config, a
     log), before any training starts, so no result and no input is lost."""
     given = [Path(i) for i in inputs if i is not None and str(i) != "-"]
@@ -373,7 +373,7 @@ def _check_writable(*paths: Optional[Path], inputs: tuple = ()) -> None:
             path.unlink(missing_ok=True)
 
 
-def _write_text(path: Path, text: str, what: str, append: bool = False) -> None:
+def write_text_output(path: Path, text: str, what: str, append: bool = False) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("a" if append else "w", encoding="utf-8") as handle:
@@ -385,12 +385,12 @@ def _write_text(path: Path, text: str, what: str, append: bool = False) -> None:
 _INTERRUPTED = {"kept": "nothing was judged; metric rows written so far are kept"}
 
 
-def _on_interrupt(kept: str) -> None:
+def on_interrupt(kept: str) -> None:
     """What an interruption of the running command keeps, and how to resume it (printed on Ctrl-C)."""
     _INTERRUPTED["kept"] = kept
 
 
-def _say_interrupted() -> None:
+def say_interrupted() -> None:
     # A probe's JSONL is flushed every step, so the rows written so far stay usable (e.g. by `scan`).
     from collapse_doctor.sweeps import runner
 

@@ -17,21 +17,21 @@ from collapse_doctor.cli.app import (
     DataOpt,
     JsonOpt,
     PresetOpt,
+    ProbeProgress,
     RegimeOpt,
     SeedOpt,
     SetOpt,
     WarmOpt,
-    _check_writable,
-    _emit,
-    _on_interrupt,
-    _ProbeProgress,
     app,
+    check_writable,
+    emit,
     err,
     note_unused_keys,
+    on_interrupt,
     out,
     regime_overrides,
 )
-from collapse_doctor.cli.format import VERDICT_STYLE, _change, _num, _pair, _pct, _short_error, styled
+from collapse_doctor.cli.format import VERDICT_STYLE, change_text, number_text, pair_text, pct_text, short_error, styled
 from collapse_doctor.config import load_config
 from collapse_doctor.errors import CollapseDoctorError
 
@@ -49,11 +49,11 @@ def inspect_command(
     """Show what a YAML builds: resolved config, unused and defaulted keys, parameters per module, staging schedule."""
     from collapse_doctor.experiments.inspection import inspect_config
 
-    _check_writable(json_path, inputs=(config,))
+    check_writable(json_path, inputs=(config,))
     loaded = load_config(config, overrides, strict=strict)
     note_unused_keys(loaded)
     report = inspect_config(loaded)
-    _emit(json_path, report.to_json, lambda: render_inspect(out, report))
+    emit(json_path, report.to_json, lambda: render_inspect(out, report))
 
 
 @app.command("probe", epilog=EXIT_CODES_HELP)
@@ -81,7 +81,7 @@ def probe_command(
     """Train the bundled RLAN briefly on real ARC tasks and judge the run: HEALTHY, TRANSIENT, COLLAPSED, FG_COLLAPSE, DIVERGED or INCONCLUSIVE."""
     from collapse_doctor.experiments.probe import run_probe
 
-    _check_writable(json_path, inputs=(config,))
+    check_writable(json_path, inputs=(config,))
     if out_dir is not None and out_dir.exists() and not out_dir.is_dir():
         raise CollapseDoctorError(f"--out {out_dir}: is a file; --out takes a directory for the metrics JSONL")
     extra = ([f"probe.seed={seed}"] if seed is not None else []) + (
@@ -89,12 +89,12 @@ def probe_command(
     )
     loaded = load_config(config, [*regime_overrides(regime, warm_start), *overrides, *extra], strict=strict)
     note_unused_keys(loaded)
-    _on_interrupt(
+    on_interrupt(
         "nothing was judged; the metric rows written so far are kept in "
         f"{out_dir or '~/.cache/collapse-doctor/probes'} (collapse-doctor scan FILE judges them); a warm start's "
         "phase 1 resumes from its snapshot on the next run"
     )
-    with _ProbeProgress() as progress:
+    with ProbeProgress() as progress:
         result = run_probe(
             loaded,
             preset=preset,
@@ -105,7 +105,7 @@ def probe_command(
             on_row=progress.on_row,
             on_start=progress.on_start,
         )
-    _emit(json_path, lambda: result.report, lambda: render_probe(out, result.report, result.rows))
+    emit(json_path, lambda: result.report, lambda: render_probe(out, result.report, result.rows))
     raise typer.Exit(int(result.verdict.exit_code))
 
 
@@ -131,7 +131,7 @@ def noise_command(
     loaded = load_config(config, [*overrides, *extra])
     note_unused_keys(loaded)
     report = noise_audit(loaded, preset=preset, steps=steps, data=data)
-    _emit(json_path, report.to_json, lambda: render_noise(out, report))
+    emit(json_path, report.to_json, lambda: render_noise(out, report))
 
 
 @app.command("grad-check", epilog=EXIT_CODES_HELP)
@@ -154,7 +154,7 @@ def grad_check_command(
     note_unused_keys(loaded)
     with err.status("grad-check: forward/backward with and without checkpointing ..."):
         report = grad_check(loaded, dtype=dtype, seed=seed, data=data)
-    _emit(json_path, report.to_json, lambda: render_grad_check(out, report))
+    emit(json_path, report.to_json, lambda: render_grad_check(out, report))
     raise typer.Exit(report.exit_code)
 
 
@@ -236,13 +236,13 @@ def render_probe(console: Console, report: dict, rows: list[dict]) -> None:
         r = by_step.get(step)
         if r is None:
             continue
-        mode = "-" if r.get("fg_pred_mode") is None else f"{r['fg_pred_mode']} {_pct(r.get('fg_pred_mode_share'))}"
+        mode = "-" if r.get("fg_pred_mode") is None else f"{r['fg_pred_mode']} {pct_text(r.get('fg_pred_mode_share'))}"
         loss, grad, sat = r.get("loss"), r.get("grad_norm_total"), r.get("gate_saturation") or {}
         table.add_row(
             str(step),
-            _pct(r.get("fg_acc")),
-            _pct(r.get("bg_acc")),
-            _pair(r.get("pred_bg_share"), r.get("target_bg_share")),
+            pct_text(r.get("fg_acc")),
+            pct_text(r.get("bg_acc")),
+            pair_text(r.get("pred_bg_share"), r.get("target_bg_share")),
             mode,
             loss if isinstance(loss, str) else f"{loss:.3f}",
             grad if isinstance(grad, str) else f"{grad:.2f}",
@@ -287,9 +287,9 @@ def render_probe(console: Console, report: dict, rows: list[dict]) -> None:
             seen_steps.add(a["step"])
             a = {**a, "event": ", ".join(grouped[a["step"]])}
             console.print(
-                f"  {a['event']} at step {a['step']}: FG acc {_pct(a['fg_acc_before'])} before -> "
-                f"{_pct(a['fg_acc_after'])} after"
-                + (f" ({_change(a['relative_fg_drop'])})" if a["relative_fg_drop"] is not None else ""),
+                f"  {a['event']} at step {a['step']}: FG acc {pct_text(a['fg_acc_before'])} before -> "
+                f"{pct_text(a['fg_acc_after'])} after"
+                + (f" ({change_text(a['relative_fg_drop'])})" if a["relative_fg_drop"] is not None else ""),
                 highlight=False,
             )
     warm = report.get("warm_start")
@@ -314,7 +314,7 @@ def render_probe(console: Console, report: dict, rows: list[dict]) -> None:
     if report.get("ema"):
         ema = report["ema"]
         console.print(
-            f"  EMA (evaluation only): FG acc raw {_pct(ema['raw']['fg_acc'])} vs EMA {_pct(ema['ema']['fg_acc'])}",
+            f"  EMA (evaluation only): FG acc raw {pct_text(ema['raw']['fg_acc'])} vs EMA {pct_text(ema['ema']['fg_acc'])}",
             highlight=False,
         )
     for note in report["notes"]:
@@ -395,7 +395,7 @@ def render_grad_check(console: Console, report) -> None:
         trained = " (the mode this config trains with)" if mode == report.trains_with else ""
         if main.error:
             console.print(
-                styled((mode, "bold"), f"{trained}: ", ("error", "red"), f" {_short_error(main.error)}"),
+                styled((mode, "bold"), f"{trained}: ", ("error", "red"), f" {short_error(main.error)}"),
                 highlight=False,
             )
         else:
@@ -419,10 +419,10 @@ def render_grad_check(console: Console, report) -> None:
                     str(m.params),
                     states(m.reference),
                     states(m.checkpointed),
-                    _num(m.max_abs),
-                    _num(m.max_rel),
-                    _num(m.rel_l2),
-                    _num(m.cosine, 6),
+                    number_text(m.max_abs),
+                    number_text(m.max_rel),
+                    number_text(m.rel_l2),
+                    number_text(m.cosine, 6),
                     Text("yes", style="green") if m.match else Text("NO", style="red"),
                 )
             console.print(table)
@@ -448,7 +448,7 @@ def render_grad_check(console: Console, report) -> None:
                 else (" HyperLoRA grad: yes" if c.hyperlora_grad else " HyperLoRA grad: no")
             )
             cells.append(
-                styled(("error", "red"), ": " + _short_error(c.error))
+                styled(("error", "red"), ": " + short_error(c.error))
                 if c.error
                 else (
                     styled(("match", "green"), lora)
@@ -466,7 +466,7 @@ def render_grad_check(console: Console, report) -> None:
             if h.result is None:
                 how, caught = "not applicable here", "-"
             elif h.result.error:
-                how, caught = _short_error(h.result.error), Text("yes", style="green")
+                how, caught = short_error(h.result.error), Text("yes", style="green")
             else:
                 bad = h.result.mismatching_modules()
                 worst = max((m.rel_l2 for m in h.result.modules), default=0.0)
@@ -484,7 +484,7 @@ def render_grad_check(console: Console, report) -> None:
             ("gradients do not match", "red"),
             ": "
             + (
-                _short_error(report.mode_error(report.trains_with) or "")
+                short_error(report.mode_error(report.trains_with) or "")
                 or ", ".join(report.mismatching_modules(report.trains_with))
             ),
         )

@@ -32,19 +32,19 @@ VERDICT_CODE = {
 DECISION_STYLE = {"good": "green", "bad": "red", "skip": "yellow"}
 
 
-def _pct(value) -> str:
+def pct_text(value) -> str:
     return "-" if value is None else f"{value:.1%}"
 
 
-def _pair(a, b) -> str:
+def pair_text(a, b) -> str:
     return "-" if a is None or b is None else f"{a:.0%}/{b:.0%}"
 
 
-def _change(relative_drop: float) -> str:
+def change_text(relative_drop: float) -> str:
     return f"{relative_drop:.0%} drop" if relative_drop >= 0 else f"{-relative_drop:.0%} rise"
 
 
-def _num(value, digits: int = 2) -> str:
+def number_text(value, digits: int = 2) -> str:
     if value is None:
         return "-"
     if isinstance(value, float) and value != value:
@@ -52,13 +52,13 @@ def _num(value, digits: int = 2) -> str:
     return f"{value:.{digits}e}" if value and (abs(value) < 1e-2 or abs(value) >= 1e3) else f"{value:.{digits}f}"
 
 
-def _short_error(text: str) -> str:
+def short_error(text: str) -> str:
     """torch's messages run long: the first clause names the failure."""
     cut = min((i for i in (text.find(" ("), text.find(". ")) if i > 0), default=len(text))
     return text[:cut]
 
 
-def _median(values: list) -> float | None:
+def median_of(values: list) -> float | None:
     values = sorted(v for v in values if v is not None)
     if not values:
         return None

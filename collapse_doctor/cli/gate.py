@@ -18,16 +18,16 @@ from collapse_doctor.cli.app import (
     SeedBatchOpt,
     SetOpt,
     WarmOpt,
-    _check_writable,
-    _on_interrupt,
-    _write_json,
-    _write_text,
     app,
+    check_writable,
     err,
     note_unused_keys,
+    on_interrupt,
     out,
     regime_overrides,
     worker_count,
+    write_json_output,
+    write_text_output,
 )
 from collapse_doctor.config import load_config
 
@@ -74,7 +74,7 @@ def gate_command(
 
     from collapse_doctor.sweeps.gate import find_tool_table, github_annotation, junit_xml, run_gate, step_summary
 
-    _check_writable(junit, json_path, inputs=(config, against))
+    check_writable(junit, json_path, inputs=(config, against))
     tool = find_tool_table()
     tool_config = tool.path.parent / tool.config if tool.config is not None else None
     note_unused_keys(load_config(config if config is not None else tool_config, [*tool.overrides, *overrides]))
@@ -84,7 +84,7 @@ def gate_command(
     regime = regime or tool.regime  # --regime wins over [tool.collapse-doctor] regime
     # --against with no regime named: calibrate the pair first (sweeps/autoregime.py)
     auto_regime = against is not None and regime is None and warm_start is None
-    _on_interrupt(
+    on_interrupt(
         f"every probe that finished is in the cache ({cache_dir or '~/.cache/collapse-doctor/cache'}); run the same "
         "command again to resume from them"
     )
@@ -112,16 +112,18 @@ def gate_command(
     if junit is not None and str(junit) == "-":
         sys.stdout.write(junit_xml(result))  # --junit -: the XML on stdout, no file named '-'
     elif junit is not None:
-        _write_text(junit, junit_xml(result), "JUnit XML")
+        write_text_output(junit, junit_xml(result), "JUnit XML")
     if json_path is not None:
-        _write_json(json_path, result.to_json())
+        write_json_output(json_path, result.to_json())
     if os.environ.get("GITHUB_ACTIONS") == "true":
         annotation = github_annotation(result, os.environ.get("GITHUB_WORKSPACE"))
         if annotation:  # stdout, where Actions reads it, unless stdout carries --json - or --junit -
             machine = "-" in (str(json_path), str(junit))
             print(annotation, file=sys.stderr if machine else sys.stdout)
         if os.environ.get("GITHUB_STEP_SUMMARY"):
-            _write_text(Path(os.environ["GITHUB_STEP_SUMMARY"]), step_summary(result), "step summary", append=True)
+            write_text_output(
+                Path(os.environ["GITHUB_STEP_SUMMARY"]), step_summary(result), "step summary", append=True
+            )
     if (json_path is None or str(json_path) != "-") and (junit is None or str(junit) != "-"):
         if result.auto_regime is not None and result.auto_regime.calibration is not None:
             if result.auto_regime.regime is None:

@@ -21,15 +21,15 @@ from collapse_doctor.cli.app import (
     RegimeOpt,
     SetOpt,
     WarmOpt,
-    _check_writable,
-    _emit,
-    _write_json,
-    _write_text,
     app,
+    check_writable,
+    emit,
     err,
     out,
     regime_overrides,
     worker_count,
+    write_json_output,
+    write_text_output,
 )
 from collapse_doctor.cli.format import DECISION_STYLE, styled
 from collapse_doctor.cli.sweep_reports import bisect_html
@@ -131,7 +131,7 @@ def bisect_command(
     regime = regime or find_tool_table(repo_path).regime  # --regime wins over [tool.collapse-doctor] regime
     # No regime named: calibrate on the endpoints first (sweeps/autoregime.py); --cmd judges no probes.
     auto_regime = regime is None and warm_start is None and command is None
-    _check_writable(json_path, html_path)
+    check_writable(json_path, html_path)
     jobs = worker_count(jobs, executor)  # each probe trains on one thread (docs/speed.md: sweeps)
     runner = make_executor(executor, jobs=jobs, ray_address=ray_address, device=device)
 
@@ -139,9 +139,9 @@ def bisect_command(
 
     def finish() -> None:
         if json_path is not None:
-            _write_json(json_path, result.to_json())
+            write_json_output(json_path, result.to_json())
         if html_path is not None and result.judgements:
-            _write_text(html_path, bisect_html(result), "HTML")
+            write_text_output(html_path, bisect_html(result), "HTML")
 
     try:
         with Progress(
@@ -247,7 +247,7 @@ def diff_command(
             raise GitError(f"{rev} ({commit.hexsha[:7]}): no file {path}")
         texts.append(parse_raw(text, f"{commit.hexsha[:7]}:{path}"))
     changes = diff_raw(*texts)
-    _emit(
+    emit(
         json_path,
         lambda: {"a": a.hexsha, "b": b.hexsha, "config": path, "changes": [c.to_json() for c in changes]},
         lambda: render_diff(out, f"{rev_a} ({a.hexsha[:7]})", f"{rev_b} ({b.hexsha[:7]})", changes),

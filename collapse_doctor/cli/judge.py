@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 from rich.console import Console
 
-from collapse_doctor.cli.app import EXIT_CODES_HELP, JsonOpt, _check_writable, _emit, _write_text, app, err, out
+from collapse_doctor.cli.app import EXIT_CODES_HELP, JsonOpt, app, check_writable, emit, err, out, write_text_output
 from collapse_doctor.cli.format import VERDICT_STYLE, styled
 from collapse_doctor.errors import CollapseDoctorError
 
@@ -43,7 +43,7 @@ def scan_command(
     if bad:
         raise CollapseDoctorError(f"--set {bad[0]!r}: scan takes verdict.* keys only")
     cfg = parse_config({}, source="--set", overrides=overrides).config.verdict
-    _check_writable(json_path, html_path, inputs=(metrics,))
+    check_writable(json_path, html_path, inputs=(metrics,))
     with err.status(f"scan: reading {metrics} ...") as status:
         result = scan_log(
             metrics,
@@ -54,8 +54,8 @@ def scan_command(
             progress=lambda done, total: status.update(f"scan: {done / 2**20:,.0f} of {total / 2**20:,.0f} MB read"),
         )
     if html_path is not None:
-        _write_text(html_path, scan_html(result), "HTML")
-    _emit(json_path, result.to_json, lambda: render_scan(out, result))
+        write_text_output(html_path, scan_html(result), "HTML")
+    emit(json_path, result.to_json, lambda: render_scan(out, result))
     raise typer.Exit(int(result.verdict.exit_code))
 
 

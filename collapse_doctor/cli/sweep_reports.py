@@ -7,7 +7,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from collapse_doctor.cli.format import VERDICT_CODE, _median, _num, _pct, styled
+from collapse_doctor.cli.format import VERDICT_CODE, median_of, number_text, pct_text, styled
 
 
 def render_ablation(console: Console, result) -> None:
@@ -47,7 +47,7 @@ def render_ablation(console: Console, result) -> None:
             if claim is None
             else (Text(f"{claim.p_value:.3g}", style="bold") if claim.significant else f"{claim.p_value:.3g}")
         )
-        auc = _median([s.measures.get("fg_auc") for s in v.seeds])
+        auc = median_of([s.measures.get("fg_auc") for s in v.seeds])
         rank_p = "" if claim is None or claim.rank_p is None else f"{claim.rank_p:.3g}"
         delta = "" if claim is None or claim.cliffs_delta is None else f"{claim.cliffs_delta:+.2f}"
         table.add_row(
@@ -57,10 +57,10 @@ def render_ablation(console: Console, result) -> None:
             counts,
             f"{v.bad}/{len(v.seeds)}",
             onsets,
-            _pct(sum(fg) / len(fg)) if fg else "-",
-            _pct(sum(bg) / len(bg)) if bg else "-",
+            pct_text(sum(fg) / len(fg)) if fg else "-",
+            pct_text(sum(bg) / len(bg)) if bg else "-",
             p,
-            _num(auc, 3),
+            number_text(auc, 3),
             rank_p,
             delta,
         )
@@ -240,19 +240,19 @@ def render_calibration(console: Console, result) -> None:
             column, justify="left" if column in ("regime", "good verdicts", "bad verdicts", "usable") else "right"
         )
     for r in result.results:
-        good_auc = _median([s.measures.get("fg_auc") for s in r.good])
-        bad_auc = _median([s.measures.get("fg_auc") for s in r.bad])
+        good_auc = median_of([s.measures.get("fg_auc") for s in r.good])
+        bad_auc = median_of([s.measures.get("fg_auc") for s in r.bad])
         good_s, bad_s = r.seconds_per_probe("good"), r.seconds_per_probe("bad")
         table.add_row(
             r.regime.name,
             counts(r.good),
-            _num(good_auc, 3),
+            number_text(good_auc, 3),
             "yes" if r.usable else f"no (< {result.min_good} good)",
             counts(r.bad) if r.bad else "-",
-            _num(bad_auc, 3) if r.bad else "-",
-            _num(r.fisher_p, 3),
-            (Text(f"{r.p:.3g}", style="bold") if r.separates else _num(r.p, 3)),
-            _num(r.delta, 2),
+            number_text(bad_auc, 3) if r.bad else "-",
+            number_text(r.fisher_p, 3),
+            (Text(f"{r.p:.3g}", style="bold") if r.separates else number_text(r.p, 3)),
+            number_text(r.delta, 2),
             ("-" if good_s is None else f"{good_s:.0f}") + ", " + ("-" if bad_s is None else f"{bad_s:.0f}"),
         )
     console.print(table)

@@ -20,16 +20,16 @@ from collapse_doctor.cli.app import (
     SeedBatchOpt,
     SetOpt,
     WarmOpt,
-    _check_writable,
-    _emit,
-    _on_interrupt,
-    _write_text,
     app,
+    check_writable,
+    emit,
     err,
     note_unused_keys,
+    on_interrupt,
     out,
     regime_overrides,
     worker_count,
+    write_text_output,
 )
 from collapse_doctor.cli.sweep_reports import ablation_html, calibration_html, render_ablation, render_calibration
 from collapse_doctor.config import load_config
@@ -84,14 +84,14 @@ def ablate_command(
     from collapse_doctor.sweeps.executors import make_executor
     from collapse_doctor.sweeps.gate import find_tool_table
 
-    _check_writable(json_path, html_path, inputs=(config,))
+    check_writable(json_path, html_path, inputs=(config,))
     note_unused_keys(load_config(config, overrides))  # a bad file fails here, before any probe
     jobs = worker_count(jobs, executor)  # each probe trains on one thread (docs/speed.md: sweeps)
     regime = regime or find_tool_table().regime  # --regime wins over [tool.collapse-doctor] regime
     # No regime named: calibrate the minimal base against the full config first (sweeps/autoregime.py).
     auto_regime = regime is None and warm_start is None
     runner = make_executor(executor, jobs=jobs, ray_address=ray_address, device=device)
-    _on_interrupt(
+    on_interrupt(
         f"every probe that finished is in the cache ({cache_dir or '~/.cache/collapse-doctor/cache'}); run the same "
         "command again to resume from them"
     )
@@ -136,14 +136,14 @@ def ablate_command(
         )
     chosen = result.auto_regime
     if chosen is not None and chosen.regime is None:
-        _emit(json_path, result.to_json, lambda: render_calibration(out, chosen.calibration))
+        emit(json_path, result.to_json, lambda: render_calibration(out, chosen.calibration))
         err.print(chosen.line(), highlight=False, soft_wrap=True)
         raise typer.Exit(3)
     if html_path is not None:
-        _write_text(html_path, ablation_html(result), "HTML")
+        write_text_output(html_path, ablation_html(result), "HTML")
     if chosen is not None:
         err.print(chosen.line(), highlight=False, soft_wrap=True)
-    _emit(json_path, result.to_json, lambda: render_ablation(out, result))
+    emit(json_path, result.to_json, lambda: render_ablation(out, result))
 
 
 @app.command(
@@ -224,8 +224,8 @@ def calibrate_command(
     jobs = worker_count(jobs)
     # The default grid: the sharp warm regimes first (a seed batch cannot start warm: then the cold grid)
     grid = tuple(by_name(n.strip()) for n in regimes.split(",")) if regimes else GRID if seed_batch else DEFAULT_GRID
-    _check_writable(write, json_path, html_path, inputs=(Path(good), Path(bad)))  # fail before probing, not after
-    _on_interrupt(
+    check_writable(write, json_path, html_path, inputs=(Path(good), Path(bad)))  # fail before probing, not after
+    on_interrupt(
         f"every probe that finished is in the cache ({cache_dir or '~/.cache/collapse-doctor/cache'}); run the same "
         "command again to resume from them"
     )
@@ -252,12 +252,12 @@ def calibrate_command(
     text = result.regime_file()
     if write is not None:
         if text is not None:
-            _write_text(write, text, "the regime file")
+            write_text_output(write, text, "the regime file")
         else:
             write.unlink(missing_ok=True)
     if html_path is not None:
-        _write_text(html_path, calibration_html(result), "HTML")
-    _emit(json_path, result.to_json, lambda: render_calibration(out, result))
+        write_text_output(html_path, calibration_html(result), "HTML")
+    emit(json_path, result.to_json, lambda: render_calibration(out, result))
     if text is not None and write is None and (json_path is None or str(json_path) != "-"):
         out.print(text.rstrip("\n"), highlight=False, markup=False)
     elif text is not None and write is not None:

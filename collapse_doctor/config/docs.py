@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from collapse_doctor.config.loader import _type_name, iter_fields
+from collapse_doctor.config.loader import iter_fields, type_name
 from collapse_doctor.config.schema import REFERENCE_ONLY_KEYS, SECTIONS
 
 HEADER = """# Configuration
@@ -77,7 +77,7 @@ def render() -> str:
             meta = field.metadata
             consumer = meta["consumer"]
             lines.append(
-                f"| `{dotted}` | {_type_name(tp)} | {_default(field)} | {_bounds(meta)} | {consumer} | {meta['ref']} "
+                f"| `{dotted}` | {type_name(tp)} | {_default(field)} | {_bounds(meta)} | {consumer} | {meta['ref']} "
                 f"| {meta['doc']} | {meta['source']} |"
             )
         lines.append("")

@@ -44,4 +44,4 @@ def key(
     return field(default=default, metadata=metadata)
 
 
-_FRAME = dict(kw_only=True, frozen=True, slots=True)
+DATACLASS_FRAME = dict(kw_only=True, frozen=True, slots=True)

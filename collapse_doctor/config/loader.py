@@ -27,12 +27,12 @@ def _is_config_class(tp: Any) -> bool:
     return isinstance(tp, type) and dataclasses.is_dataclass(tp)
 
 
-def _type_name(tp: Any) -> str:
+def type_name(tp: Any) -> str:
     origin = typing.get_origin(tp)
     if origin is Literal:
         return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
     if origin in (typing.Union, types.UnionType):
-        return " or ".join("null" if a is type(None) else _type_name(a) for a in typing.get_args(tp))
+        return " or ".join("null" if a is type(None) else type_name(a) for a in typing.get_args(tp))
     return getattr(tp, "__name__", str(tp))
 
 
@@ -196,10 +196,10 @@ class _Walker:
             value = raw[name]
             ok, coerced = _check_value(tp, value)
             if not ok and _not_finite(value):
-                self.problem(dotted, f"{value!r} is not finite; expected a finite {_type_name(tp)}")
+                self.problem(dotted, f"{value!r} is not finite; expected a finite {type_name(tp)}")
                 continue
             if not ok:
-                self.problem(dotted, f"expected {_type_name(tp)}, got {value!r}")
+                self.problem(dotted, f"expected {type_name(tp)}, got {value!r}")
                 continue
             bound = _bounds_problem(f.metadata, coerced)
             if bound:

@@ -5,13 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, Optional
 
-from collapse_doctor.config.keys import _FRAME, key
+from collapse_doctor.config.keys import DATACLASS_FRAME, key
 
 
 # --------------------------------------------------------------------------------------------------
 # model:
 # --------------------------------------------------------------------------------------------------
-@dataclass(**_FRAME)
+@dataclass(**DATACLASS_FRAME)
 class ModelConfig:
     """The `model:` section: what RLAN builds (reference section 1)."""
 

@@ -6,13 +6,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, Optional
 
-from collapse_doctor.config.keys import _FRAME, key
+from collapse_doctor.config.keys import DATACLASS_FRAME, key
 
 
 # --------------------------------------------------------------------------------------------------
 # data:
 # --------------------------------------------------------------------------------------------------
-@dataclass(**_FRAME)
+@dataclass(**DATACLASS_FRAME)
 class AugmentationConfig:
     """`data.augmentation`: per-sample augmentation (reference 2.1)."""
 
@@ -55,7 +55,7 @@ class AugmentationConfig:
     )
 
 
-@dataclass(**_FRAME)
+@dataclass(**DATACLASS_FRAME)
 class DataConfig:
     """The `data:` section (reference 2.1)."""
 
@@ -87,7 +87,7 @@ class DataConfig:
 # --------------------------------------------------------------------------------------------------
 # device:
 # --------------------------------------------------------------------------------------------------
-@dataclass(**_FRAME)
+@dataclass(**DATACLASS_FRAME)
 class DeviceConfig:
     """The `device:` section (reference 2.7)."""
 
@@ -111,7 +111,7 @@ class DeviceConfig:
 # --------------------------------------------------------------------------------------------------
 # probe: and verdict: (tool sections; a training YAML does not carry them, presets and --set do)
 # --------------------------------------------------------------------------------------------------
-@dataclass(**_FRAME)
+@dataclass(**DATACLASS_FRAME)
 class ProbeConfig:
     """The `probe:` section: the budget and settings of one short training run."""
 
@@ -210,7 +210,7 @@ class ProbeConfig:
     )
 
 
-@dataclass(**_FRAME)
+@dataclass(**DATACLASS_FRAME)
 class VerdictConfig:
     """The `verdict:` section: thresholds and windows of the verdict (docs/verdicts.md justifies each)."""
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from collapse_doctor.config.keys import _FRAME, Consumer, key
+from collapse_doctor.config.keys import DATACLASS_FRAME, Consumer, key
 from collapse_doctor.config.model import ModelConfig
 from collapse_doctor.config.run import AugmentationConfig, DataConfig, DeviceConfig, ProbeConfig, VerdictConfig
 from collapse_doctor.config.training import EquivarianceConfig, LOOConfig, TrainingConfig
@@ -34,7 +34,7 @@ __all__ = [
 ]
 
 
-@dataclass(**_FRAME)
+@dataclass(**DATACLASS_FRAME)
 class Config:
     """A whole resolved YAML."""
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, Optional
 
-from collapse_doctor.config.keys import _FRAME, key
+from collapse_doctor.config.keys import DATACLASS_FRAME, key
 
 
 # --------------------------------------------------------------------------------------------------
 # training:
 # --------------------------------------------------------------------------------------------------
-@dataclass(**_FRAME)
+@dataclass(**DATACLASS_FRAME)
 class LOOConfig:
     """`training.loo_training`: the leave-one-out meta-learning loss (reference 2.3)."""
 
@@ -48,7 +48,7 @@ class LOOConfig:
     )
 
 
-@dataclass(**_FRAME)
+@dataclass(**DATACLASS_FRAME)
 class EquivarianceConfig:
     """`training.equivariance_training`: the augmentation-equivariance loss on HyperLoRA deltas (reference 2.3)."""
 
@@ -89,7 +89,7 @@ class EquivarianceConfig:
 LossMode = Literal["stablemax", "weighted_stablemax", "focal_weighted", "focal_stablemax", "focal"]
 
 
-@dataclass(**_FRAME)
+@dataclass(**DATACLASS_FRAME)
 class TrainingConfig:
     """The `training:` section: optimisation, losses, staging (reference sections 2 and 3)."""
 

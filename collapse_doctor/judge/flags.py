@@ -10,7 +10,7 @@ from collections import deque
 from collapse_doctor.config import VerdictConfig
 
 
-def _num(row: dict, name: str) -> float | None:
+def signal_value(row: dict, name: str) -> float | None:
     value = row.get(name)
     if isinstance(value, bool) or value is None:
         return None
@@ -22,11 +22,11 @@ def _num(row: dict, name: str) -> float | None:
     return float(value)
 
 
-def _poolable(row: dict) -> bool:
-    return _num(row, "valid_cells") is not None and _num(row, "target_bg_share") is not None
+def poolable(row: dict) -> bool:
+    return signal_value(row, "valid_cells") is not None and signal_value(row, "target_bg_share") is not None
 
 
-class _Pool:
+class SignalPool:
     """Row i's signals pooled (cell-weighted) with the rows before it until the pool holds `fg_cells`
     FG-target cells; a trailing window only looks back, so a flag never appears before the step that
     completes it. Rows older than the window can never rejoin a later one (FG cells are not negative),
@@ -40,7 +40,7 @@ class _Pool:
         window, fg_cells = [], 0.0
         for previous in reversed(self.window):  # summed newest first, as the window is defined
             window.append(previous)
-            fg_cells += _num(previous, "valid_cells") * (1 - _num(previous, "target_bg_share"))
+            fg_cells += signal_value(previous, "valid_cells") * (1 - signal_value(previous, "target_bg_share"))
             if fg_cells >= self.fg_cells:
                 break
         for _ in range(len(self.window) - len(window)):
@@ -49,12 +49,14 @@ class _Pool:
 
 
 def _pool(window: list[dict]) -> dict:
-    cells = [_num(r, "valid_cells") for r in window]
-    bg = [c * _num(r, "target_bg_share") for c, r in zip(cells, window)]
+    cells = [signal_value(r, "valid_cells") for r in window]
+    bg = [c * signal_value(r, "target_bg_share") for c, r in zip(cells, window)]
     fg = [c - b for c, b in zip(cells, bg)]
 
     def weighted(name: str, weights: list[float]) -> float | None:
-        pairs = [(_num(r, name), w) for r, w in zip(window, weights) if _num(r, name) is not None and w > 0]
+        pairs = [
+            (signal_value(r, name), w) for r, w in zip(window, weights) if signal_value(r, name) is not None and w > 0
+        ]
         total = sum(w for _, w in pairs)
         return sum(v * w for v, w in pairs) / total if total else None
 
@@ -79,13 +81,13 @@ def _pool(window: list[dict]) -> dict:
 
 def _background_over(row: dict, cfg: VerdictConfig) -> tuple[bool, float] | None:
     """(background over-predicted, FG accuracy) at this row; None when the row cannot tell."""
-    fg = _num(row, "fg_acc")
+    fg = signal_value(row, "fg_acc")
     if fg is None or math.isnan(fg):
         return None
-    pred, target = _num(row, "pred_bg_share"), _num(row, "target_bg_share")
+    pred, target = signal_value(row, "pred_bg_share"), signal_value(row, "target_bg_share")
     if pred is not None and target is not None:
         return pred - target > cfg.bg_excess or pred > cfg.bg_share_max, fg
-    bg = _num(row, "bg_acc")
+    bg = signal_value(row, "bg_acc")
     if bg is None:
         return None
     return bg >= cfg.bg_share_max, fg  # without shares: background is (nearly) always right
@@ -106,14 +108,18 @@ def _fg_mode(row: dict) -> tuple[int | None, float | None, float | None]:
         if isinstance(targets, list) and mode < len(targets) and targets[0] is not None and targets[0] < 1:
             target_fg = (targets[mode] or 0.0) / (1 - targets[0]) if mode else None
         return mode, shares[mode], target_fg
-    return row.get("fg_pred_mode"), _num(row, "fg_pred_mode_share"), _num(row, "fg_pred_mode_target_share")
+    return (
+        row.get("fg_pred_mode"),
+        signal_value(row, "fg_pred_mode_share"),
+        signal_value(row, "fg_pred_mode_target_share"),
+    )
 
 
 def foreground_flag(row: dict, cfg: VerdictConfig) -> bool | None:
     """Foreground collapse at this step: one FG colour dominates the predictions on FG-target cells beyond
     its share of them, or background is under-predicted with BG accuracy near zero."""
-    bg = _num(row, "bg_acc")
-    pred, target = _num(row, "pred_bg_share"), _num(row, "target_bg_share")
+    bg = signal_value(row, "bg_acc")
+    pred, target = signal_value(row, "pred_bg_share"), signal_value(row, "target_bg_share")
     mode, mode_share, mode_target = _fg_mode(row)
     known = False
     if mode is not None and mode_share is not None:
@@ -132,11 +138,11 @@ def background_holds(row: dict, cfg: VerdictConfig) -> bool | None:
     again. FG accuracy flickering just above the floor is not a recovery, and neither is a dip in BG
     accuracy or in the predicted background share while FG accuracy stays near zero (a real log split
     one 360-step collapse into 11 short episodes that way, and put its onset 364 steps late)."""
-    fg = _num(row, "fg_acc")
+    fg = signal_value(row, "fg_acc")
     return None if fg is None or math.isnan(fg) else fg < cfg.learned_acc
 
 
-def _background_onset(row: dict, cfg: VerdictConfig) -> bool | None:
+def background_onset(row: dict, cfg: VerdictConfig) -> bool | None:
     """Where a background episode's onset can lie: background over-predicted and FG accuracy below the
     learned level (an episode lasts on FG accuracy alone, but it starts with the background taking over)."""
     state = _background_over(row, cfg)

@@ -17,13 +17,13 @@ from dataclasses import asdict, dataclass, field, replace
 from collapse_doctor.config import VerdictConfig
 from collapse_doctor.errors import ExitCode
 from collapse_doctor.judge.flags import (
-    _background_onset,
-    _num,
-    _Pool,
-    _poolable,
+    SignalPool,
     background_flag,
     background_holds,
+    background_onset,
     foreground_flag,
+    poolable,
+    signal_value,
 )
 
 HEALTHY, COLLAPSED, TRANSIENT, FG_COLLAPSE, DIVERGED, INCONCLUSIVE = (
@@ -195,7 +195,7 @@ class SeriesJudge:
         self.rows, self.first_step, self.last_step = 0, None, None
         self.signals: set[str] = set()
         self.final: deque = deque(maxlen=cfg.final_window)
-        self.pool = _Pool(cfg.pool_fg_cells) if cfg.pool_fg_cells > 0 else None  # None once a row cannot be pooled
+        self.pool = SignalPool(cfg.pool_fg_cells) if cfg.pool_fg_cells > 0 else None  # None once a row cannot be pooled
         self.tracks = {
             pooled: (_Episodes("bg", cfg.min_consecutive), _Episodes("fg", cfg.min_consecutive))
             for pooled in (True, False)
@@ -236,8 +236,8 @@ class SeriesJudge:
         self.first_step = step if self.first_step is None else self.first_step
         self.last_step = step
         self.signals.update(s for s in SIGNALS if row.get(s) is not None)
-        self.final.append(tuple(_num(row, name) for name in FINAL_SIGNALS))
-        fg = _num(row, "fg_acc")
+        self.final.append(tuple(signal_value(row, name) for name in FINAL_SIGNALS))
+        fg = signal_value(row, "fg_acc")
         for activation in self.activations:
             self._count(activation, step, fg)
         self.recent.append((step, fg))
@@ -247,7 +247,7 @@ class SeriesJudge:
         before = {kind: run.state for kind, run in self.onset_runs.items()}
         views = [(False, row)]
         if self.pool is not None:
-            if _poolable(row):
+            if poolable(row):
                 views.append((True, self.pool.add(row)))
             else:
                 self.pool = None
@@ -256,13 +256,13 @@ class SeriesJudge:
             bg.add(step, background_flag(view, cfg), background_holds(view, cfg), before["bg"])
             flag = foreground_flag(view, cfg)
             fg_track.add(step, flag, flag, before["fg"])
-        self.onset_runs["bg"].add(step, _background_onset(row, cfg))
+        self.onset_runs["bg"].add(step, background_onset(row, cfg))
         self.onset_runs["fg"].add(step, foreground_flag(row, cfg))
 
         if "consecutive_nonfinite" in row:
             bad = int(row["consecutive_nonfinite"]) > 0
         else:
-            loss = _num(row, "loss")
+            loss = signal_value(row, "loss")
             bad = loss is not None and not math.isfinite(loss)
         self.nonfinite.add(step, bad)
         if self.nonfinite.length > self.nonfinite_longest[1]:

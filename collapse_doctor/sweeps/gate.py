@@ -157,7 +157,7 @@ def run_gate(
 ) -> GateResult:
     """seed_batch: each config's seeds run as one vectorised model (train/seed_batch.py), all at once.
     auto_regime (with `against`): no regime was named, so calibrate the pair first (sweeps/autoregime.py)
-    and gate in the cheapest regime where the good config stays learned and the bad one separates."""
+    and gate in the cheapest regime where the good config stays learned, if the bad one separates there."""
     started = time.perf_counter()
     tool = tool if tool is not None else find_tool_table()
     if config_path is None and tool.config is not None:

@@ -148,3 +148,20 @@ def test_every_folder_of_the_package_says_what_it_is():
         if line.startswith(("PAD =", "IGNORE_INDEX ="))
     ]
     assert definitions == ["encoding.py", "encoding.py"], definitions
+
+
+def test_no_module_imports_another_modules_private_name():
+    """Issue 23, item 8 (this part): a name shared across modules is public; `_name` stays in its module."""
+    import ast
+
+    package = Path(__file__).resolve().parents[2] / "collapse_doctor"
+    private = []
+    for path in package.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("collapse_doctor"):
+                private += [
+                    f"{path.relative_to(package)}: {node.module}.{alias.name}"
+                    for alias in node.names
+                    if alias.name.startswith("_") and not alias.name.startswith("__")
+                ]
+    assert not private, private

@@ -115,7 +115,7 @@ def run_bisect(
     """Bisect (or scan) the first-parent history from good_rev to bad_rev. `result`, when given, is
     filled in place as the run goes, so a caller that is interrupted still holds what was learned.
     auto_regime: no regime was named, so calibrate on the two endpoints first (sweeps/autoregime.py) and
-    bisect in the cheapest regime where the good endpoint stays learned and the bad one separates."""
+    bisect in the cheapest regime where the good endpoint stays learned, if the bad one separates there."""
     if preset not in PRESETS:
         raise CollapseDoctorError(f"--preset {preset!r}: expected one of {', '.join(PRESETS)}")
     if policy.first < 1 or policy.cap < policy.first:
