@@ -54,12 +54,28 @@ def _tool_table(path: Path, table: dict) -> ToolTable:
             candidate = path.parent / value
             out.regime = str(candidate) if candidate.exists() or value.endswith((".yaml", ".yml")) else value
         elif name in ("probe", "verdict") and isinstance(value, dict):
-            out.overrides += [f"{name}.{k}={_yaml_scalar(v)}" for k, v in value.items()]
+            for key, item in value.items():
+                override = f"{name}.{key}={_yaml_scalar(item)}"
+                _check(path, name, key, override)
+                out.overrides.append(override)
         else:
             raise ConfigError(
                 f"{path}: [tool.collapse-doctor] {name}: unknown key (config, seeds, jobs, regime, [probe], [verdict])"
             )
     return out
+
+
+def _check(path: Path, section: str, key: str, override: str) -> None:
+    """A bad value here is the pyproject's, not a --set the user typed: say where it is."""
+    from collapse_doctor.config import parse_config
+
+    try:
+        parse_config({}, source=str(path), overrides=[override])
+    except ConfigError as exc:
+        message = exc.problems[0] if getattr(exc, "problems", None) else str(exc)
+        prefix = f"--set {section}.{key}: "
+        reason = message[len(prefix) :] if message.startswith(prefix) else message
+        raise ConfigError(f"{path}: [tool.collapse-doctor.{section}] {key}: {reason}") from None
 
 
 def _yaml_scalar(value) -> str:

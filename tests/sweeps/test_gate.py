@@ -280,3 +280,20 @@ def test_jobs_above_the_cpu_count_are_capped_with_a_note(capsys):
     cpus = os.cpu_count() or 1
     assert worker_count(cpus + 5) == cpus and "more than this machine's" in capsys.readouterr().err
     assert worker_count(cpus + 5, "ray") == cpus + 5 and worker_count(None) == cpus
+
+
+@pytest.mark.parametrize(
+    "table, message",
+    [
+        ("[tool.collapse-doctor.probe]\nsteps = -5\n", "[tool.collapse-doctor.probe] steps: must be >= 1"),
+        ("[tool.collapse-doctor.verdict]\nlearned_acc = 'high'\n", "[tool.collapse-doctor.verdict] learned_acc:"),
+        ("[tool.collapse-doctor.probe]\nstepz = 5\n", "[tool.collapse-doctor.probe] stepz: unknown key"),
+    ],
+)
+def test_a_bad_value_in_the_tool_table_names_pyproject_and_its_key_not_set(tmp_path, table, message):
+    """Issue 24, item 4: the user wrote it in pyproject.toml, not on the command line."""
+    (tmp_path / "pyproject.toml").write_text("[tool.collapse-doctor]\n" + table)
+    with pytest.raises(ConfigError) as caught:
+        find_tool_table(tmp_path)
+    text = str(caught.value)
+    assert text.startswith(str(tmp_path / "pyproject.toml")) and message in text and "--set" not in text
