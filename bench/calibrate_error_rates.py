@@ -22,35 +22,16 @@ from __future__ import annotations
 
 import argparse
 import random
+import sys
+from pathlib import Path
 
 from collapse_doctor.judge.measures import MeasureRule, compare
 from collapse_doctor.judge.stats import holm
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from false_alarm import exact_false_alarm  # noqa: E402
+
 ALPHA, MIN_DELTA = 0.05, 0.474
-
-
-def exact_false_alarm(k: int) -> float:
-    """The rule's exact false-alarm rate at k v k seeds: under the null every arrangement of the 2k ranks is
-    equally likely, so count, over the exact null distribution of U (pairs where the bad side is higher),
-    the arrangements with p < alpha and Cliff's delta >= 0.474 (no ties)."""
-    from functools import lru_cache
-    from math import comb
-
-    @lru_cache(maxsize=None)
-    def count(n: int, m: int, u: int) -> int:
-        if u < 0:
-            return 0
-        if n == 0 or m == 0:
-            return 1 if u == 0 else 0
-        return count(n - 1, m, u - m) + count(n, m - 1, u)
-
-    total, below, hits = comb(2 * k, k), 0, 0
-    for u in range(k * k + 1):
-        c = count(k, k, u)
-        below += c
-        if below / total < ALPHA and 1 - 2 * u / (k * k) >= MIN_DELTA:
-            hits += c
-    return hits / total
 
 
 def separates(bad: list[float], good: list[float]) -> tuple[float, float]:
@@ -87,7 +68,9 @@ def main() -> None:
     print("| seeds a side | " + " | ".join(str(k) for k in (4, 5, 6, 7, 8, 9, 10)) + " |")
     print("|---|" + "---|" * 7)
     print(
-        "| false alarms | " + " | ".join(f"{100 * exact_false_alarm(k):.2f} %" for k in (4, 5, 6, 7, 8, 9, 10)) + " |"
+        "| false alarms | "
+        + " | ".join(f"{100 * exact_false_alarm(MeasureRule(), k):.2f} %" for k in (4, 5, 6, 7, 8, 9, 10))
+        + " |"
     )
     print()
     print(f"family-wise false-alarm rate under the null, {args.trials} simulated calibrations each")

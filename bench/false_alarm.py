@@ -61,13 +61,28 @@ def main() -> None:
 
 
 def exact_false_alarm(rule: MeasureRule, k: int) -> float:
-    """P(bad) when both sets come from one distribution: every split of 2k distinct ranks is equally likely."""
-    from itertools import combinations
+    """P(bad) when both sets of k seeds come from one distribution. Every arrangement of the 2k ranks is
+    equally likely and, without ties, the rule's decision depends on the arrangement only through U (the
+    pairs where the candidate is higher): count arrangements per U (exact null distribution, by
+    recursion) and add those whose p < alpha and Cliff's delta >= min_delta."""
+    from functools import lru_cache
+    from math import comb
 
-    ranks = list(range(2 * k))
-    splits = list(combinations(ranks, k))
-    bad = sum(1 for c in splits if rule.decide([float(v) for v in c], [float(v) for v in ranks if v not in c]) == "bad")
-    return bad / len(splits)
+    @lru_cache(maxsize=None)
+    def count(n: int, m: int, u: int) -> int:
+        if u < 0:
+            return 0
+        if n == 0 or m == 0:
+            return 1 if u == 0 else 0
+        return count(n - 1, m, u - m) + count(n, m - 1, u)
+
+    total, below, hits = comb(2 * k, k), 0, 0
+    for u in range(k * k + 1):
+        c = count(k, k, u)
+        below += c
+        if below / total < rule.alpha and 1 - 2 * u / (k * k) >= rule.min_delta:
+            hits += c
+    return hits / total
 
 
 if __name__ == "__main__":

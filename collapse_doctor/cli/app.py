@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console, ConsoleDimensions
+from rich.console import Console
 from rich.text import Text
 
 from collapse_doctor import __version__
@@ -33,31 +33,21 @@ app = typer.Typer(
 )
 
 
-class _Console(Console):
+def _width(stream) -> int | None:
     """Rich wraps at 80 columns when output is not a terminal (CI logs, pipes); tables then split every
-    row over several lines and long paths are cut. Off a terminal use $COLUMNS, else a width that keeps
-    one row per line. Decided when printing, from the stream then in use (a redirected or captured
-    stdout is often not the one there was at import)."""
-
-    @property
-    def size(self) -> ConsoleDimensions:
-        if self.is_terminal or self._width is not None:
-            return super().size
-        columns = os.environ.get("COLUMNS", "")
-        width = int(columns) if columns.isdigit() and int(columns) > 0 else 200
-        return ConsoleDimensions(width, super().size.height)
-
-    @size.setter
-    def size(self, new_size: tuple[int, int]) -> None:
-        Console.size.fset(self, new_size)
+    row over several lines. Off a terminal use $COLUMNS, else a width that keeps one row per line."""
+    if stream.isatty():
+        return None
+    columns = os.environ.get("COLUMNS", "")
+    return int(columns) if columns.isdigit() and int(columns) > 0 else 200
 
 
 # markup=False: no string is ever read as markup, so text a user controls prints as it is (styling goes
 # through rich Text, cli/format.py: styled).
-out = _Console(markup=False)  # results
+out = Console(width=_width(sys.stdout), markup=False)  # results
 
 
-err = _Console(stderr=True, markup=False)  # progress, warnings, errors
+err = Console(stderr=True, width=_width(sys.stderr), markup=False)  # progress, warnings, errors
 
 
 class ProbeLines:

@@ -128,11 +128,13 @@ def render_ablation(console: Console, result) -> None:
         console.print(f"not ablated: {what}: {why}", style="dim", highlight=False)
 
 
+def fg_aucs(summaries) -> list[float]:
+    """The primary measure of each seed that has one: the dots of an HTML report's summary picture."""
+    return [x for s in summaries if (x := (s.measures or {}).get("fg_auc")) is not None]
+
+
 def ablation_html(result) -> str:
     from collapse_doctor.cli.html import page, plot, runs_of, strip
-
-    def auc(v) -> list[float]:
-        return [x for s in v.seeds if (x := (s.measures or {}).get("fg_auc")) is not None]
 
     marks: dict[str, str] = {}
     for c in result.claims:
@@ -151,8 +153,8 @@ def ablation_html(result) -> str:
     claims = [f"{c.variant}: {c.text}" for c in result.claims if c.significant]
     base = next((v for v in result.variants if v.name == "base"), None)
     summary = strip(
-        [(v.name, auc(v), marks.get(v.name, "")) for v in result.variants],
-        auc(base) if base is not None else [],
+        [(v.name, fg_aucs(v.seeds), marks.get(v.name, "")) for v in result.variants],
+        fg_aucs(base.seeds) if base is not None else [],
         "the minimal base's seeds",
     )
     answer = "; ".join(claims) if claims else "no variant differs from its reference at the chosen alpha"
@@ -168,16 +170,13 @@ def calibration_html(result) -> str:
     from collapse_doctor.cli.html import page, plot, runs_of, strip
     from collapse_doctor.sweeps.calibrate import counts
 
-    def auc(summaries) -> list[float]:
-        return [x for s in summaries if (x := (s.measures or {}).get("fg_auc")) is not None]
-
     rows, sections = [], []
     for r in result.results:
         name = r.regime.name
-        rows.append((f"{name}: good", auc(r.good), "good" if r.usable else "not usable"))
+        rows.append((f"{name}: good", fg_aucs(r.good), "good" if r.usable else "not usable"))
         if r.bad:
             mark = f"separates, p {r.p:.3g}" if r.separates else "does not separate"
-            rows.append((f"{name}: bad", auc(r.bad), mark))
+            rows.append((f"{name}: bad", fg_aucs(r.bad), mark))
         for side, summaries in (("good", r.good), ("bad", r.bad)):
             if summaries:
                 series, events, axis = runs_of(summaries)
@@ -190,7 +189,7 @@ def calibration_html(result) -> str:
         mark = f"{'confirmed' if c['confirmed'] else 'NOT confirmed'}, p {c['p']:.3g}"
         rows.append((f"{result.chosen.regime.name}: bad, seeds {fresh}", list(c["bad_fg_auc"]), mark))
     reference = result.chosen or next((r for r in result.results if r.usable), None)
-    band = auc(reference.good) if reference is not None else []
+    band = fg_aucs(reference.good) if reference is not None else []
     summary = strip(rows, band, f"{reference.regime.name}'s good seeds" if reference is not None else "no reference")
     if result.chosen is not None:
         r = result.chosen
@@ -307,19 +306,16 @@ def bisect_html(result) -> str:
     commit's curves (phase 2 only under a warm start)."""
     from collapse_doctor.cli.html import page, plot, runs_of, strip
 
-    def auc(judgement) -> list[float]:
-        return [x for s in judgement.summaries if (x := (s.measures or {}).get("fg_auc")) is not None]
-
     rows, sections = [], []
     for index, judgement in sorted(result.judgements.items()):
         first = result.segments[index].first.info
         name = f"{first.short} {first.subject}"
-        rows.append((name, auc(judgement), result.classes.get(index) or judgement.decision))
+        rows.append((name, fg_aucs(judgement.summaries), result.classes.get(index) or judgement.decision))
         if judgement.summaries:
             series, events, axis = runs_of(judgement.summaries)
             sections.append((name, judgement.counts_text(), plot(series, events, name, axis)))
     good = result.judgements.get(0)
-    summary = strip(rows, auc(good) if good is not None else [], "the good endpoint's seeds")
+    summary = strip(rows, fg_aucs(good.summaries) if good is not None else [], "the good endpoint's seeds")
     intro = f"{result.repo}, config {result.config_path}; {result.message}."
     if result.auto_regime is not None and result.auto_regime.regime is not None:
         intro += " " + result.auto_regime.line()

@@ -183,7 +183,11 @@ class MeasureRule:
         )
 
     def decide(self, candidate: list[float | None], reference: list[float | None]) -> str | None:
-        c = self.compare(candidate, reference)
+        return self.decision(self.compare(candidate, reference))
+
+    @staticmethod
+    def decision(c: Comparison) -> str | None:
+        """bad / good / None (undecided) from a comparison this rule made."""
         if not c.candidate or not c.reference or c.worse is None:
             return None
         return "bad" if c.worse else "good"

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from collapse_doctor.errors import ConfigError
 from collapse_doctor.experiments.regimes import GRID, REGIME_SECTIONS, Regime, is_warm, regime_yaml, warm_variant
 from collapse_doctor.judge.measures import PRIMARY, compare
-from collapse_doctor.judge.stats import fisher_exact, holm
+from collapse_doctor.judge.stats import fisher_exact
 from collapse_doctor.judge.verdict import is_good
 from collapse_doctor.sweeps.executors import Executor
 from collapse_doctor.sweeps.jobs import ProbeJob, ProbeSummary
@@ -311,7 +311,7 @@ def run_calibration(
             sum(1 for s in r.good if is_good(s.label) is False),
             len(r.good),
         )
-        r.p_holm = holm([r.p])[0]
+        r.p_holm = r.p  # one test: nothing to adjust
         r.separates = r.p_holm < alpha and r.delta is not None and r.delta >= min_delta
         if r.separates:
             result.chosen = r

@@ -292,12 +292,10 @@ def _against(
             summaries = summaries + run_jobs(rest[:workers], jobs=workers, cache_dir=cache_dir, progress=progress)
             rest = rest[workers:]
     rule = MeasureRule()
-    decision = rule.decide(
-        [s.measures.get(rule.measure) for s in summaries], [s.measures.get(rule.measure) for s in reference]
-    )
     c = rule.compare(
         [s.measures.get(rule.measure) for s in summaries], [s.measures.get(rule.measure) for s in reference]
     )
+    decision = rule.decision(c)
     comparison = {
         "against": str(against),
         "rule": rule.text(),
