@@ -2,7 +2,9 @@
 run it), how it is run (`execute`), and the summary that comes back and is cached.
 
 Every probe fixes its own thread count (probe.threads), so a probe gives the same numbers in a worker
-process as in the main one, and parallel sweeps equal serial ones.
+process as in the main one, and parallel sweeps equal serial ones. A job carries the code fingerprint of
+the process that keyed it; a worker whose code differs (a source file edited while the sweep ran: a
+spawned worker imports the new file) refuses it, since its result would be cached under the old code's key.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from collapse_doctor.config import LoadedConfig, load_config, parse_config_text
-from collapse_doctor.experiments.identity import probe_key
+from collapse_doctor.errors import RunError
+from collapse_doctor.experiments.identity import code_fingerprint, probe_key
 from collapse_doctor.experiments.presets import PRESETS, apply_preset
 from collapse_doctor.experiments.probe import ProbeResult, resolve_device, run_probe
 from collapse_doctor.experiments.seed_batch import run_seed_batch
@@ -39,6 +42,8 @@ class ProbeJob:
         None  # warm start: the base is this job's config with these overrides instead
     )
     seed_batch: tuple[int, ...] | None = None  # run with these seeds as one vectorised model (train/seed_batch.py)
+    # The code of the process that made the job (and keys it); compare=False: it is not part of the probe's identity
+    code: str = field(default_factory=code_fingerprint, compare=False)
 
     def load(self) -> LoadedConfig:
         return _load_with(self, list(self.overrides))
@@ -144,10 +149,24 @@ class ProbeSummary:
         )
 
 
+class CodeChanged(RunError):
+    """A worker runs other code than the process that keyed its job."""
+
+
+def check_code(job: ProbeJob) -> None:
+    if job.code != code_fingerprint():
+        raise CodeChanged(
+            "collapse_doctor's source changed on disk while this sweep ran (or a worker runs another installation): "
+            "its probes would be cached under the code that started the sweep. The probes finished so far are "
+            "cached; run the command again to go on with the code as it is now"
+        )
+
+
 def execute(job: ProbeJob, key: str, metrics_dir: str, worker: dict | None = None) -> dict:
     """Run one probe (in this process, a worker process or a Ray task) and return its summary as JSON.
     metrics_dir is the cache's metrics folder; a warm start's phase-1 checkpoint goes beside it, under the
     same cache directory (--cache-dir)."""
+    check_code(job)
     result = run_probe(
         job.load(),
         preset=job.preset,
@@ -168,6 +187,7 @@ def execute_seed_batch(group: list[tuple[ProbeJob, str]], metrics_dir: str, work
     The whole batch runs even when some of its seeds are cached (after an interrupted sweep), because
     a seed's rows depend on every seed in its batch; only the group's summaries come back."""
     first = group[0][0]
+    check_code(first)
     seeds = list(first.seed_batch or [job.seed for job, _ in group])
     base = tuple(o for o in first.overrides if not o.startswith("probe.seed="))
     siblings = {seed: replace(first, overrides=(*base, f"probe.seed={seed}")) for seed in seeds}

@@ -8,6 +8,8 @@ import json
 import shutil
 from pathlib import Path
 
+import pytest
+
 from collapse_doctor.config import load_config
 from collapse_doctor.experiments.identity import code_fingerprint, data_fingerprint, probe_key
 from collapse_doctor.sweeps.cache import ProbeCache
@@ -76,3 +78,25 @@ def test_warm_start_checkpoints_live_under_the_cache_dir(tmp_path, monkeypatch):
     (summary,) = run_jobs([job], cache_dir=tmp_path / "cache")
     assert summary.warm_start is not None
     assert list((tmp_path / "cache" / "warm").glob("*.pt")) and not (tmp_path / "user").exists()
+
+
+def test_a_worker_that_imports_edited_code_refuses_the_job(tmp_path, monkeypatch):
+    """A source file edited while a sweep runs: the next spawned worker imports it. Its result would be cached
+    under the key of the code that started the sweep (and its warm-start checkpoint under a key of its own),
+    so the worker refuses the job and the sweep stops, caching nothing for it."""
+    import collapse_doctor
+    from collapse_doctor.sweeps.jobs import CodeChanged, ProbeJob
+    from collapse_doctor.sweeps.runner import run_jobs
+
+    edited = tmp_path / "edited"
+    shutil.copytree(Path(collapse_doctor.__file__).parent, edited / "collapse_doctor")
+    with (edited / "collapse_doctor" / "encoding.py").open("a") as handle:
+        handle.write("\n# an edit made while the sweep runs\n")
+    # spawn hands the parent's sys.path to its workers: with the copy first, a worker imports the edited code
+    monkeypatch.syspath_prepend(str(edited))
+    jobs = [
+        ProbeJob(str(OLD), ("probe.steps=1", f"probe.seed={seed}"), "tiny", "arc-agi-1", None, "cpu") for seed in (0, 1)
+    ]
+    with pytest.raises(CodeChanged, match="source changed on disk while this sweep ran"):
+        run_jobs(jobs, jobs=2, cache_dir=tmp_path / "cache")
+    assert not list((tmp_path / "cache").glob("*.json"))
