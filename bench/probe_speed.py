@@ -149,7 +149,7 @@ def denormal_table(steps: int, case: str) -> None:
         outputs[flush] = rows
         same = "" if flush else str(outputs[True] == rows)
         print(
-            f"{str(flush):6} {result.report['timing']['seconds']:8.1f} {sum(half) / len(half):16.3f} "
+            f"{str(flush):6} {result.report.timing.seconds:8.1f} {sum(half) / len(half):16.3f} "
             f"{result.verdict.label:>10} {same:>10}"
         )
     torch.set_flush_denormal(False)

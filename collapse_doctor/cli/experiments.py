@@ -37,6 +37,7 @@ from collapse_doctor.errors import CollapseDoctorError
 
 if TYPE_CHECKING:  # the inspection module builds models (torch); the command imports it when it runs
     from collapse_doctor.experiments.inspection import InspectReport
+    from collapse_doctor.experiments.run_setup import ProbeReport
 
 
 @app.command("inspect", epilog=EXIT_CODES_HELP)
@@ -105,7 +106,7 @@ def probe_command(
             on_row=progress.on_row,
             on_start=progress.on_start,
         )
-    emit(json_path, lambda: result.report, lambda: render_probe(out, result.report, result.rows))
+    emit(json_path, result.report.to_json, lambda: render_probe(out, result.report, result.rows))
     raise typer.Exit(int(result.verdict.exit_code))
 
 
@@ -206,16 +207,16 @@ def render_inspect(console: Console, report: InspectReport) -> None:
     )
 
 
-def render_probe(console: Console, report: dict, rows: list[dict]) -> None:
+def render_probe(console: Console, report: ProbeReport, rows: list[dict]) -> None:
     """The final table of a probe (metrics at a few steps and around each activation) and its verdict."""
-    ran, data = report["ran"], report["data"]
+    ran, data, verdict = report.ran, report.data, report.verdict
     metric_rows = [r for r in rows if "event" not in r]
     events = [r for r in rows if "event" in r]
-    if ran["preset_changes"]:
-        changes = Table(title=f"{ran['preset']} preset: what it changed")
+    if ran.preset_changes:
+        changes = Table(title=f"{ran.preset} preset: what it changed")
         for column in ("key", "config", "probe", "why"):
             changes.add_column(column)
-        for c in ran["preset_changes"]:
+        for c in ran.preset_changes:
             changes.add_row(c["key"], str(c["old"]), str(c["new"]), c["why"])
         console.print(changes)
     marks = sorted(
@@ -258,48 +259,44 @@ def render_probe(console: Console, report: dict, rows: list[dict]) -> None:
             "* activations: " + "; ".join(f"step {step}: {', '.join(names)}" for step, names in grouped.items()),
             highlight=False,
         )
-    evidence = report["evidence"]
-    label = report["verdict"]
+    label = verdict.label
     style = VERDICT_STYLE.get(label, "bold")
-    onset = "" if report["onset_step"] is None else f" at step {report['onset_step']}"
-    after = evidence.get("onset_after")
+    onset = "" if verdict.onset_step is None else f" at step {verdict.onset_step}"
+    after = verdict.onset_after
     if after:
         onset += (
             f" ({after['steps_after']} steps after "
             f"{'the start' if after['event'] == 'start' else after['event'] + ' at step ' + str(after['step'])})"
         )
     console.print(styled((label, f"bold {style}"), onset), highlight=False)
-    for reason in report["reasons"]:
+    for reason in verdict.reasons:
         console.print(f"  {reason}", highlight=False)
-    if ran.get("stopped_early"):
-        console.print(
-            f"  {ran['stopped_early']}: saved {ran.get('steps_saved', 0)} of {ran['steps']} steps", highlight=False
-        )
-        if ran.get("activations_not_reached"):
+    if ran.stopped_early:
+        console.print(f"  {ran.stopped_early}: saved {ran.steps_saved} of {ran.steps} steps", highlight=False)
+        if ran.activations_not_reached:
             console.print(
-                f"  not reached before the stop: {', '.join(ran['activations_not_reached'])} (--set "
+                f"  not reached before the stop: {', '.join(ran.activations_not_reached)} (--set "
                 "probe.early_stop_after=null runs them)",
                 highlight=False,
             )
     seen_steps = set()
-    for a in evidence.get("activations", []):
-        if a["step"] > 0 and a["step"] not in seen_steps:
-            seen_steps.add(a["step"])
-            a = {**a, "event": ", ".join(grouped[a["step"]])}
+    for a in verdict.activations:
+        if a.step > 0 and a.step not in seen_steps:
+            seen_steps.add(a.step)
             console.print(
-                f"  {a['event']} at step {a['step']}: FG acc {pct_text(a['fg_acc_before'])} before -> "
-                f"{pct_text(a['fg_acc_after'])} after"
-                + (f" ({change_text(a['relative_fg_drop'])})" if a["relative_fg_drop"] is not None else ""),
+                f"  {', '.join(grouped[a.step])} at step {a.step}: FG acc {pct_text(a.fg_acc_before)} before -> "
+                f"{pct_text(a.fg_acc_after)} after"
+                + (f" ({change_text(a.relative_fg_drop)})" if a.relative_fg_drop is not None else ""),
                 highlight=False,
             )
-    warm = report.get("warm_start")
-    if warm:
+    warm = report.warm_start
+    if warm is not None:
         line = (
-            f"  warm start: phase 1 ({warm['base']}) ran {warm['phase1_steps']} "
-            f"steps{' (from the cache)' if warm.get('phase1_cached') else ''}, "
-            f"{'learned' if warm['phase1_learned'] else 'did not learn'}"
+            f"  warm start: phase 1 ({warm.base}) ran {warm.phase1_steps} "
+            f"steps{' (from the cache)' if warm.phase1_cached else ''}, "
+            f"{'learned' if warm.phase1_learned else 'did not learn'}"
         )
-        copy = warm.get("copy")
+        copy = warm.copy
         if copy:
             line += (
                 f"; {copy['share_copied']:.0%} of the candidate's parameters copied, own init kept in: "
@@ -311,21 +308,21 @@ def render_probe(console: Console, report: dict, rows: list[dict]) -> None:
                     "tensors are copied)"
                 )
         console.print(line, highlight=False, soft_wrap=True)
-    if report.get("ema"):
-        ema = report["ema"]
+    if report.ema:
+        ema = report.ema
         console.print(
             f"  EMA (evaluation only): FG acc raw {pct_text(ema['raw']['fg_acc'])} vs EMA {pct_text(ema['ema']['fg_acc'])}",
             highlight=False,
         )
-    for note in report["notes"]:
+    for note in report.notes:
         console.print(f"  note: {note}", style="dim", highlight=False)
     console.print(
-        f"ran: {ran['config']}  preset {ran['preset']}  seed {ran['seed']}  steps "
-        f"{ran['steps_run']}/{ran['steps']} ({ran['steps_per_epoch']} per epoch)  "
-        f"{ran['device']} {ran['dtype']} threads {ran['threads']}  overrides {ran['overrides'] or 'none'}\n"
-        f"data: {data['source']}, {data['tasks_used']}/{data['tasks']} tasks fit the "
-        f"{data['canvas']}x{data['canvas']} canvas, background share {data['background_share']:.1%}\n"
-        f"metrics: {report['metrics']}  ({report['timing']['seconds']:.0f} s)",
+        f"ran: {ran.config}  preset {ran.preset}  seed {ran.seed}  steps "
+        f"{ran.steps_run}/{ran.steps} ({ran.steps_per_epoch} per epoch)  "
+        f"{ran.device} {ran.dtype} threads {ran.threads}  overrides {ran.overrides or 'none'}\n"
+        f"data: {data.source}, {data.tasks_used}/{data.tasks} tasks fit the "
+        f"{data.canvas}x{data.canvas} canvas, background share {data.background_share:.1%}\n"
+        f"metrics: {report.metrics}  ({report.timing.seconds:.0f} s)",
         style="dim",
         highlight=False,
     )

@@ -118,7 +118,7 @@ def bisect_command(
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     from collapse_doctor.judge.measures import MeasureRule
-    from collapse_doctor.sweeps.bisect import BisectResult, CommandAborted, SeedPolicy, run_bisect
+    from collapse_doctor.sweeps.bisect import BisectResult, BisectSettings, CommandAborted, SeedPolicy, run_bisect
     from collapse_doctor.sweeps.executors import make_executor
 
     if command_timeout is not None and command_timeout <= 0:
@@ -178,12 +178,12 @@ def bisect_command(
                     f" {status.current}",
                 )
 
-            run_bisect(
+            settings = BisectSettings(
                 good_rev=from_rev,
                 bad_rev=to_rev,
                 repo_path=repo_path,
                 config_path=config_path,
-                overrides=[*regime_overrides(regime, warm_start), *overrides],
+                overrides=(*regime_overrides(regime, warm_start), *overrides),
                 preset=preset,
                 steps=steps,
                 policy=SeedPolicy(seeds, max_seeds),
@@ -195,12 +195,10 @@ def bisect_command(
                 cache_dir=cache_dir,
                 data=data,
                 device=device,
-                progress=progress,
-                result=result,
-                executor=runner,
                 rule=MeasureRule() if by == "measure" else None,
                 auto_regime=auto_regime,
             )
+            run_bisect(settings, progress=progress, result=result, executor=runner)
     except CommandAborted as exc:
         result.outcome, result.message = "aborted", exc.problems[0]
     except CollapseDoctorError as exc:
@@ -234,19 +232,13 @@ def diff_command(
 ) -> None:
     """Side-by-side table of the config keys that differ between two revisions, read from git objects (nothing is checked out)."""
     from collapse_doctor.config.diff import diff_raw, parse_raw
-    from collapse_doctor.errors import GitError
-    from collapse_doctor.sweeps.gitrepo import choose_config_path, open_repo, read_file, resolve
+    from collapse_doctor.sweeps.gitrepo import choose_config_path, config_at, open_repo, resolve
 
     repo = open_repo(repo_path)
     a, b = resolve(repo, rev_a), resolve(repo, rev_b)
-    path = choose_config_path(repo, b, config_path)
-    texts = []
-    for rev, commit in ((rev_a, a), (rev_b, b)):
-        text = read_file(commit, path)
-        if text is None:
-            raise GitError(f"{rev} ({commit.hexsha[:7]}): no file {path}")
-        texts.append(parse_raw(text, f"{commit.hexsha[:7]}:{path}"))
-    changes = diff_raw(*texts)
+    path = choose_config_path(repo, b, config_path)  # the bad side's path names the file on both sides
+    sides = [config_at(repo, rev, path) for rev in (rev_a, rev_b)]
+    changes = diff_raw(*(parse_raw(side.text, side.label) for side in sides))
     emit(
         json_path,
         lambda: {"a": a.hexsha, "b": b.hexsha, "config": path, "changes": [c.to_json() for c in changes]},

@@ -29,8 +29,8 @@ def runs_of(summaries) -> tuple[list[tuple[int, list[dict]]], list[dict], str]:
     def shifted(rows: list[dict], start: int) -> list[dict]:
         return [{**r, "step": r["step"] - start} for r in rows if r["step"] >= start]
 
-    runs = [(s.seed, shifted(s.series, int((s.warm_start or {}).get("phase1_steps") or 0))) for s in summaries]
-    start = int(summaries[0].warm_start.get("phase1_steps") or 0)
+    runs = [(s.seed, shifted(s.series, s.warm_start.phase1_steps if s.warm_start else 0)) for s in summaries]
+    start = summaries[0].warm_start.phase1_steps
     return runs, [e for e in shifted(summaries[0].events, start) if e["step"] > 0], "phase-2 step"
 
 

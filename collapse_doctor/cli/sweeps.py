@@ -283,15 +283,8 @@ def _config_source(spec: str, repo_path: Optional[Path], config_path: Optional[s
         note_unused_keys(load_config(path))  # a bad file fails here, before any probe
         return ConfigSource(str(path), path=str(path))
     from collapse_doctor.config import parse_config_text
-    from collapse_doctor.errors import GitError
-    from collapse_doctor.sweeps.gitrepo import choose_config_path, open_repo, read_file, resolve
+    from collapse_doctor.sweeps.gitrepo import config_at, open_repo
 
-    repo = open_repo(repo_path)
-    commit = resolve(repo, spec)
-    path = choose_config_path(repo, commit, config_path)
-    text = read_file(commit, path)
-    if text is None:
-        raise GitError(f"{spec} ({commit.hexsha[:7]}): no file {path}")
-    label = f"{commit.hexsha[:7]}:{path}"
-    note_unused_keys(parse_config_text(text, source=label))
-    return ConfigSource(label, text=text)
+    config = config_at(open_repo(repo_path), spec, config_path)
+    note_unused_keys(parse_config_text(config.text, source=config.label))
+    return ConfigSource(config.label, text=config.text)

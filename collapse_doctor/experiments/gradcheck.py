@@ -24,9 +24,8 @@ import torch
 
 from collapse_doctor.config import LoadedConfig, load_config
 from collapse_doctor.config.schedule import FULL_STAGE, Stage
-from collapse_doctor.data.arc import load_tasks, usable_tasks
 from collapse_doctor.data.stream import Batch, SampleStream
-from collapse_doctor.errors import CollapseDoctorError, DataError
+from collapse_doctor.errors import CollapseDoctorError
 from collapse_doctor.experiments.grad_compare import (
     TOLERANCES,
     ModuleDiff,
@@ -35,8 +34,7 @@ from collapse_doctor.experiments.grad_compare import (
     by_module,
     compare_grads,
 )
-from collapse_doctor.experiments.presets import PRESETS, apply_preset
-from collapse_doctor.experiments.probe import configure_cpu
+from collapse_doctor.experiments.run_setup import prepare_run
 from collapse_doctor.model.rlan import RLAN, build_model
 from collapse_doctor.train.losses import stablemax_cross_entropy
 
@@ -377,15 +375,12 @@ def grad_check(
         raise CollapseDoctorError(f"--dtype {dtype!r}: expected one of {', '.join(TOLERANCES)}")
     if loaded is None:
         loaded = load_config(None, ALL_MODULES_ON)
-    config, _ = apply_preset(loaded, PRESETS["tiny"])
-    configure_cpu(config.probe)
+    setup = prepare_run(loaded, preset="tiny", device="cpu", data=data)
+    config = setup.config
     torch.manual_seed(seed)
     model = build_model(config)
     model.solver.gradient_checkpointing = False
-    tasks = usable_tasks(load_tasks(data), config.data, config.model.max_grid_size)
-    if not tasks:
-        raise DataError(f"{data}: no task fits the {config.model.max_grid_size}x{config.model.max_grid_size} canvas")
-    batch = SampleStream(tasks, config, seed).batch(0, batch_size)
+    batch = SampleStream(setup.tasks, config, seed).batch(0, batch_size)
 
     cases = seed_cases(model)
     modes: dict[str, dict[str, Comparison]] = {mode: {} for mode in MODES}

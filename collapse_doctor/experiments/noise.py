@@ -17,12 +17,10 @@ import torch
 
 from collapse_doctor.config import LoadedConfig
 from collapse_doctor.config.schedule import FULL_STAGE
-from collapse_doctor.data.arc import background_stats, load_tasks, usable_tasks
+from collapse_doctor.data.arc import background_stats
 from collapse_doctor.data.stream import Batch
 from collapse_doctor.encoding import IGNORE_INDEX, PAD
-from collapse_doctor.errors import DataError
-from collapse_doctor.experiments.presets import PRESETS, apply_preset
-from collapse_doctor.experiments.probe import check_memory, configure_cpu
+from collapse_doctor.experiments.run_setup import prepare_run
 from collapse_doctor.model.injection import CrossAttentionInjector
 from collapse_doctor.model.rlan import RLAN
 from collapse_doctor.train.losses import stablemax_log_probs
@@ -169,15 +167,8 @@ def noise_audit(
     solutions: str | None = None,
     batch_size: int = 8,
 ) -> NoiseReport:
-    config, changes = apply_preset(loaded, PRESETS[preset])
-    check_memory(config, loaded.source)
-    tasks_all = load_tasks(data, solutions)
-    tasks = usable_tasks(tasks_all, config.data, config.model.max_grid_size)
-    if not tasks:
-        raise DataError(
-            f"{data}: none of its tasks fits the {config.model.max_grid_size}x{config.model.max_grid_size} canvas"
-        )
-    configure_cpu(config.probe)
+    setup = prepare_run(loaded, preset=preset, data=data, solutions=solutions)
+    config, tasks = setup.config, setup.tasks
     trainer = Trainer(config, tasks, seed=config.probe.seed, steps_per_epoch=max(1, steps or 1))
     # A fixed evaluation batch far from the training stream's first indices.
     batch = trainer.stream.batch(10**6, batch_size)
@@ -212,5 +203,12 @@ def noise_audit(
         **bg_init,
     }
     return NoiseReport(
-        loaded.source, preset, config.probe.seed, steps, modules, bias, dependence, [vars(c) for c in changes]
+        loaded.source,
+        preset,
+        config.probe.seed,
+        steps,
+        modules,
+        bias,
+        dependence,
+        [vars(c) for c in setup.preset_changes],
     )

@@ -9,76 +9,38 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import platform
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from collapse_doctor import __version__
-from collapse_doctor.config import LoadedConfig, ProbeConfig, config_to_dict
+from collapse_doctor.config import Config, LoadedConfig, config_to_dict
 from collapse_doctor.config.schedule import Schedule
-from collapse_doctor.data.arc import background_stats, load_tasks, usable_tasks
-from collapse_doctor.errors import CollapseDoctorError, DataError
-from collapse_doctor.experiments.identity import default_cache_dir, probe_key, user_cache_dir
-from collapse_doctor.experiments.presets import PRESETS, apply_preset, steps_per_epoch
+from collapse_doctor.experiments.identity import probe_key
+from collapse_doctor.experiments.presets import PRESETS, Change, apply_preset, steps_per_epoch
 from collapse_doctor.experiments.regimes import LONGEST_RECOVERY
+from collapse_doctor.experiments.run_setup import (  # noqa: F401 (ProbeResult: re-exported)
+    ProbeReport,
+    ProbeResult,
+    RunRecord,
+    RunSetup,
+    Timing,
+    WarmStartReport,
+    default_output_dir,
+    default_warm_dir,
+    metrics_name,
+    open_metrics,
+    prepare_run,
+)
 from collapse_doctor.experiments.warm_start import BASE_OFF, MIN_PHASE1_STEPS, phase1_config, run_phase1, transplant
 from collapse_doctor.experiments.warm_start import base_config as warm_base_config
 from collapse_doctor.judge.measures import measure, precursors
 from collapse_doctor.judge.verdict import COLLAPSED, FG_COLLAPSE, INCONCLUSIVE, Verdict, early_stop, judge
-from collapse_doctor.model import build_model
 from collapse_doctor.train.trainer import GradHook, Trainer, step_counts
 
 PHASE2_SEED_OFFSET = 1_000_003  # phase 2 of a warm start draws dropout from seed + this
 StepCallback = Callable[[dict], None]  # called with each metrics row as it is written
-
-
-@dataclass
-class ProbeResult:
-    verdict: Verdict
-    rows: list[dict]
-    metrics_path: Path
-    report: dict = field(default_factory=dict)
-
-
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise CollapseDoctorError("--device cuda: no CUDA device is available (torch.cuda.is_available() is false)")
-    if device not in ("cpu", "cuda"):
-        raise CollapseDoctorError(f"--device {device!r}: expected auto, cpu or cuda")
-    return torch.device(device)
-
-
-def configure_cpu(probe: ProbeConfig) -> None:
-    """Fix the intra-op thread count (results differ between 1 and 2 threads) and flush subnormals."""
-    torch.set_num_threads(probe.threads)
-    torch.set_flush_denormal(probe.flush_denormal)
-
-
-def default_warm_dir() -> Path:
-    """Where phase-1 checkpoints of warm starts go: the user's cache directory."""
-    return default_cache_dir() / "warm"
-
-
-def default_output_dir() -> Path:
-    """Where probe metrics go unless --out says otherwise: the user's cache directory."""
-    return user_cache_dir() / "probes"
-
-
-def versions() -> dict[str, str]:
-    return {
-        "collapse_doctor": __version__,
-        "torch": torch.__version__,
-        "numpy": np.__version__,
-        "python": platform.python_version(),
-    }
 
 
 def run_probe(
@@ -95,43 +57,27 @@ def run_probe(
     grad_hook: GradHook | None = None,
     base_config: LoadedConfig | None = None,
     warm_cache_dir: Path | None = None,
+    applied: tuple[Config, list[Change]] | None = None,
+    base_applied: Config | None = None,
 ) -> ProbeResult:
     """Run one probe and judge it. Seed and steps come from the config (probe.seed, probe.steps; the
-    CLI turns --seed/--steps into overrides so the report lists them)."""
-    if preset not in PRESETS:
-        raise CollapseDoctorError(f"--preset {preset!r}: expected one of {', '.join(PRESETS)}")
-    config, changes = apply_preset(loaded, PRESETS[preset])
-    dev = resolve_device(device)
-    tasks_all = load_tasks(data, solutions)
-    tasks = usable_tasks(tasks_all, config.data, config.model.max_grid_size)
-    if not tasks:
-        raise DataError(
-            f"{data}: none of its {len(tasks_all)} tasks fits the "
-            f"{config.model.max_grid_size}x{config.model.max_grid_size} canvas"
-        )
-    spe = steps_per_epoch(config)
-    notes = []
-    if dev.type == "cpu":
-        configure_cpu(config.probe)
-        if config.device.mixed_precision:
-            notes.append("device.mixed_precision: true applies on CUDA only; this CPU probe runs float32")
-    if dev.type == "cpu":
-        check_memory(config, loaded.source)
-    trainer = Trainer(config, tasks, seed=config.probe.seed, steps_per_epoch=spe, device=dev, grad_hook=grad_hook)
-    dtype = str(trainer.amp_dtype).replace("torch.", "") if trainer.amp_dtype is not None else "float32"
-
-    out_dir = Path(out_dir) if out_dir is not None else default_output_dir()
-    # The resolved config's hash in the name: two probes that differ only in --set never share a file.
-    name = (
-        name
-        or f"{Path(loaded.source).stem}-{preset}-seed{config.probe.seed}-{probe_key(config, preset, data, solutions, str(dev))[:8]}"
+    CLI turns --seed/--steps into overrides so the report lists them). applied / base_applied: the
+    config (and the base) with the preset already applied, when the caller has them (a sweep's job)."""
+    setup = prepare_run(loaded, preset=preset, device=device, data=data, solutions=solutions, applied=applied)
+    config, dev = setup.config, setup.device
+    trainer = Trainer(
+        config,
+        setup.tasks,
+        seed=config.probe.seed,
+        steps_per_epoch=setup.steps_per_epoch,
+        device=dev,
+        grad_hook=grad_hook,
     )
+    if name is None:
+        name = metrics_name(setup, config.probe.seed, probe_key(config, preset, data, solutions, str(dev)))
+    out_dir = Path(out_dir) if out_dir is not None else default_output_dir()
     metrics_path = out_dir / f"{name}.jsonl"
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        handle = metrics_path.open("w", encoding="utf-8")
-    except OSError as exc:
-        raise CollapseDoctorError(f"{metrics_path}: cannot write metrics: {exc.strerror or exc}") from None
+    (handle,) = open_metrics([metrics_path])
 
     warm = config.probe.warm_start_steps
     if on_start is not None:
@@ -142,51 +88,82 @@ def run_probe(
     warm_report = None
     with handle:
         if warm:
-            base = apply_preset(base_config, PRESETS[preset])[0] if base_config is not None else config
-            phase1_cfg = phase1_config(warm_base_config(base), config)
-            path = (
-                Path(warm_cache_dir or default_warm_dir())
-                / f"{probe_key(phase1_cfg, preset, data, solutions, str(dev))}.pt"
-            )
-            phase1 = run_phase1(
-                phase1_cfg,
-                lambda c: Trainer(c, tasks, seed=c.probe.seed, steps_per_epoch=steps_per_epoch(c), device=dev),
-                path,
-            )
-            for row in phase1.rows:
-                handle.write(json.dumps({**row, "phase": 1}, sort_keys=True) + "\n")
-                if "event" not in row and on_row is not None:
-                    on_row(row)
-            level = _window_fg(phase1.rows[-config.verdict.window_before :])
-            warm_report = {
-                "base": _base_name(base_config, loaded),
-                "phase1_steps": phase1.steps,
-                "phase1_learned": phase1.learned,
-                "phase1_fg_level": level,
-                "phase1_cached": phase1.cached,
-                "phase1_checkpoint": str(path),
-            }
-            if phase1.learned:
-                trainer.first_step = phase1.steps
-                copy = transplant(phase1, trainer, config, phase1_cfg)
-                warm_report["copy"] = copy.to_json()
-                switch = {
-                    "step": phase1.steps,
-                    "epoch": 0.0,
-                    "event": f"warm start: {copy.share_copied:.0%} of parameters copied from phase 1",
-                }
-                rows.append(switch)
-                handle.write(json.dumps(switch, sort_keys=True) + "\n")
-                # Phase 1 moved the global RNG only when it trained (not when it came from the cache):
-                # reseed, so phase 2's dropout is the same either way.
-                torch.manual_seed(config.probe.seed + PHASE2_SEED_OFFSET)
-        if not warm or warm_report["phase1_learned"]:
+            base = base_applied or (apply_preset(base_config, PRESETS[preset])[0] if base_config else config)
+            warm_report = _phase_one(setup, trainer, base, base_config, warm_cache_dir, solutions, rows, handle, on_row)
+        if warm_report is None or warm_report.phase1_learned:
             stopped_early = _train(trainer, config, rows, handle, on_row, phase=2 if warm else None)
     elapsed = time.perf_counter() - started
     verdict = judge(rows, config.verdict)
     if warm_report is not None:
         verdict = warm_verdict(verdict, rows, warm_report, config)
+    report = _report(setup, trainer, verdict, rows, stopped_early, elapsed, metrics_path)
+    report.warm_start = warm_report
+    return ProbeResult(verdict, rows, metrics_path, report)
+
+
+def _phase_one(
+    setup: RunSetup,
+    trainer: Trainer,
+    base: Config,
+    base_config: LoadedConfig | None,
+    warm_cache_dir: Path | None,
+    solutions: str | None,
+    rows: list[dict],
+    handle,
+    on_row: StepCallback | None,
+) -> WarmStartReport:
+    """A warm start's phase 1: train the base (after the preset; base_config names it) or load its
+    checkpoint, write its rows, and copy it into the candidate's trainer when it learned."""
+    config, dev, preset = setup.config, setup.device, setup.preset
+    phase1_cfg = phase1_config(warm_base_config(base), config)
+    key = probe_key(phase1_cfg, preset, setup.data, solutions, str(dev))
+    path = Path(warm_cache_dir or default_warm_dir()) / f"{key}.pt"
+    phase1 = run_phase1(
+        phase1_cfg,
+        lambda c: Trainer(c, setup.tasks, seed=c.probe.seed, steps_per_epoch=steps_per_epoch(c), device=dev),
+        path,
+    )
+    for row in phase1.rows:
+        handle.write(json.dumps({**row, "phase": 1}, sort_keys=True) + "\n")
+        if "event" not in row and on_row is not None:
+            on_row(row)
+    report = WarmStartReport(
+        base=_base_name(base_config, setup.loaded),
+        phase1_steps=phase1.steps,
+        phase1_learned=phase1.learned,
+        phase1_fg_level=_window_fg(phase1.rows[-config.verdict.window_before :]),
+        phase1_cached=phase1.cached,
+        phase1_checkpoint=str(path),
+    )
+    if phase1.learned:
+        trainer.first_step = phase1.steps
+        copy = transplant(phase1, trainer, config, phase1_cfg)
+        report.copy = copy.to_json()
+        switch = {
+            "step": phase1.steps,
+            "epoch": 0.0,
+            "event": f"warm start: {copy.share_copied:.0%} of parameters copied from phase 1",
+        }
+        rows.append(switch)
+        handle.write(json.dumps(switch, sort_keys=True) + "\n")
+        # Phase 1 moved the global RNG only when it trained (not when it came from the cache):
+        # reseed, so phase 2's dropout is the same either way.
+        torch.manual_seed(config.probe.seed + PHASE2_SEED_OFFSET)
+    return report
+
+
+def _report(
+    setup: RunSetup,
+    trainer: Trainer,
+    verdict: Verdict,
+    rows: list[dict],
+    stopped_early: str | None,
+    elapsed: float,
+    metrics_path: Path,
+) -> ProbeReport:
+    config = setup.config
     metric_rows = [r for r in rows if "event" not in r]
+    notes = list(setup.notes)
     if verdict.label in (COLLAPSED, FG_COLLAPSE) and verdict.onset_step is not None:
         age = len([r for r in metric_rows if r["step"] >= verdict.onset_step])
         if age < LONGEST_RECOVERY:
@@ -198,95 +175,34 @@ def run_probe(
                 "compare against a good config in a calibrated regime (collapse-doctor calibrate, --regime) or with "
                 "--warm-start"
             )
+    spe = setup.steps_per_epoch
     not_reached = [
         f"{name} (step {epoch * spe})"
         for epoch, name in Schedule.from_config(config).events()
         if epoch * spe >= len(metric_rows)
     ]
-    report = {
-        **verdict_fields(verdict),
-        "ran": {
-            "config": loaded.source,
-            "overrides": list(loaded.overrides),
-            "preset": preset,
-            "preset_changes": [vars(c) for c in changes],
-            "seed": config.probe.seed,
-            "steps": config.probe.steps,
-            "steps_run": len(metric_rows),
-            "steps_per_epoch": spe,
-            "device": str(dev),
-            "dtype": dtype,
-            "threads": torch.get_num_threads() if dev.type == "cpu" else None,
-            "flush_denormal": config.probe.flush_denormal if dev.type == "cpu" else None,
-            "stopped_early": stopped_early,
-            "steps_saved": config.probe.steps - len(metric_rows),
-            "activations_not_reached": not_reached if stopped_early else [],
-            "skipped_steps": trainer.skipped_steps,
-        },
-        "data": data_fields(data, tasks_all, tasks, config.model.max_grid_size),
-        "unused_keys": [vars(u) for u in loaded.unused_keys],
-        "notes": notes,
-        "versions": versions(),
-        "timing": {"seconds": elapsed, "steps_per_second": len(metric_rows) / elapsed if elapsed > 0 else None},
-        "metrics": str(metrics_path),
-        "measures": measure(rows, config.verdict, first_step=trainer.first_step, budget=config.probe.steps).to_json(),
-        "precursors": precursors(rows),
-        "config": config_to_dict(config),
-    }
-    if warm_report is not None:
-        report["warm_start"] = warm_report
-    if trainer.ema is not None:
-        report["ema"] = ema_comparison(trainer)
-    return ProbeResult(verdict, rows, metrics_path, report)
-
-
-def verdict_fields(verdict: Verdict) -> dict:
-    """The head of every probe report: the verdict and its evidence."""
-    return {
-        "verdict": verdict.label,
-        "onset_step": verdict.onset_step,
-        "good": verdict.good,
-        "reasons": verdict.reasons,
-        "evidence": verdict.to_json(),
-    }
-
-
-def data_fields(data: str, tasks_all: list, tasks: list, canvas: int) -> dict:
-    """What a report says of the data: the source, how many tasks it has and fit the canvas, their background."""
-    return {
-        "source": data,
-        "tasks": len(tasks_all),
-        "tasks_used": len(tasks),
-        "canvas": canvas,
-        "background_share": background_stats(tasks).background_share,
-    }
-
-
-def memory_estimate(config) -> tuple[int, int]:
-    """(parameter bytes for training: weights, gradients and AdamW's two moments in float32; a rough
-    activation estimate: per sample, canvas cells x width x 4 bytes x 40 tensors per solver step)."""
-    with torch.device("meta"):
-        params = sum(p.numel() for p in build_model(config).parameters())
-    m, t = config.model, config.training
-    activations = t.batch_size * m.max_grid_size**2 * m.hidden_dim * 4 * 40 * max(1, m.num_solver_steps)
-    return 16 * params, activations
-
-
-def check_memory(config, source: str) -> None:
-    """Refuse, before allocating, a config whose training cannot fit in this machine's memory."""
-    try:
-        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):
-        return
-    params, activations = memory_estimate(config)
-    if params + activations > total:
-        raise CollapseDoctorError(
-            f"{source}: training this config needs about {(params + activations) / 2**30:.1f} GiB "
-            f"({params / 2**30:.1f} GiB for weights, gradients and AdamW state, ~{activations / 2**30:.1f} GiB of "
-            f"activations at batch {config.training.batch_size}), "
-            f"more than this machine's {total / 2**30:.1f} GiB: lower model.hidden_dim, the batch or the canvas, or "
-            "use a smaller --preset"
-        )
+    dtype = str(trainer.amp_dtype).replace("torch.", "") if trainer.amp_dtype is not None else "float32"
+    return ProbeReport(
+        verdict=verdict,
+        ran=RunRecord.of(
+            setup,
+            config.probe.seed,
+            len(metric_rows),
+            stopped_early,
+            trainer.skipped_steps,
+            dtype=dtype,
+            activations_not_reached=not_reached if stopped_early else [],
+        ),
+        data=setup.data_record(),
+        unused_keys=[vars(u) for u in setup.loaded.unused_keys],
+        notes=notes,
+        timing=Timing(elapsed, len(metric_rows) / elapsed if elapsed > 0 else None),
+        metrics=str(metrics_path),
+        measures=measure(rows, config.verdict, first_step=trainer.first_step, budget=config.probe.steps).to_json(),
+        precursors=precursors(rows),
+        config=config_to_dict(config),
+        ema=ema_comparison(trainer) if trainer.ema is not None else None,
+    )
 
 
 def _train(
@@ -322,19 +238,19 @@ def _base_name(base_config: LoadedConfig | None, loaded: LoadedConfig) -> str:
     return f"{source} with {', '.join(f'{k}={v}' for k, v in BASE_OFF.items())}"
 
 
-def warm_verdict(verdict: Verdict, rows: list[dict], warm: dict, config) -> Verdict:
+def warm_verdict(verdict: Verdict, rows: list[dict], warm: WarmStartReport, config) -> Verdict:
     """A warm start's verdict: INCONCLUSIVE when phase 1 never learned; otherwise phase 2's verdict with
     the switch compared against the level phase 1 reached (and the reference's >= 50 % drop test)."""
-    if not warm["phase1_learned"]:
+    if not warm.phase1_learned:
         return Verdict(
             INCONCLUSIVE,
             None,
             [
-                f"warm start: phase 1 (the base) did not learn within {warm['phase1_steps']} steps (final-window FG "
+                f"warm start: phase 1 (the base) did not learn within {warm.phase1_steps} steps (final-window FG "
                 f"and BG accuracy >= {config.verdict.learned_acc:.0%} with no open collapse"
                 + (
                     f"; judging that needs at least {MIN_PHASE1_STEPS} steps"
-                    if warm["phase1_steps"] < MIN_PHASE1_STEPS
+                    if warm.phase1_steps < MIN_PHASE1_STEPS
                     else ""
                 )
                 + "), so the switch cannot be tested; raise probe.warm_start_steps (or use --warm-start auto) or "
@@ -343,21 +259,16 @@ def warm_verdict(verdict: Verdict, rows: list[dict], warm: dict, config) -> Verd
             0,
             {},
         )
-    level = warm["phase1_fg_level"]
+    level = warm.phase1_fg_level
     after = _window_fg([r for r in rows if "event" not in r][: config.verdict.window_after])
     drop = (level - after) / level if level and after is not None else None
-    warm.update(
-        {
-            "phase2_fg_after": after,
-            "relative_fg_drop": drop,
-            "reference_drop_test": None if drop is None else drop >= 0.5,
-        }
-    )
+    warm.phase2_fg_after, warm.relative_fg_drop = after, drop
+    warm.reference_drop_test = None if drop is None else drop >= 0.5
     final = verdict.final.get("fg_acc")
     text = (
         (
             f"warm start: phase 1 reached FG {level:.1%} (last {config.verdict.window_before} steps of "
-            f"{warm['phase1_steps']}); "
+            f"{warm.phase1_steps}); "
             f"phase 2 FG {after:.1%} over its first {config.verdict.window_after} steps (relative drop {drop:.0%}; "
             "the reference flags >= 50 %)" + (f", {final:.1%} at the end" if final is not None else "")
         )

@@ -9,22 +9,20 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-import torch
-
 from collapse_doctor.config import LoadedConfig, config_to_dict
-from collapse_doctor.data.arc import load_tasks, usable_tasks
-from collapse_doctor.errors import CollapseDoctorError, ConfigError, DataError
+from collapse_doctor.errors import CollapseDoctorError, ConfigError
 from collapse_doctor.experiments.identity import probe_key
-from collapse_doctor.experiments.presets import PRESETS, apply_preset, replace_key, steps_per_epoch
-from collapse_doctor.experiments.probe import (
+from collapse_doctor.experiments.presets import replace_key
+from collapse_doctor.experiments.run_setup import (
+    ProbeReport,
     ProbeResult,
-    check_memory,
-    configure_cpu,
-    data_fields,
+    RunRecord,
+    RunSetup,
+    Timing,
     default_output_dir,
-    resolve_device,
-    verdict_fields,
-    versions,
+    metrics_name,
+    open_metrics,
+    prepare_run,
 )
 from collapse_doctor.judge.measures import measure, precursors
 from collapse_doctor.judge.verdict import early_stop, judge
@@ -54,100 +52,112 @@ def run_seed_batch(
     seeds = [int(s) for s in seeds]
     if len(seeds) < 1 or len(set(seeds)) != len(seeds):
         raise ConfigError(f"--seed-batch: seeds {seeds} must be distinct and at least one")
-    if preset not in PRESETS:
-        raise CollapseDoctorError(f"--preset {preset!r}: expected one of {', '.join(PRESETS)}")
-    config, changes = apply_preset(loaded, PRESETS[preset])
+    setup = prepare_run(
+        loaded, preset=preset, device=device, data=data, solutions=solutions, parallel_copies=len(seeds)
+    )
+    config = setup.config
     if config.probe.warm_start_steps:
         raise ConfigError(f"{loaded.source}: probe.warm_start_steps: a seed batch does not run warm starts")
-    dev = resolve_device(device)
-    if dev.type != "cpu":
+    if setup.device.type != "cpu":
         raise CollapseDoctorError("--seed-batch runs on the CPU only in this version (its speed-up was measured there)")
-    tasks_all = load_tasks(data, solutions)
-    tasks = usable_tasks(tasks_all, config.data, config.model.max_grid_size)
-    if not tasks:
-        raise DataError(f"{data}: none of its {len(tasks_all)} tasks fits the {config.model.max_grid_size} canvas")
-    configure_cpu(config.probe)
-    check_memory(replace_key(config, "training.batch_size", config.training.batch_size * len(seeds)), loaded.source)
-    spe = steps_per_epoch(config)
     per_seed = [replace_key(config, "probe.seed", s) for s in seeds]
-    keys = [probe_key(c, preset, data, solutions, str(dev), seed_batch=tuple(seeds)) for c in per_seed]
+    keys = [probe_key(c, preset, data, solutions, str(setup.device), seed_batch=tuple(seeds)) for c in per_seed]
     out_dir = Path(out_dir) if out_dir is not None else default_output_dir()
-    names = (
-        list(names)
-        if names is not None
-        else [f"{Path(loaded.source).stem}-{preset}-seed{s}-{k[:8]}" for s, k in zip(seeds, keys)]
-    )
+    names = list(names) if names is not None else [metrics_name(setup, s, k) for s, k in zip(seeds, keys)]
     paths = [out_dir / f"{name}.jsonl" for name in names]
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        handles = [path.open("w", encoding="utf-8") for path in paths]
-    except OSError as exc:
-        raise CollapseDoctorError(f"{out_dir}: cannot write metrics: {exc.strerror or exc}") from None
+    handles = open_metrics(paths)
 
-    trainer = SeedBatchTrainer(config, tasks, seeds=seeds, steps_per_epoch=spe)
-    rows: list[list[dict]] = [[] for _ in seeds]
-    stopped: list[str | None] = [None] * len(seeds)
+    trainer = SeedBatchTrainer(config, setup.tasks, seeds=seeds, steps_per_epoch=setup.steps_per_epoch)
     started = time.perf_counter()
     try:
-        for _ in range(config.probe.steps):
-            if all(reason is not None for reason in stopped):
-                break
-            for s, seed_rows in enumerate(trainer.train_step()):
-                if stopped[s] is not None:
-                    continue  # a stopped seed trains on with the batch, but its rows end where it stopped
-                rows[s] += seed_rows
-                for row in seed_rows:
-                    handles[s].write(json.dumps(row, sort_keys=True) + "\n")
-                handles[s].flush()
-                stopped[s] = _stop_reason(trainer, s, rows[s], config)
-            if on_step is not None:
-                on_step(trainer.step)
+        rows, stopped = _train_batch(trainer, config, handles, on_step)
     finally:
         for handle in handles:
             handle.close()
     elapsed = time.perf_counter() - started
-    results = []
-    for s, seed in enumerate(seeds):
-        verdict = judge(rows[s], config.verdict)
-        metric_rows = [r for r in rows[s] if "event" not in r]
-        report = {
-            **verdict_fields(verdict),
-            "ran": {
-                "config": loaded.source,
-                "overrides": list(loaded.overrides),
-                "preset": preset,
-                "preset_changes": [vars(c) for c in changes],
-                "seed": seed,
-                "seed_batch": seeds,
-                "dropout_seed": batch_dropout_seed(seeds),
-                "gradient_checkpointing_applied": False,
-                "steps": config.probe.steps,
-                "steps_run": len(metric_rows),
-                "steps_per_epoch": spe,
-                "device": str(dev),
-                "dtype": "float32",
-                "threads": torch.get_num_threads(),
-                "flush_denormal": config.probe.flush_denormal,
-                "stopped_early": stopped[s],
-                "steps_saved": config.probe.steps - len(metric_rows),
-                "skipped_steps": trainer.skipped_steps[s],
-            },
-            "data": data_fields(data, tasks_all, tasks, config.model.max_grid_size),
-            "unused_keys": [vars(u) for u in loaded.unused_keys],
-            "notes": [WHAT_DIFFERS],
-            "versions": versions(),
-            "timing": {
-                "seconds": elapsed / len(seeds),  # this seed's share of the batch's time
-                "batch_seconds": elapsed,
-                "steps_per_second": trainer.step / elapsed if elapsed > 0 else None,
-            },
-            "metrics": str(paths[s]),
-            "measures": measure(rows[s], config.verdict, first_step=0, budget=config.probe.steps).to_json(),
-            "precursors": precursors(rows[s]),
-            "config": config_to_dict(per_seed[s]),
-        }
-        results.append(ProbeResult(verdict, rows[s], paths[s], report))
-    return results
+    return [
+        _result(setup, trainer, s, seeds, rows[s], stopped[s], elapsed, paths[s], config_to_dict(per_seed[s]))
+        for s in range(len(seeds))
+    ]
+
+
+def _train_batch(trainer: SeedBatchTrainer, config, handles, on_step) -> tuple[list[list[dict]], list[str | None]]:
+    """Train until every seed has stopped or the budget is spent; each seed's rows and its stop reason."""
+    rows: list[list[dict]] = [[] for _ in handles]
+    stopped: list[str | None] = [None] * len(handles)
+    for _ in range(config.probe.steps):
+        if all(reason is not None for reason in stopped):
+            break
+        for s, seed_rows in enumerate(trainer.train_step()):
+            if stopped[s] is not None:
+                continue  # a stopped seed trains on with the batch, but its rows end where it stopped
+            rows[s] += seed_rows
+            for row in seed_rows:
+                handles[s].write(json.dumps(row, sort_keys=True) + "\n")
+            handles[s].flush()
+            stopped[s] = _stop_reason(trainer, s, rows[s], config)
+        if on_step is not None:
+            on_step(trainer.step)
+    return rows, stopped
+
+
+def _result(
+    setup: RunSetup,
+    trainer: SeedBatchTrainer,
+    s: int,
+    seeds: list[int],
+    rows: list[dict],
+    stopped: str | None,
+    elapsed: float,
+    path: Path,
+    resolved: dict,
+) -> ProbeResult:
+    """Seed s's verdict and report, as a lone probe's, with the batch it ran in."""
+    config = setup.config
+    verdict = judge(rows, config.verdict)
+    metric_rows = [r for r in rows if "event" not in r]
+    report = ProbeReport(
+        verdict=verdict,
+        ran=RunRecord.of(
+            setup,
+            seeds[s],
+            len(metric_rows),
+            stopped,
+            trainer.skipped_steps[s],
+            seed_batch=seeds,
+            dropout_seed=batch_dropout_seed(seeds),
+            gradient_checkpointing_applied=False,
+        ),
+        data=setup.data_record(),
+        unused_keys=[vars(u) for u in setup.loaded.unused_keys],
+        notes=[*setup.notes, WHAT_DIFFERS, *_not_in_a_batch(config)],
+        timing=Timing(
+            elapsed / len(seeds),  # this seed's share of the batch's time
+            trainer.step / elapsed if elapsed > 0 else None,
+            batch_seconds=elapsed,
+        ),
+        metrics=str(path),
+        measures=measure(rows, config.verdict, first_step=0, budget=config.probe.steps).to_json(),
+        precursors=precursors(rows),
+        config=resolved,
+    )
+    return ProbeResult(verdict, rows, path, report)
+
+
+def _not_in_a_batch(config) -> list[str]:
+    """What a lone probe of this config does that its seed batch does not (train/step.py is shared; these are not)."""
+    notes = []
+    if config.training.use_ema:
+        notes.append(
+            "training.use_ema: a seed batch keeps no EMA of the weights (evaluation only: the verdict judges the raw "
+            "weights either way, so only the report's raw-vs-EMA comparison is missing)"
+        )
+    if config.training.gradient_checkpointing:
+        notes.append(
+            "training.gradient_checkpointing: not applied in a seed batch (torch.utils.checkpoint fails under vmap); "
+            "it changes memory, not gradients, which grad-check measures"
+        )
+    return notes
 
 
 def _stop_reason(trainer: SeedBatchTrainer, s: int, rows: list[dict], config) -> str | None:

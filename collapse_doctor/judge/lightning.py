@@ -21,9 +21,10 @@ except ImportError:  # the older package name
         raise ImportError("CollapseCallback needs Lightning: pip install 'collapse-doctor[lightning]'") from None
 
 from collapse_doctor.judge.monitor import CollapseMonitor
+from collapse_doctor.judge.signals import LIGHTNING_LOGGED
 from collapse_doctor.judge.verdict import Verdict
 
-LOGGED = ("fg_acc", "bg_acc", "pred_bg_share", "target_bg_share")
+LOGGED = LIGHTNING_LOGGED  # judge/signals.py
 
 
 def _from_outputs(outputs, batch):

@@ -18,12 +18,19 @@ from pathlib import Path
 
 from collapse_doctor.config import VerdictConfig
 from collapse_doctor.errors import DataError
+from collapse_doctor.judge.signals import (
+    COLUMNS,
+    FRACTION_COLUMNS,
+    VERDICT_REQUIRED,
+    VERDICT_SIGNALS,
+    VERDICT_SUPPORT,
+)
 from collapse_doctor.judge.tfevents import TensorBoardTable, is_tensorboard
 from collapse_doctor.judge.verdict import SeriesJudge, Verdict
 
-CANONICAL = ("step", "fg_acc", "bg_acc", "pred_bg_share", "target_bg_share", "loss")
-FRACTIONS = ("fg_acc", "bg_acc", "pred_bg_share", "target_bg_share")
-REQUIRED = ("fg_acc", "bg_acc")
+CANONICAL = COLUMNS  # judge/signals.py
+FRACTIONS = FRACTION_COLUMNS
+REQUIRED = VERDICT_REQUIRED
 
 
 @dataclass
@@ -70,17 +77,7 @@ def parse_map(items: list[str]) -> dict[str, str]:
 
 
 # Fields the verdict reads besides the canonical ones; a streamed row keeps only these (and mapped columns).
-VERDICT_FIELDS = (
-    "valid_cells",
-    "target_share",
-    "fg_pred_share",
-    "fg_pred_mode",
-    "fg_pred_mode_share",
-    "fg_pred_mode_target_share",
-    "consecutive_nonfinite",
-    "params_finite",
-    "phase",
-)
+VERDICT_FIELDS = (*(n for n in (*VERDICT_SIGNALS, *VERDICT_SUPPORT) if n not in COLUMNS), "phase")
 PROGRESS_BYTES = 50 * 2**20  # files larger than this report their progress
 
 
@@ -223,7 +220,7 @@ def normalise_row(raw: dict, index: int, column: dict[str, str], source: str, pe
         out.append({"step": row["step"], "event": str(event).strip()})
         if all(raw.get(column[n]) in (None, "") for n in REQUIRED):
             return out  # an event row only
-    for name in ("fg_acc", "bg_acc", "pred_bg_share", "target_bg_share", "loss"):
+    for name in CANONICAL[1:]:  # every column but the step
         if column[name] not in raw:
             continue
         value = _number(raw.get(column[name]), f"{where}, column {column[name]}")
@@ -234,7 +231,7 @@ def normalise_row(raw: dict, index: int, column: dict[str, str], source: str, pe
     return out
 
 
-PLOT_FIELDS = ("step", "event", "fg_acc", "bg_acc", "pred_bg_share", "target_bg_share", "loss")
+PLOT_FIELDS = ("step", "event", *CANONICAL[1:])
 
 
 def scan_log(

@@ -12,9 +12,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from collapse_doctor.errors import DataError
+from collapse_doctor.judge.signals import MONITOR_TAGS
 
 TENSORBOARD_PREFIX = "collapse/"  # what CollapseMonitor writes; read without it
-TENSORBOARD_SIGNALS = ("fg_acc", "bg_acc", "pred_bg_share", "target_bg_share", "valid_cells", "loss")
+TENSORBOARD_SIGNALS = MONITOR_TAGS  # judge/signals.py
 EVENT_FILE = "events.out.tfevents"
 
 

@@ -25,6 +25,7 @@ from collapse_doctor.judge.flags import (
     poolable,
     signal_value,
 )
+from collapse_doctor.judge.signals import FINAL, VERDICT_SIGNALS
 
 HEALTHY, COLLAPSED, TRANSIENT, FG_COLLAPSE, DIVERGED, INCONCLUSIVE = (
     "HEALTHY",
@@ -171,17 +172,8 @@ class _Mean:
 # --------------------------------------------------------------------------------------------------
 # The verdict
 # --------------------------------------------------------------------------------------------------
-SIGNALS = (
-    "fg_acc",
-    "bg_acc",
-    "pred_bg_share",
-    "target_bg_share",
-    "loss",
-    "fg_pred_mode",
-    "fg_pred_mode_share",
-    "consecutive_nonfinite",
-)
-FINAL_SIGNALS = ("fg_acc", "bg_acc", "pred_bg_share", "target_bg_share")
+SIGNALS = VERDICT_SIGNALS  # judge/signals.py: what a verdict may rest on
+FINAL_SIGNALS = FINAL
 
 
 class SeriesJudge:

@@ -371,14 +371,13 @@ def run_ablation(
     for v in variants:
         load_config(config_path, [*user, *v.overrides])  # every variant must be a valid config before anything runs
     minimal = tuple(f"{k}={_fmt(v)}" for s in SUSPECTS for k, v in s.base.items())
+    path = str(config_path) if config_path else None
     chosen = None
     if auto_regime:
         if seed_batch:
             raise ConfigError(SEED_BATCH_NEEDS_REGIME)
-        path = str(config_path) if config_path else None
-        base_source = ConfigSource("minimal base", path=path, overrides=minimal)
         chosen = choose_regime(
-            base_source,
+            ConfigSource("minimal base", path=path, overrides=minimal),
             ConfigSource("full", path=path),
             seeds=max(len(seeds), 4),
             overrides=user,
@@ -397,21 +396,9 @@ def run_ablation(
             return result
         user = [*chosen.regime.overrides, *user]
         config, _ = apply_preset(load_config(config_path, user), PRESETS[preset])
-    # A warm start's phase 1 is the minimal base for every variant, so all variants share its checkpoint.
+    together = tuple(seeds) if seed_batch else None
     probe_jobs = [
-        ProbeJob(
-            str(config_path) if config_path else None,
-            (*user, *v.overrides, f"probe.seed={seed}"),
-            preset,
-            data,
-            None,
-            device,
-            v.name,
-            base_overrides=(*user, *minimal, f"probe.seed={seed}"),
-            seed_batch=tuple(seeds) if seed_batch else None,
-        )
-        for v in variants
-        for seed in seeds
+        _variant_job(path, user, v, seed, minimal, preset, data, device, together) for v in variants for seed in seeds
     ]
     results = run_jobs(probe_jobs, jobs=jobs, cache_dir=cache_dir, progress=progress, executor=executor)
     by_variant: dict[str, list[ProbeSummary]] = {}
@@ -432,8 +419,32 @@ def run_ablation(
     )
     result.seed_batch = seed_batch
     result.auto_regime = chosen
+    result.notes += _ablation_notes(variants, config)
+    return result
+
+
+def _variant_job(path, user, variant, seed: int, minimal, preset: str, data: str, device: str, together) -> ProbeJob:
+    """One seed of one variant; a warm start's phase 1 is the minimal base for every variant, so all
+    variants share its checkpoint."""
+    return ProbeJob(
+        path,
+        (*user, *variant.overrides, f"probe.seed={seed}"),
+        preset,
+        data,
+        None,
+        device,
+        variant.name,
+        base_overrides=(*user, *minimal, f"probe.seed={seed}"),
+        seed_batch=together,
+    )
+
+
+def _ablation_notes(variants: list, config) -> list[str]:
+    """What limits the answer: a staged module that switches on too late to be judged; a base that
+    collapses as the full config does (no culprit can be separated in this regime)."""
+    notes = []
     for name, left in late_stages(variants, config.verdict.window_after):
-        result.notes.append(
+        notes.append(
             f"{name}: the staged module switches on {left} steps before the end of the run, fewer than the "
             f"{config.verdict.window_after} steps after an activation the verdict compares (verdict.window_after): a "
             "collapse after it may not be confirmed in time, so a 'staging prevents collapse' claim here is no "
@@ -442,11 +453,11 @@ def run_ablation(
     by_name = {v.name: v for v in variants}
     references = [by_name[n] for n in ("base", "full") if n in by_name and by_name[n].seeds]
     if len(references) == 2 and all(v.bad == len(v.seeds) for v in references):
-        result.notes.append(
+        notes.append(
             "the minimal base and the full config both collapse on every seed "
             f"({references[0].bad}/{len(references[0].seeds)} and {references[1].bad}/{len(references[1].seeds)}): "
             "in this regime the verdicts cannot separate a culprit; compare fg_auc (columns), find a regime where the "
             "base learns with "
             "`collapse-doctor calibrate`, then ablate with --regime FILE, or test activations with --warm-start auto"
         )
-    return result
+    return notes

@@ -107,7 +107,7 @@ class RegimeResult:
                     "onset": s.onset_step,
                     **{k: s.measures.get(k) for k in ("fg_auc", "final_bg_excess", "steps_to_learned")},
                     "precursors": s.precursors,
-                    "warm_start": s.warm_start,
+                    "warm_start": s.warm_start.to_json() if s.warm_start is not None else None,
                     "seconds": s.seconds,
                 }
                 for s in summaries
@@ -138,7 +138,7 @@ def stays_learned(summary: ProbeSummary, regime: Regime) -> bool:
     what it had learned. Requiring HEALTHY there would measure that noise (docs/validity.md section 9)."""
     if not is_warm(regime):
         return is_good(summary.label) is True
-    return bool((summary.warm_start or {}).get("phase1_learned")) and is_good(summary.label) is not False
+    return summary.warm_start is not None and summary.warm_start.phase1_learned and is_good(summary.label) is not False
 
 
 def counts(summaries: list[ProbeSummary]) -> str:
@@ -296,46 +296,59 @@ def run_calibration(
         result.results.append(r)
         if not r.usable:
             continue
-        r.bad = run(bad, regime, seed_list)
-        comparison = compare(
-            [s.measures.get(PRIMARY) for s in r.bad],
-            [s.measures.get(PRIMARY) for s in r.good],
-            PRIMARY,
-            alpha=alpha,
-            min_delta=min_delta,
-        )
-        r.p, r.delta = comparison.p, comparison.cliffs_delta
-        r.fisher_p = fisher_exact(
-            sum(1 for s in r.bad if is_good(s.label) is False),
-            len(r.bad),
-            sum(1 for s in r.good if is_good(s.label) is False),
-            len(r.good),
-        )
-        r.p_holm = r.p  # one test: nothing to adjust
-        r.separates = r.p_holm < alpha and r.delta is not None and r.delta >= min_delta
+        _measure_bad_side(r, run(bad, regime, seed_list), alpha, min_delta)
         if r.separates:
             result.chosen = r
         break  # the first usable regime is the only one the bad side is measured in (module docstring)
     if result.chosen is not None and confirm:
         fresh = list(range(seeds, 2 * seeds))
         g, b = run(good, result.chosen.regime, fresh), run(bad, result.chosen.regime, fresh)
-        c = compare(
-            [s.measures.get(PRIMARY) for s in b],
-            [s.measures.get(PRIMARY) for s in g],
-            PRIMARY,
-            alpha=alpha,
-            min_delta=min_delta,
-        )
-        result.confirmation = {
-            "seeds": fresh,
-            "good": counts(g),
-            "bad": counts(b),
-            "good_fg_auc": c.reference,
-            "bad_fg_auc": c.candidate,
-            "p": c.p,
-            "delta": c.cliffs_delta,
-            "confirmed": c.p < alpha and c.cliffs_delta >= min_delta,
-        }
+        result.confirmation = _confirmation(fresh, g, b, alpha, min_delta)
     result.seconds = spent
     result.seed_batch = seed_batch
     return result
+
+
+def _measure_bad_side(r: RegimeResult, bad: list[ProbeSummary], alpha: float, min_delta: float) -> None:
+    """The bad side's probes in a usable regime, compared with the good side's: the rank test decides,
+    Fisher's test on the labels is reported beside it."""
+    r.bad = bad
+    comparison = compare(
+        [s.measures.get(PRIMARY) for s in r.bad],
+        [s.measures.get(PRIMARY) for s in r.good],
+        PRIMARY,
+        alpha=alpha,
+        min_delta=min_delta,
+    )
+    r.p, r.delta = comparison.p, comparison.cliffs_delta
+    r.fisher_p = fisher_exact(
+        sum(1 for s in r.bad if is_good(s.label) is False),
+        len(r.bad),
+        sum(1 for s in r.good if is_good(s.label) is False),
+        len(r.good),
+    )
+    r.p_holm = r.p  # one test: nothing to adjust
+    r.separates = r.p_holm < alpha and r.delta is not None and r.delta >= min_delta
+
+
+def _confirmation(
+    seeds: list[int], good: list[ProbeSummary], bad: list[ProbeSummary], alpha: float, min_delta: float
+) -> dict:
+    """The chosen regime measured again on fresh seeds, by the same rule."""
+    c = compare(
+        [s.measures.get(PRIMARY) for s in bad],
+        [s.measures.get(PRIMARY) for s in good],
+        PRIMARY,
+        alpha=alpha,
+        min_delta=min_delta,
+    )
+    return {
+        "seeds": seeds,
+        "good": counts(good),
+        "bad": counts(bad),
+        "good_fg_auc": c.reference,
+        "bad_fg_auc": c.candidate,
+        "p": c.p,
+        "delta": c.cliffs_delta,
+        "confirmed": c.p < alpha and c.cliffs_delta >= min_delta,
+    }

@@ -217,23 +217,12 @@ def run_gate(
         good, comparison, summaries = _against(
             against, path, user, planned, workers, summaries, cache_dir, data, progress, together, base
         )
-    side = [s for s in summaries if s.good is good] if good is not None else []
-    label = (
-        max(sorted({s.label for s in side}), key=lambda name: sum(1 for s in side if s.label == name))
-        if side
-        else INCONCLUSIVE
-    )
-    culprit = _culprit(side, config, loaded.source) if good is False else None
-    if against is not None:
-        side = summaries
-        label = (
-            max(sorted({s.label for s in side}), key=lambda name: sum(1 for s in side if s.label == name))
-            if side
-            else INCONCLUSIVE
-        )
-        culprit = _culprit([s for s in summaries if s.good is False], config, loaded.source) if good is False else None
+    # The label shown: the commonest among the seeds that decided (with --against: among all seeds)
+    side = summaries if against is not None else [s for s in summaries if s.good is good] if good is not None else []
+    failed = [s for s in summaries if s.good is False]
+    culprit = _culprit(failed, config, loaded.source) if good is False else None
     result = GateResult(
-        label,
+        _commonest_label(side),
         good,
         planned,
         summaries,
@@ -248,6 +237,11 @@ def run_gate(
     result.seed_batch = seed_batch
     result.auto_regime = chosen
     return result
+
+
+def _commonest_label(summaries: list[ProbeSummary]) -> str:
+    labels = sorted({s.label for s in summaries})
+    return max(labels, key=lambda name: sum(1 for s in summaries if s.label == name)) if labels else INCONCLUSIVE
 
 
 def _job(path, user, seed: int, tag: str, data, base: tuple[str | None, str], together) -> ProbeJob:

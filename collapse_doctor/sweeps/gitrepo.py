@@ -104,6 +104,32 @@ def read_file(commit, path: str) -> str | None:
     return blob.data_stream.read().decode("utf-8", errors="replace")
 
 
+@dataclass(frozen=True)
+class RevisionConfig:
+    """A config file as committed at one revision."""
+
+    rev: str  # as the user named it
+    commit: object  # git.Commit
+    path: str  # inside the repository
+    text: str
+
+    @property
+    def label(self) -> str:
+        """How messages and tables name it: abc1234:configs/rlan.yaml."""
+        return f"{self.commit.hexsha[:7]}:{self.path}"
+
+
+def config_at(repo, rev: str, path: str | None) -> RevisionConfig:
+    """The config at a revision: the path given, else [tool.collapse-doctor] config as committed there;
+    one line naming the revision and path when the file is not in it."""
+    commit = resolve(repo, rev)
+    path = choose_config_path(repo, commit, path)
+    text = read_file(commit, path)
+    if text is None:
+        raise GitError(f"{rev} ({commit.hexsha[:7]}): no file {path}")
+    return RevisionConfig(rev, commit, path, text)
+
+
 def yaml_files(commit) -> list[str]:
     return sorted(
         item.path for item in commit.tree.traverse() if item.type == "blob" and item.path.endswith((".yaml", ".yml"))

@@ -14,15 +14,17 @@ import socket
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from collapse_doctor.config import LoadedConfig, load_config, parse_config_text
+from collapse_doctor.config import Config, LoadedConfig, load_config, parse_config_text
 from collapse_doctor.errors import RunError
 from collapse_doctor.experiments.identity import code_fingerprint, probe_key
-from collapse_doctor.experiments.presets import PRESETS, apply_preset
-from collapse_doctor.experiments.probe import ProbeResult, resolve_device, run_probe
+from collapse_doctor.experiments.presets import PRESETS, Change, apply_preset
+from collapse_doctor.experiments.probe import run_probe
+from collapse_doctor.experiments.run_setup import ProbeResult, WarmStartReport, resolve_device
 from collapse_doctor.experiments.seed_batch import run_seed_batch
+from collapse_doctor.judge.signals import SERIES
 from collapse_doctor.judge.verdict import is_good
 
-SERIES_FIELDS = ("step", "fg_acc", "bg_acc", "pred_bg_share", "target_bg_share", "valid_cells")
+SERIES_FIELDS = SERIES  # judge/signals.py
 
 
 @dataclass(frozen=True)
@@ -45,32 +47,53 @@ class ProbeJob:
     # The code of the process that made the job (and keys it); compare=False: it is not part of the probe's identity
     code: str = field(default_factory=code_fingerprint, compare=False)
 
+    # What the job has parsed and resolved, kept so that a probe parses each config and applies the preset
+    # once: key() fills it in the process that keys the job, and it travels with the job to the worker.
+    resolved: dict = field(default_factory=dict, init=False, compare=False, repr=False)
+
     def load(self) -> LoadedConfig:
-        return _load_with(self, list(self.overrides))
+        if "loaded" not in self.resolved:
+            self.resolved["loaded"] = _load_with(self, list(self.overrides))
+        return self.resolved["loaded"]
 
     def load_base(self) -> LoadedConfig | None:
         """The warm-start base's config (bisect: the good endpoint; ablate: its minimal base), with the
         job's overrides; None: the probe derives the base from its own config."""
-        overrides = list(self.base_overrides if self.base_overrides is not None else self.overrides)
-        if self.base_text is not None:
-            return parse_config_text(self.base_text, source=self.base_source or "<base config>", overrides=overrides)
-        if self.base_overrides is not None:
-            return _load_with(self, overrides)
-        return None
+        if "base" not in self.resolved:
+            overrides = list(self.base_overrides if self.base_overrides is not None else self.overrides)
+            if self.base_text is not None:
+                base = parse_config_text(
+                    self.base_text, source=self.base_source or "<base config>", overrides=overrides
+                )
+            elif self.base_overrides is not None:
+                base = _load_with(self, overrides)
+            else:
+                base = None
+            self.resolved["base"] = base
+        return self.resolved["base"]
+
+    def prepared(self) -> tuple[Config, list[Change]]:
+        """The config after the preset, and what the preset changed."""
+        if "prepared" not in self.resolved:
+            self.resolved["prepared"] = apply_preset(self.load(), PRESETS[self.preset])
+        return self.resolved["prepared"]
+
+    def prepared_base(self) -> Config | None:
+        """A warm start's base after the preset; None when the job is not a warm start or has no base of its own."""
+        if "prepared_base" not in self.resolved:
+            base = self.load_base()
+            warm = self.prepared()[0].probe.warm_start_steps
+            self.resolved["prepared_base"] = apply_preset(base, PRESETS[self.preset])[0] if base and warm else None
+        return self.resolved["prepared_base"]
 
     def key(self) -> str:
-        config, _ = apply_preset(self.load(), PRESETS[self.preset])
-        base = self.load_base()
-        base_config = (
-            apply_preset(base, PRESETS[self.preset])[0] if base is not None and config.probe.warm_start_steps else None
-        )
         return probe_key(
-            config,
+            self.prepared()[0],
             self.preset,
             self.data,
             self.solutions,
             str(resolve_device(self.device)),
-            base_config,
+            self.prepared_base(),
             seed_batch=self.seed_batch,
         )
 
@@ -81,7 +104,7 @@ class ProbeJob:
 
     @property
     def seed(self) -> int:
-        return next((int(o.partition("=")[2]) for o in reversed(self.overrides) if o.startswith("probe.seed=")), 0)
+        return self.load().config.probe.seed
 
 
 def _load_with(job: "ProbeJob", overrides: list[str]) -> LoadedConfig:
@@ -107,7 +130,7 @@ class ProbeSummary:
     worker: dict = field(default_factory=dict)  # who ran it: executor, hostname, pid (Ray: node and worker ids)
     measures: dict = field(default_factory=dict)  # collapse_doctor.judge.measures over the judged steps
     precursors: dict = field(default_factory=dict)  # reported, never used to classify
-    warm_start: dict | None = None  # phase 1 and the copy, for a warm-start probe
+    warm_start: WarmStartReport | None = None  # phase 1 and the copy, for a warm-start probe
     cached: bool = False
     tag: str = ""  # the job's tag (variant, commit, side), set by run_jobs for progress lines
 
@@ -117,6 +140,7 @@ class ProbeSummary:
 
     def to_json(self, compact: bool = False) -> dict:
         data = {k: v for k, v in vars(self).items() if not (compact and k in ("series", "events")) and k != "tag"}
+        data["warm_start"] = self.warm_start.to_json() if self.warm_start is not None else None
         data["good"] = self.good
         return data
 
@@ -144,7 +168,7 @@ class ProbeSummary:
             worker=data.get("worker", {}),
             measures=data.get("measures", {}),
             precursors=data.get("precursors", {}),
-            warm_start=data.get("warm_start"),
+            warm_start=WarmStartReport.from_json(data.get("warm_start")),
             cached=cached,
         )
 
@@ -177,6 +201,8 @@ def execute(job: ProbeJob, key: str, metrics_dir: str, worker: dict | None = Non
         name=key,
         base_config=job.load_base(),
         warm_cache_dir=Path(metrics_dir).parent / "warm",
+        applied=job.prepared(),
+        base_applied=job.prepared_base(),
     )
     return summarise(result, key, worker or worker_identity("local")).to_json()
 
@@ -211,23 +237,24 @@ def execute_seed_batch(group: list[tuple[ProbeJob, str]], metrics_dir: str, work
 
 def summarise(result: ProbeResult, key: str, worker: dict) -> ProbeSummary:
     rows = [r for r in result.rows if "event" not in r]
+    report = result.report
     return ProbeSummary(
         label=result.verdict.label,
         onset_step=result.verdict.onset_step,
-        seed=result.report["ran"]["seed"],
+        seed=report.ran.seed,
         final=result.verdict.final,
         reasons=result.verdict.reasons,
-        seconds=result.report["timing"]["seconds"],
+        seconds=report.timing.seconds,
         key=key,
         metrics=str(result.metrics_path),
         series=[{k: r.get(k) for k in SERIES_FIELDS} for r in rows],
         events=[r for r in result.rows if "event" in r],
-        steps_run=result.report["ran"]["steps_run"],
-        steps_saved=result.report["ran"]["steps_saved"],
+        steps_run=report.ran.steps_run,
+        steps_saved=report.ran.steps_saved,
         worker=worker,
-        measures=result.report["measures"],
-        precursors=result.report["precursors"],
-        warm_start=result.report.get("warm_start"),
+        measures=report.measures,
+        precursors=report.precursors,
+        warm_start=report.warm_start,
     )
 
 

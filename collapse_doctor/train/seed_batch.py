@@ -46,11 +46,11 @@ from collapse_doctor.config.schedule import Schedule, Stage
 from collapse_doctor.data.arc import Task
 from collapse_doctor.data.stream import Batch, SampleStream
 from collapse_doctor.encoding import PAD
-from collapse_doctor.model.hyper_lora import LORA_TARGETS
 from collapse_doctor.model.rlan import build_model
 from collapse_doctor.train.losses import rlan_loss
 from collapse_doctor.train.meta import equivariance_loss, loo_loss
-from collapse_doctor.train.trainer import metrics_row, norms_by_group, parameter_groups, stage_events, step_counts
+from collapse_doctor.train.step import StepRecord, norms_by_group, stage_events
+from collapse_doctor.train.trainer import parameter_groups
 
 # functorch runs ops it has no batching rule for (the context encoder's GRU cell, CPU flash attention)
 # seed by seed, and warns on every call; bench/seed_batch.py measures what the batch gains all the same.
@@ -177,12 +177,7 @@ class SeedBatchTrainer:
         events = stage_events(self.schedule, self._previous_stage, stage, self.step)
         self._previous_stage = stage
         self.optimizer.zero_grad(set_to_none=True)
-        counts = [step_counts(self.config.model.num_classes) for _ in range(k)]
-        terms: list[dict[str, list[float]]] = [{} for _ in range(k)]
-        totals: list[list[float]] = [[] for _ in range(k)]
-        saturation: list[list[torch.Tensor]] = [[] for _ in range(k)]
-        delta_norms: list[dict[str, list[float]]] = [{name: [] for name in LORA_TARGETS} for _ in range(k)]
-        nonfinite_loss = [0] * k
+        records = [StepRecord.start(self.config.model.num_classes) for _ in range(k)]
         lora_live = False
         progress = stage.epoch / t.max_epochs
         for micro in range(accumulation):
@@ -190,64 +185,56 @@ class SeedBatchTrainer:
             singles = [stream.batch(index, t.batch_size) for stream in self.streams]
             batch = stack_batches(singles)
             out = self._forward(batch, stage, progress)
-            total = out["total"].detach()
-            finite = torch.isfinite(total)
-            total_values, finite_values = total.tolist(), finite.tolist()  # one read each, not one per seed
+            total_values = out["total"].detach().tolist()  # one read for all seeds, not one per seed
             term_values = {name: value.detach().tolist() for name, value in out["terms"].items()}
             norms = {name: v.detach().tolist() for name, v in out.get("delta_norms", {}).items()}
             lora_live = lora_live or bool(norms)
-            for s in range(k):
-                counts[s].add(out["logits"][s].detach(), batch.query_target[s])
-                saturation[s].append(out["saturation"][s].detach())
-                for name, values in norms.items():
-                    delta_norms[s][name].append(values[s])
-                for name, values in term_values.items():
-                    terms[s].setdefault(name, []).append(values[s])
-                totals[s].append(total_values[s])
-            live = torch.where(finite, out["total"], torch.zeros_like(out["total"]))
+            finite = [
+                records[s].add(
+                    out["logits"][s].detach(),
+                    batch.query_target[s],
+                    out["saturation"][s].detach(),
+                    {name: values[s] for name, values in norms.items()},
+                    {name: values[s] for name, values in term_values.items()},
+                    total_values[s],
+                )
+                for s in range(k)
+            ]
+            live = torch.where(torch.isfinite(out["total"]), out["total"], torch.zeros_like(out["total"]))
             (live.sum() / accumulation).backward()
             for s in range(k):
-                if not finite_values[s]:
-                    nonfinite_loss[s] += 1
+                if not finite[s]:
                     self._zero_seed_grads(s)  # the reference's skip also wipes what was accumulated
                     continue
-                self._meta_losses(s, singles[s], out, stage, terms[s])
+                self._meta_losses(s, singles[s], out, stage, records[s])
         grads = [(name, p.grad) for name, p in self.params.items() if p.grad is not None]
         grad_norms = self._grad_norms(grads)
         grads_finite = [all(math.isfinite(v) for v in norms.values()) for norms in grad_norms]
-        took_step = [grads_finite[s] and nonfinite_loss[s] < accumulation for s in range(k)]
+        took_step = [records[s].takes_step(grads_finite[s], accumulation) for s in range(k)]
         self._clip_and_step(grads, grad_norms, took_step)
         params_finite = self._params_finite()
         rows = []
         for s in range(k):
-            nonfinite_event = nonfinite_loss[s] > 0 or not grads_finite[s]
-            self.consecutive_nonfinite[s] = self.consecutive_nonfinite[s] + 1 if nonfinite_event else 0
-            self.skipped_steps[s] += 0 if took_step[s] else 1
-            rows.append(
-                [dict(e) for e in events]
-                + [
-                    metrics_row(
-                        step=self.step,
-                        stage=stage,
-                        counts=counts[s],
-                        totals=totals[s],
-                        terms=terms[s],
-                        grad_norms=grad_norms[s],
-                        gradient_clip=t.gradient_clip,
-                        delta_norms=delta_norms[s] if lora_live else None,
-                        saturation=torch.stack(saturation[s]).mean(dim=0),
-                        nonfinite_loss=nonfinite_loss[s],
-                        grads_finite=grads_finite[s],
-                        params_finite=params_finite[s],
-                        took_step=took_step[s],
-                        consecutive_nonfinite=self.consecutive_nonfinite[s],
-                    )
-                ]
+            self.consecutive_nonfinite[s] = records[s].consecutive_nonfinite(
+                self.consecutive_nonfinite[s], grads_finite[s]
             )
+            self.skipped_steps[s] += 0 if took_step[s] else 1
+            row = records[s].row(
+                step=self.step,
+                stage=stage,
+                grad_norms=grad_norms[s],
+                gradient_clip=t.gradient_clip,
+                lora_live=lora_live,
+                grads_finite=grads_finite[s],
+                params_finite=params_finite[s],
+                took_step=took_step[s],
+                consecutive_nonfinite=self.consecutive_nonfinite[s],
+            )
+            rows.append([dict(e) for e in events] + [row])
         self.step += 1
         return rows
 
-    def _meta_losses(self, s: int, batch: Batch, out: dict, stage: Stage, terms: dict[str, list[float]]) -> None:
+    def _meta_losses(self, s: int, batch: Batch, out: dict, stage: Stage, record: StepRecord) -> None:
         """Seed s's LOO and equivariance losses and their backward passes, on its own (unpadded) batch."""
         t = self.config.training
         accumulation = t.grad_accumulation_steps
@@ -264,7 +251,7 @@ class SeedBatchTrainer:
                 ),
             )
             if loo is not None:
-                terms.setdefault("loo", []).append(loo.value)
+                record.add_term("loo", loo.value)
         if stage.equivariance and "support_features" in out:
             own = batch.support_inputs.shape[1]  # this seed's pair slots, without the batch's padding
             seed_out = SimpleNamespace(context=SimpleNamespace(support_features=out["support_features"][s][:, :own]))
@@ -280,7 +267,7 @@ class SeedBatchTrainer:
                 ),
             )
             if equi is not None:
-                terms.setdefault("equivariance", []).append(equi.value)
+                record.add_term("equivariance", equi.value)
 
     def _zero_seed_grads(self, s: int) -> None:
         with torch.no_grad():

@@ -23,13 +23,18 @@ from collapse_doctor.config import Config, DeviceConfig
 from collapse_doctor.config.schedule import Schedule, Stage
 from collapse_doctor.data.arc import Task
 from collapse_doctor.data.stream import SampleStream
-from collapse_doctor.encoding import IGNORE_INDEX, PAD
-from collapse_doctor.judge.counts import CellCounts
-from collapse_doctor.model.hyper_lora import LORA_TARGETS
 from collapse_doctor.model.rlan import RLAN, build_model
 from collapse_doctor.train.ema import EMA
 from collapse_doctor.train.losses import rlan_loss
 from collapse_doctor.train.meta import equivariance_loss, loo_loss
+from collapse_doctor.train.step import (  # noqa: F401 (grad_group, metrics_row, step_counts: re-exported)
+    StepRecord,
+    grad_group,
+    metrics_row,
+    norms_by_group,
+    stage_events,
+    step_counts,
+)
 
 NO_DECAY_WORDS = ("bias", "norm", "embedding")  # the reference's name heuristic (2.5), quirks included
 
@@ -77,14 +82,6 @@ def build_optimizer(model: RLAN, config: Config) -> torch.optim.AdamW:
     return torch.optim.AdamW(parameter_groups(model, config), lr=t.learning_rate, betas=(t.beta1, t.beta2))
 
 
-def grad_group(name: str) -> str:
-    """Module a parameter's gradient norm is reported under: top-level modules, the solver split in parts."""
-    parts = name.split(".")
-    if parts[0] == "solver" and len(parts) > 2 and parts[1] in ("gru", "solver_context", "output_head"):
-        return f"solver.{parts[1]}"
-    return parts[0]
-
-
 # --------------------------------------------------------------------------------------------------
 # Precision
 # --------------------------------------------------------------------------------------------------
@@ -93,97 +90,6 @@ def autocast_dtype(device_cfg: DeviceConfig, device_type: str) -> torch.dtype | 
     if device_type != "cuda" or not device_cfg.mixed_precision or device_cfg.dtype == "float32":
         return None
     return {"bfloat16": torch.bfloat16, "float16": torch.float16}[device_cfg.dtype]
-
-
-# --------------------------------------------------------------------------------------------------
-# Metrics
-# --------------------------------------------------------------------------------------------------
-def step_counts(num_classes: int) -> CellCounts:
-    """Counts over the real grid's cells: the ignore index and PAD (a class only without ignore_padding_in_loss) are not cells."""
-    return CellCounts(num_classes, ignore=(IGNORE_INDEX, PAD))
-
-
-def norms_by_group(names: list[str], norms: torch.Tensor) -> dict[str, float]:
-    """Per-parameter gradient L2 norms (P,) combined per module (grad_group) and in total (nan when non-finite)."""
-    groups = [grad_group(name) for name in names]
-    order = sorted(set(groups))
-    index = torch.tensor([order.index(g) for g in groups], device=norms.device)
-    squares = torch.zeros(len(order), dtype=norms.dtype, device=norms.device).index_add_(0, index, norms.square())
-    values = squares.sqrt().tolist()
-    out = dict(zip(order, values))
-    total = math.sqrt(sum(v * v for v in values))
-    out["total"] = total if all(math.isfinite(v) for v in values) else float("nan")
-    return out
-
-
-def _mean(values: list[float]) -> float | None:
-    return sum(values) / len(values) if values else None
-
-
-# --------------------------------------------------------------------------------------------------
-# Rows
-# --------------------------------------------------------------------------------------------------
-STAGED = (
-    ("hyper_lora", "hyper_lora on"),
-    ("solver_context", "solver_context on"),
-    ("cross_attention", "cross_attention on"),
-    ("hpm", "hpm on"),
-    ("loo", "loo loss on"),
-    ("equivariance", "equivariance loss on"),
-)
-
-
-def stage_events(schedule: Schedule, before: Stage | None, stage: Stage, step: int) -> list[dict]:
-    """Event rows for every module or loss that is live at `stage` and was not at `before`."""
-    built = {s.module: s.built for s in schedule.modules} | {"loo": True, "equivariance": True}
-    rows = []
-    for attr, label in STAGED:
-        now = getattr(stage, attr)
-        was = getattr(before, attr) if before is not None else None
-        live_now = built[attr] and now not in (None, False)
-        live_before = before is not None and was not in (None, False)
-        if live_now and not live_before:
-            rows.append({"step": step, "epoch": stage.epoch, "event": label})
-    return rows
-
-
-def metrics_row(
-    *,
-    step: int,
-    stage: Stage,
-    counts: CellCounts,
-    totals: list[float],
-    terms: dict[str, list[float]],
-    grad_norms: dict[str, float],
-    gradient_clip: float,
-    delta_norms: dict[str, list[float]] | None,
-    saturation: torch.Tensor,
-    nonfinite_loss: int,
-    grads_finite: bool,
-    params_finite: bool,
-    took_step: bool,
-    consecutive_nonfinite: int,
-) -> dict:
-    """One step's metrics row (JSON-safe); `saturation` is the step's mean (reset, update) share."""
-    row = {
-        "step": step,
-        "epoch": stage.epoch,
-        **counts.row(),
-        "loss": _mean(totals),
-        "loss_terms": {name: _mean(values) for name, values in terms.items()},
-        "grad_norm": {k: v for k, v in grad_norms.items() if k != "total"},
-        "grad_norm_total": grad_norms["total"],
-        "clipped": bool(grads_finite and grad_norms["total"] > gradient_clip),
-        "lora_delta_norm": {k: _mean(v) for k, v in delta_norms.items()} if delta_norms is not None else None,
-        "gate_saturation": {"reset": float(saturation[0]), "update": float(saturation[1])},
-        "temperature": stage.temperature,
-        "nonfinite_loss_batches": nonfinite_loss,
-        "grads_finite": grads_finite,
-        "params_finite": params_finite,
-        "skipped": not took_step,
-        "consecutive_nonfinite": consecutive_nonfinite,
-    }
-    return _clean(row)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -240,10 +146,7 @@ class Trainer:
         rows = self.events(stage)
         self._previous_stage = stage
         self.optimizer.zero_grad(set_to_none=True)
-        counts = step_counts(self.config.model.num_classes)
-        terms: dict[str, list[float]] = {}
-        totals, saturation, delta_norms = [], [], {k: [] for k in LORA_TARGETS}
-        nonfinite_loss = 0
+        record = StepRecord.start(self.config.model.num_classes)
         progress = stage.epoch / t.max_epochs
         for micro in range(accumulation):
             batch = self.stream.batch((self.first_step + self.step) * accumulation + micro, t.batch_size).to(
@@ -258,52 +161,25 @@ class Trainer:
                     progress=progress,
                     hpm_balance_weight=self.config.model.hpm_balance_weight,
                 )
-            counts.add(out.logits.detach(), batch.query_target)
-            saturation.append(out.gate_saturation.detach().float().mean(dim=0))
-            if out.lora_deltas is not None:
-                for name, delta in out.lora_deltas.items():
-                    delta_norms[name].append(float(delta.detach().float().flatten(1).norm(dim=1).mean()))
-            for name, value in loss.as_floats().items():
-                terms.setdefault(name, []).append(value)
+            deltas = {
+                name: float(delta.detach().float().flatten(1).norm(dim=1).mean())
+                for name, delta in (out.lora_deltas or {}).items()
+            }
+            saturation = out.gate_saturation.detach().float().mean(dim=0)
             total = float(loss.total.detach())
-            totals.append(total)
-            if not math.isfinite(total):
-                nonfinite_loss += 1
+            if not record.add(out.logits.detach(), batch.query_target, saturation, deltas, loss.as_floats(), total):
                 self.optimizer.zero_grad(set_to_none=True)  # the reference's skip also wipes what was accumulated
                 continue
             self._backward(loss.total / accumulation)
             with self._autocast():
-                if stage.loo:
-                    loo = loo_loss(
-                        self.model,
-                        (batch.support_inputs, batch.support_outputs, batch.pair_mask),
-                        stage,
-                        weight=t.loo_training.loss_weight,
-                        accumulation=accumulation,
-                        min_pairs=t.loo_training.min_pairs_for_loo,
-                        backward=self._backward,
-                    )
-                    if loo is not None:
-                        terms.setdefault("loo", []).append(loo.value)
-                if stage.equivariance:
-                    equi = equivariance_loss(
-                        self.model,
-                        out,
-                        stage,
-                        weight=t.equivariance_training.loss_weight,
-                        num_augmentations=t.equivariance_training.num_augmentations,
-                        accumulation=accumulation,
-                        backward=self._backward,
-                    )
-                    if equi is not None:
-                        terms.setdefault("equivariance", []).append(equi.value)
+                self._meta_losses(batch, out, stage, record)
         if self.grad_hook is not None:
             self.grad_hook(self.model, self.step)
         if self.scaler is not None:
             self.scaler.unscale_(self.optimizer)  # norms and clipping see true gradients (reference 2.5)
         grad_norms = self._grad_norms()
         grads_finite = all(math.isfinite(v) for v in grad_norms.values())
-        took_step = grads_finite and nonfinite_loss < accumulation
+        took_step = record.takes_step(grads_finite, accumulation)
         if took_step:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), t.gradient_clip)
             if self.scaler is not None:
@@ -317,20 +193,14 @@ class Trainer:
             self.optimizer.zero_grad(set_to_none=True)
             if self.scaler is not None:
                 self.scaler.update()
-        nonfinite_event = nonfinite_loss > 0 or not grads_finite
-        self.consecutive_nonfinite = self.consecutive_nonfinite + 1 if nonfinite_event else 0
+        self.consecutive_nonfinite = record.consecutive_nonfinite(self.consecutive_nonfinite, grads_finite)
         self.skipped_steps += 0 if took_step else 1
-        row = metrics_row(
+        row = record.row(
             step=self.first_step + self.step,
             stage=stage,
-            counts=counts,
-            totals=totals,
-            terms=terms,
             grad_norms=grad_norms,
             gradient_clip=t.gradient_clip,
-            delta_norms=delta_norms if out.lora_deltas is not None else None,
-            saturation=torch.stack(saturation).mean(dim=0),
-            nonfinite_loss=nonfinite_loss,
+            lora_live=out.lora_deltas is not None,
             grads_finite=grads_finite,
             params_finite=self._params_finite(),
             took_step=took_step,
@@ -338,6 +208,35 @@ class Trainer:
         )
         self.step += 1
         return rows + [row]
+
+    def _meta_losses(self, batch, out, stage: Stage, record: StepRecord) -> None:
+        """The LOO and equivariance losses from their start epochs, each with its own backward pass."""
+        t = self.config.training
+        accumulation = t.grad_accumulation_steps
+        if stage.loo:
+            loo = loo_loss(
+                self.model,
+                (batch.support_inputs, batch.support_outputs, batch.pair_mask),
+                stage,
+                weight=t.loo_training.loss_weight,
+                accumulation=accumulation,
+                min_pairs=t.loo_training.min_pairs_for_loo,
+                backward=self._backward,
+            )
+            if loo is not None:
+                record.add_term("loo", loo.value)
+        if stage.equivariance:
+            equi = equivariance_loss(
+                self.model,
+                out,
+                stage,
+                weight=t.equivariance_training.loss_weight,
+                num_augmentations=t.equivariance_training.num_augmentations,
+                accumulation=accumulation,
+                backward=self._backward,
+            )
+            if equi is not None:
+                record.add_term("equivariance", equi.value)
 
     def _backward(self, loss: torch.Tensor) -> None:
         (self.scaler.scale(loss) if self.scaler is not None else loss).backward()
@@ -355,14 +254,3 @@ class Trainer:
     def _params_finite(self) -> bool:
         # The max-abs norm is finite exactly when every entry is (it cannot overflow, unlike the L2 norm).
         return bool(torch.isfinite(torch.stack(torch._foreach_norm(list(self.model.parameters()), float("inf")))).all())
-
-
-def _clean(value):
-    """JSON-safe: non-finite floats become the strings 'nan', 'inf', '-inf' (JSON has no such numbers)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
-    if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_clean(v) for v in value]
-    return value

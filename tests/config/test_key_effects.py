@@ -19,7 +19,8 @@ from collapse_doctor.config.schedule import Schedule
 from collapse_doctor.data.arc import make_sample, usable_tasks
 from collapse_doctor.experiments.measure import saved_tensor_bytes
 from collapse_doctor.experiments.presets import replace_key, steps_per_epoch
-from collapse_doctor.experiments.probe import configure_cpu, run_probe
+from collapse_doctor.experiments.probe import run_probe
+from collapse_doctor.experiments.run_setup import configure_cpu
 from collapse_doctor.judge.verdict import early_stop, judge
 from collapse_doctor.model import build_model
 from collapse_doctor.train.ema import EMA
@@ -369,12 +370,9 @@ def test_key_has_its_effect(dotted):
         cache = tmp_dir()
         runs = [run_probe(c, out_dir=tmp_dir(), preset="full", warm_cache_dir=cache) for c in (base, changed)]
         if effect == "probe_warm":
-            assert "warm_start" not in runs[0].report and runs[1].report["warm_start"]["phase1_steps"] == alternative
+            assert runs[0].report.warm_start is None and runs[1].report.warm_start.phase1_steps == alternative
         else:  # learned at once (thresholds 0): stops at the 20-step minimum instead of running all 25
-            assert (
-                runs[0].report["warm_start"]["phase1_steps"] == 25
-                and runs[1].report["warm_start"]["phase1_steps"] == 20
-            )
+            assert runs[0].report.warm_start.phase1_steps == 25 and runs[1].report.warm_start.phase1_steps == 20
     elif effect == "verdict":
         assert (
             judge(VERDICT_SERIES, base.config.verdict).to_json()

@@ -15,6 +15,7 @@ from collapse_doctor.config import VerdictConfig, default_config_path, load_conf
 from collapse_doctor.experiments.presets import PRESETS, apply_preset, steps_per_epoch
 from collapse_doctor.experiments.probe import read_rows, run_probe
 from collapse_doctor.judge.flags import background_flag
+from collapse_doctor.judge.signals import SIGNALS
 from collapse_doctor.model.hyper_lora import HyperLoRA
 
 
@@ -48,6 +49,8 @@ def test_metric_rows_carry_the_named_signals_and_events(tmp_path):
     assert {(0, "hyper_lora on"), (3, "loo loss on"), (3, "equivariance loss on"), (6, "hpm on")} <= events
     metrics = [r for r in rows if "event" not in r]
     assert [r["step"] for r in metrics] == list(range(8))
+    missing = [name for name in (s.name for s in SIGNALS) if any(name not in r for r in metrics)]
+    assert not missing, f"judge/signals.py names signals a probe row lacks: {missing}"
     for r in metrics:
         for name in ("fg_acc", "bg_acc", "pred_bg_share", "target_bg_share"):
             assert 0.0 <= r[name] <= 1.0
@@ -58,9 +61,9 @@ def test_metric_rows_carry_the_named_signals_and_events(tmp_path):
         assert not any("time" in key for key in r)
     assert "loo" in metrics[3]["loss_terms"] and "loo" not in metrics[2]["loss_terms"]
     assert "hpm_balance" in metrics[6]["loss_terms"] and "hpm_balance" not in metrics[5]["loss_terms"]
-    ran = result.report["ran"]
-    assert ran["seed"] == 0 and ran["steps_run"] == 8 and ran["device"] == "cpu" and ran["threads"] == 1
-    assert result.report["data"]["tasks_used"] == 178
+    ran = result.report.ran
+    assert ran.seed == 0 and ran.steps_run == 8 and ran.device == "cpu" and ran.threads == 1
+    assert result.report.data.tasks_used == 178
 
 
 @pytest.mark.slow
@@ -83,8 +86,8 @@ def test_injected_non_finite_gradients_end_diverged(tmp_path):
 
     result = run_probe(small_probe_config("probe.steps=20"), out_dir=tmp_path, grad_hook=poison)
     assert result.verdict.label == "DIVERGED" and result.verdict.onset_step == 2
-    assert result.report["ran"]["steps_run"] == 12 and "stopped after 10" in result.report["ran"]["stopped_early"]
-    assert result.report["ran"]["skipped_steps"] == 10
+    assert result.report.ran.steps_run == 12 and "stopped after 10" in result.report.ran.stopped_early
+    assert result.report.ran.skipped_steps == 10
     rows = [r for r in result.rows if "event" not in r]
     assert rows[-1]["skipped"] and rows[-1]["grads_finite"] is False and rows[-1]["params_finite"] is True
 

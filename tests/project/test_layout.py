@@ -165,3 +165,31 @@ def test_no_module_imports_another_modules_private_name():
                     if alias.name.startswith("_") and not alias.name.startswith("__")
                 ]
     assert not private, private
+
+
+def test_no_function_in_the_sweeps_or_experiments_layers_is_over_100_lines():
+    """Issue 23, item 4: a function that long does several things; its phases get names of their own."""
+    long = []
+    for layer in ("sweeps", "experiments"):
+        for path in (PACKAGE / layer).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                    lines = node.end_lineno - node.lineno + 1
+                    if lines > 100:
+                        long.append(f"{path.relative_to(PACKAGE)}:{node.lineno} {node.name} ({lines} lines)")
+    assert not long, long
+
+
+def test_no_experiment_imports_a_sibling_experiments_helpers():
+    """Issue 23, item 1: the set-up every experiment shares lives in run_setup.py (and the few modules of
+    shared parts: identity, presets, regimes, warm_start, grad_compare, measure); a recipe never imports
+    another recipe."""
+    recipes = {"probe", "seed_batch", "noise", "gradcheck", "gradient_noise", "inspection"}
+    crossing = []
+    for path in (PACKAGE / "experiments").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("collapse_doctor.experiments."):
+                imported = node.module.rsplit(".", 1)[1]
+                if imported in recipes and imported != path.stem:
+                    crossing.append(f"{path.name} imports {node.module}")
+    assert not crossing, crossing

@@ -202,11 +202,12 @@ def test_sharp_regimes_are_named_cheapest_first_and_warm():
 
 def test_a_warm_control_stays_learned_when_phase_1_learned_and_phase_2_did_not_collapse():
     from collapse_doctor.experiments.regimes import SHARP
+    from collapse_doctor.experiments.run_setup import WarmStartReport
     from collapse_doctor.sweeps.calibrate import stays_learned
     from collapse_doctor.sweeps.jobs import ProbeSummary
 
     def summary(label, learned=None):
-        warm = None if learned is None else {"phase1_learned": learned}
+        warm = None if learned is None else WarmStartReport("base", 200, learned, 0.2, True, "phase1.pt")
         return ProbeSummary(label, None, 0, {}, [], 1.0, "k", "m", warm_start=warm)
 
     warm, cold = SHARP[0], GRID[0]

@@ -19,7 +19,8 @@ from collapse_doctor.sweeps.bisect.judges import (
 )
 from collapse_doctor.sweeps.bisect.minimize import Minimization, apply_changes, ddmin
 from collapse_doctor.sweeps.bisect.result import LIMITATIONS, OUTCOME_EXIT, BisectResult, BisectStatus, Transition
-from collapse_doctor.sweeps.bisect.search import binary_search, run_bisect
+from collapse_doctor.sweeps.bisect.search import Bisect, binary_search, run_bisect
+from collapse_doctor.sweeps.bisect.settings import BisectSettings
 
 __all__ = [
     "BAD",
@@ -27,7 +28,9 @@ __all__ = [
     "LIMITATIONS",
     "OUTCOME_EXIT",
     "SKIP",
+    "Bisect",
     "BisectResult",
+    "BisectSettings",
     "BisectStatus",
     "CommandAborted",
     "CommandJudge",

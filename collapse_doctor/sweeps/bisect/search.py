@@ -20,10 +20,7 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Callable
-from pathlib import Path
 
-from collapse_doctor.errors import CollapseDoctorError
-from collapse_doctor.experiments.presets import PRESETS
 from collapse_doctor.judge.measures import PRIMARY, CollapseScale, MeasureRule, compare
 from collapse_doctor.judge.stats import fisher_exact
 from collapse_doctor.sweeps.autoregime import choose_regime
@@ -34,7 +31,6 @@ from collapse_doctor.sweeps.bisect.judges import (
     SKIP,
     CommandJudge,
     ProbeJudge,
-    SeedPolicy,
 )
 from collapse_doctor.sweeps.bisect.minimize import minimize_changes
 from collapse_doctor.sweeps.bisect.result import (
@@ -42,6 +38,7 @@ from collapse_doctor.sweeps.bisect.result import (
     BisectStatus,
     Transition,
 )
+from collapse_doctor.sweeps.bisect.settings import BisectSettings
 from collapse_doctor.sweeps.calibrate import ConfigSource
 from collapse_doctor.sweeps.executors import Executor
 from collapse_doctor.sweeps.gitrepo import (
@@ -89,168 +86,187 @@ def binary_search(
 # Running it
 # --------------------------------------------------------------------------------------------------
 def run_bisect(
+    settings: BisectSettings | None = None,
     *,
-    good_rev: str,
-    bad_rev: str = "HEAD",
-    repo_path: str | Path = ".",
-    config_path: str | None = None,
-    overrides: list[str] | None = None,
-    preset: str = "tiny",
-    steps: int | None = None,
-    policy: SeedPolicy = SeedPolicy(),
-    scan: bool = False,
-    minimize: bool = False,
-    command: str | None = None,
-    command_timeout: float | None = None,
-    jobs: int = 1,
-    cache_dir=None,
-    data: str = "arc-agi-1",
-    device: str = "cpu",
     progress: Callable[[BisectStatus], None] | None = None,
     result: BisectResult | None = None,
     executor: Executor | None = None,
-    rule: MeasureRule | None = None,
-    auto_regime: bool = False,
+    **fields,
 ) -> BisectResult:
-    """Bisect (or scan) the first-parent history from good_rev to bad_rev. `result`, when given, is
-    filled in place as the run goes, so a caller that is interrupted still holds what was learned.
-    auto_regime: no regime was named, so calibrate on the two endpoints first (sweeps/autoregime.py) and
-    bisect in the cheapest regime where the good endpoint stays learned, if the bad one separates there."""
-    if preset not in PRESETS:
-        raise CollapseDoctorError(f"--preset {preset!r}: expected one of {', '.join(PRESETS)}")
-    if policy.first < 1 or policy.cap < policy.first:
-        raise CollapseDoctorError(f"--seeds {policy.first} / --max-seeds {policy.cap}: need 1 <= seeds <= max-seeds")
-    if rule is not None and policy.first < 4:
-        raise CollapseDoctorError(
-            f"--by measure needs --seeds 4 or more: with {policy.first} seeds a side the exact rank test cannot reach "
-            "p < 0.05 (3 vs 3: p >= 0.05)"
-        )
-    if rule is not None and command is not None:
-        raise CollapseDoctorError("--by measure judges probes; it cannot be combined with --cmd")
-    if minimize and command is not None:
-        raise CollapseDoctorError("--minimize works on config keys; it cannot be combined with --cmd")
-    overrides = list(overrides or []) + ([f"probe.steps={steps}"] if steps is not None else [])
-    r = (
-        result
-        if result is not None
-        else BisectResult("interrupted", "", str(repo_path), config_path, good_rev, bad_rev)
-    )
-    r.outcome, r.message, r.method, r.judge = (
-        "interrupted",
-        "interrupted before an answer",
-        "scan" if scan else "bisect",
-        "cmd" if command else "probe",
-    )
-    probe_judge = None
-    if command is None:
-        probe_judge = ProbeJudge(
-            overrides=overrides,
-            preset=preset,
-            data=data,
-            device=device,
-            policy=policy,
-            jobs=jobs,
-            cache_dir=cache_dir,
-            on_probe=lambda summary: report(last=summary),
-            executor=executor,
-        )
-        r.probes = probe_judge.counter
-    status = BisectStatus("reading")
+    """Bisect (or scan) the first-parent history from good_rev to bad_rev: `settings`, or its fields as
+    keywords. `result`, when given, is filled in place as the run goes, so a caller that is interrupted
+    still holds what was learned."""
+    settings = settings if settings is not None else BisectSettings(**fields)
+    return Bisect(settings, progress=progress, result=result, executor=executor).run()
 
-    def report(**changes) -> None:
-        for k, v in changes.items():
-            setattr(status, k, v)
-        if probe_judge is not None:
-            status.probes_run, status.probes_cached = probe_judge.counter.run, probe_judge.counter.cached
-        if progress is not None:
-            progress(status)
 
-    repo = open_repo(repo_path)
-    r.repo = repo.working_tree_dir or repo.git_dir
-    good, bad = resolve(repo, good_rev), resolve(repo, bad_rev)
-    r.good, r.bad = info(good), info(bad)
-    if command is None:
-        config_path = choose_config_path(repo, bad, config_path)
-    else:  # --cmd judges without a config; one is read only to show what the first bad commit changed
-        config_path = repo_relative(repo, config_path) if config_path else config_path_from_pyproject(repo, bad)
-    r.config_path = config_path
-    r.notes = history_notes(repo, bad, config_path)
-    report(notes=r.notes)
-    if auto_regime and probe_judge is not None:
-        good_text, bad_text = read_file(good, config_path), read_file(bad, config_path)
-        if good_text is not None and bad_text is not None:
-            report(phase="calibrating")
-            r.auto_regime = choose_regime(
-                ConfigSource(f"{good.hexsha[:7]}:{config_path}", text=good_text),
-                ConfigSource(f"{bad.hexsha[:7]}:{config_path}", text=bad_text),
-                seeds=max(policy.first, 4),
-                overrides=overrides,
-                preset=preset,
-                data=data,
-                device=device,
-                jobs=jobs,
-                cache_dir=cache_dir,
-                executor=executor,
-                progress=lambda text: report(current=text),
-                on_probe=probe_judge.count,
-            )
-            if r.auto_regime.regime is None:
-                r.outcome, r.message = (
-                    "no_regime",
-                    "no regime of the default grid separates the good endpoint from the bad one: in each, the good "
-                    "endpoint did not stay learned or the bad one did not separate (calibrate's table)",
-                )
+class Bisect:
+    """One bisect, in its phases: check, set up (and calibrate), endpoints, search, conclude."""
+
+    def __init__(
+        self,
+        settings: BisectSettings,
+        *,
+        progress: Callable[[BisectStatus], None] | None = None,
+        result: BisectResult | None = None,
+        executor: Executor | None = None,
+    ):
+        s = self.settings = settings
+        self.progress, self.executor = progress, executor
+        self.result = (
+            result
+            if result is not None
+            else BisectResult("interrupted", "", str(s.repo_path), s.config_path, s.good_rev, s.bad_rev)
+        )
+        self.overrides = list(s.overrides) + ([f"probe.steps={s.steps}"] if s.steps is not None else [])
+        self.status = BisectStatus("reading")
+        self.probe_judge: ProbeJudge | None = None
+        self.cmd_judge: CommandJudge | None = None
+
+    def run(self) -> BisectResult:
+        self.settings.check()
+        r = self.result
+        self._set_up()
+        if self.settings.auto_regime and self.probe_judge is not None and not self._calibrate():
+            return r
+        self._record_what_runs()
+        r.commits = read_history(
+            self.repo, self.good, self.bad, self.config_path, self.probe_judge.identity if self.probe_judge else None
+        )
+        r.segments = self.segments = segments_of(r.commits)
+        s = self.settings
+        self.cmd_judge = CommandJudge(self.repo, s.command, s.command_timeout) if s.command is not None else None
+        with self.cmd_judge if self.cmd_judge is not None else contextlib.nullcontext():
+            if not self._endpoints():
                 return r
-            overrides = [*r.auto_regime.regime.overrides, *overrides]
-            probe_judge.overrides = list(overrides)
-    r.ran = {
-        "preset": preset,
-        "overrides": overrides,
-        "seeds": policy.first,
-        "max_seeds": policy.cap,
-        "data": data,
-        "device": device,
-        "command": command,
-        "scan": scan,
-        "minimize": minimize,
-        "by": "measure" if rule else "verdict",
-        "regime": r.auto_regime.regime.name if r.auto_regime and r.auto_regime.regime else None,
-        "rule": rule.text()
-        if rule
-        else "verdict classes: good HEALTHY/TRANSIENT, bad COLLAPSED/FG_COLLAPSE/DIVERGED, by seed agreement or a "
-        "majority at the cap",
-    }
-    report()
-    if probe_judge is not None:
-        probe_judge.base_text, probe_judge.base_source = (
-            read_file(good, config_path),
-            f"{good.hexsha[:7]}:{config_path}",
+            if s.scan:
+                _scan(r, self.segments, self._classify, self._report)
+                return r
+            self._search()
+        return r
+
+    # -- set up ----------------------------------------------------------------------------------------
+    def _report(self, **changes) -> None:
+        for k, v in changes.items():
+            setattr(self.status, k, v)
+        if self.probe_judge is not None:
+            self.status.probes_run = self.probe_judge.counter.run
+            self.status.probes_cached = self.probe_judge.counter.cached
+        if self.progress is not None:
+            self.progress(self.status)
+
+    def _set_up(self) -> None:
+        s, r = self.settings, self.result
+        r.outcome, r.message = "interrupted", "interrupted before an answer"
+        r.method, r.judge = ("scan" if s.scan else "bisect"), ("cmd" if s.command else "probe")
+        if s.command is None:
+            self.probe_judge = ProbeJudge(
+                overrides=self.overrides,
+                preset=s.preset,
+                data=s.data,
+                device=s.device,
+                policy=s.policy,
+                jobs=s.jobs,
+                cache_dir=s.cache_dir,
+                on_probe=lambda summary: self._report(last=summary),
+                executor=self.executor,
+            )
+            r.probes = self.probe_judge.counter
+        repo = self.repo = open_repo(s.repo_path)
+        r.repo = repo.working_tree_dir or repo.git_dir
+        self.good, self.bad = resolve(repo, s.good_rev), resolve(repo, s.bad_rev)
+        r.good, r.bad = info(self.good), info(self.bad)
+        if s.command is None:
+            self.config_path = choose_config_path(repo, self.bad, s.config_path)
+        else:  # --cmd judges without a config; one is read only to show what the first bad commit changed
+            self.config_path = (
+                repo_relative(repo, s.config_path) if s.config_path else config_path_from_pyproject(repo, self.bad)
+            )
+        r.config_path = self.config_path
+        r.notes = history_notes(repo, self.bad, self.config_path)
+        self._report(notes=r.notes)
+
+    def _source(self, commit) -> str:
+        return f"{commit.hexsha[:7]}:{self.config_path}"
+
+    def _calibrate(self) -> bool:
+        """No regime named: choose one on the endpoints (sweeps/autoregime.py). False: none separates them."""
+        s, r, judge = self.settings, self.result, self.probe_judge
+        good_text, bad_text = read_file(self.good, self.config_path), read_file(self.bad, self.config_path)
+        if good_text is None or bad_text is None:
+            return True  # the endpoint check names the missing config
+        self._report(phase="calibrating")
+        r.auto_regime = choose_regime(
+            ConfigSource(self._source(self.good), text=good_text),
+            ConfigSource(self._source(self.bad), text=bad_text),
+            seeds=max(s.policy.first, 4),
+            overrides=self.overrides,
+            preset=s.preset,
+            data=s.data,
+            device=s.device,
+            jobs=s.jobs,
+            cache_dir=s.cache_dir,
+            executor=self.executor,
+            progress=lambda text: self._report(current=text),
+            on_probe=judge.count,
         )
-    r.commits = read_history(repo, good, bad, config_path, probe_judge.identity if probe_judge is not None else None)
-    r.segments = segments = segments_of(r.commits)
+        if r.auto_regime.regime is None:
+            r.outcome, r.message = (
+                "no_regime",
+                "no regime of the default grid separates the good endpoint from the bad one: in each, the good "
+                "endpoint did not stay learned or the bad one did not separate (calibrate's table)",
+            )
+            return False
+        self.overrides = [*r.auto_regime.regime.overrides, *self.overrides]
+        judge.overrides = list(self.overrides)
+        return True
 
-    cmd_judge = CommandJudge(repo, command, command_timeout) if command is not None else None
-    with cmd_judge if cmd_judge is not None else contextlib.nullcontext():
+    def _record_what_runs(self) -> None:
+        s, r = self.settings, self.result
+        r.ran = {
+            "preset": s.preset,
+            "overrides": self.overrides,
+            "seeds": s.policy.first,
+            "max_seeds": s.policy.cap,
+            "data": s.data,
+            "device": s.device,
+            "command": s.command,
+            "scan": s.scan,
+            "minimize": s.minimize,
+            "by": "measure" if s.rule else "verdict",
+            "regime": r.auto_regime.regime.name if r.auto_regime and r.auto_regime.regime else None,
+            "rule": s.rule.text()
+            if s.rule
+            else "verdict classes: good HEALTHY/TRANSIENT, bad COLLAPSED/FG_COLLAPSE/DIVERGED, by seed agreement or "
+            "a majority at the cap",
+        }
+        self._report()
+        if self.probe_judge is not None:
+            self.probe_judge.base_text = read_file(self.good, self.config_path)
+            self.probe_judge.base_source = self._source(self.good)
 
-        def classify(index: int, question=None) -> str:
-            """question: a decision on the seeds' measure (CollapseScale.collapsed or .worse); default the
-            judge's own (verdict classes, or --by measure against the good endpoint)."""
-            segment = segments[index]
-            if not segment.testable:
-                return SKIP
-            report(current=f"{segment.first.info.short} {segment.first.info.subject[:40]}")
-            if cmd_judge is not None:
-                judgement = cmd_judge.judge(segment.first)
-            else:
-                decide = (lambda ss: probe_judge.by_measure(ss, question)) if question is not None else None
-                judgement = probe_judge.judge(
-                    segment.first.text, f"{segment.first.info.short}:{config_path}", decide=decide
-                )
-            r.judgements[index] = judgement
-            return judgement.decision
+    # -- judging ---------------------------------------------------------------------------------------
+    def _classify(self, index: int, question=None) -> str:
+        """question: a decision on the seeds' measure (CollapseScale.collapsed or .worse); default the
+        judge's own (verdict classes, or --by measure against the good endpoint)."""
+        segment = self.segments[index]
+        if not segment.testable:
+            return SKIP
+        self._report(current=f"{segment.first.info.short} {segment.first.info.subject[:40]}")
+        if self.cmd_judge is not None:
+            judgement = self.cmd_judge.judge(segment.first)
+        else:
+            judge = self.probe_judge
+            decide = (lambda ss: judge.by_measure(ss, question)) if question is not None else None
+            judgement = judge.judge(segment.first.text, f"{segment.first.info.short}:{self.config_path}", decide=decide)
+        self.result.judgements[index] = judgement
+        return judgement.decision
 
-        # Endpoints first: the premise of a bisect is that GOOD is good and BAD is bad.
-        report(phase="endpoints", commits_left=len(r.commits))
+    def _endpoints(self) -> bool:
+        """The premise of a bisect is that GOOD is good and BAD is bad. Both are judged before anything
+        else, so a stop can say which one surprised (or both did). False: the bisect stops here."""
+        r, segments, last = self.result, self.segments, len(self.segments) - 1
+        self._report(phase="endpoints", commits_left=len(r.commits))
         for which, segment in (("good", segments[0]), ("bad", segments[-1])):
             if not segment.testable:
                 commit = segment.first
@@ -258,15 +274,14 @@ def run_bisect(
                     "endpoint_invalid",
                     f"the {which} endpoint {commit.info.short} has no usable config: {commit.problem}",
                 )
-                return r
-        # Both are judged before anything else, so a stop can say which one surprised (or both did).
-        if probe_judge is not None and rule is not None:
-            report(current=f"{segments[0].first.info.short} and {segments[-1].first.info.short}")
-            decisions = _endpoints_by_measure(r, segments, probe_judge, rule, config_path)
+                return False
+        if self.probe_judge is not None and self.settings.rule is not None:
+            self._report(current=f"{segments[0].first.info.short} and {segments[-1].first.info.short}")
+            decisions = _endpoints_by_measure(r, segments, self.probe_judge, self.settings.rule, self.config_path)
         else:
-            decisions = {"good": classify(0), "bad": classify(len(segments) - 1)}
+            decisions = {"good": self._classify(0), "bad": self._classify(last)}
         surprises = []
-        for which, index, expected in (("good", 0, GOOD), ("bad", len(segments) - 1, BAD)):
+        for which, index, expected in (("good", 0, GOOD), ("bad", last, BAD)):
             decision = decisions[which]
             if decision != expected:
                 commit, j = segments[index].first, r.judgements[index]
@@ -277,28 +292,30 @@ def run_bisect(
                         f"{expected}",
                     )
                 )
-        if surprises and not scan:
-            r.outcome = surprises[0][0]
-            r.message = "; ".join(text for _, text in surprises) + ": nothing to bisect"
-            if any(kind == "good_endpoint_bad" for kind, _ in surprises):
-                r.message += (
-                    ". In this regime the known-good config collapses too, so probes cannot tell the two apart: "
-                    "run `collapse-doctor calibrate --good GOOD --bad BAD --repo . --write regime.yaml` to find a "
-                    "regime where the good "
-                    "endpoint learns, then bisect with --regime regime.yaml, or test module activation with "
-                    "--warm-start auto"
-                )
-            _evidence(r, 0, len(segments) - 1)
-            return r
+        if not surprises or self.settings.scan:
+            return True
+        r.outcome = surprises[0][0]
+        r.message = "; ".join(text for _, text in surprises) + ": nothing to bisect"
+        if any(kind == "good_endpoint_bad" for kind, _ in surprises):
+            r.message += (
+                ". In this regime the known-good config collapses too, so probes cannot tell the two apart: "
+                "run `collapse-doctor calibrate --good GOOD --bad BAD --repo . --write regime.yaml` to find a "
+                "regime where the good endpoint learns, then bisect with --regime regime.yaml, or test module "
+                "activation with --warm-start auto"
+            )
+        _evidence(r, 0, last)
+        return False
 
-        if scan:
-            _scan(r, segments, classify, report)
-            return r
-        collapse_question = (lambda i: classify(i, r.scale.collapsed)) if r.scale is not None else classify
+    # -- search and conclusion -------------------------------------------------------------------------
+    def _search(self) -> None:
+        """The first collapsed segment (on the endpoints' scale, when there is one), then before it the first
+        degraded one, its key changes, and with --minimize the fewest of them that still collapse."""
+        r, segments = self.result, self.segments
+        collapse_question = (lambda i: self._classify(i, r.scale.collapsed)) if r.scale is not None else self._classify
         lo, hi, skipped = binary_search(
             len(segments),
             collapse_question,
-            on_step=lambda lo, hi, cands: report(
+            on_step=lambda lo, hi, cands: self._report(
                 phase="bisect",
                 commits_left=sum(len(s.commits) for s in segments[lo + 1 : hi]),
                 rounds_left=math.ceil(math.log2(len(cands) + 1)),
@@ -313,24 +330,23 @@ def run_bisect(
                 f"{', '.join(c.info.short for c in r.candidates)}"
             )
             _evidence(r, lo, hi)
-            return r
+            return
         r.first_bad, r.parent = segments[hi].first, segments[hi - 1].last
         r.changes = key_changes(r.parent, r.first_bad)
-        r.files_changed = repo.git.diff("--name-only", r.parent.info.hexsha, r.first_bad.info.hexsha).split()
+        r.files_changed = self.repo.git.diff("--name-only", r.parent.info.hexsha, r.first_bad.info.hexsha).split()
         _evidence(r, lo, hi)
         r.outcome = "found"
         r.message = f"first bad commit {r.first_bad.info.short} ({r.first_bad.info.subject})"
         if r.scale is not None:
-            _degradation(r, repo, segments, hi, classify, report)
+            _degradation(r, segments, hi, self._classify, self._report)
             r.message = f"first collapsed commit {r.first_bad.info.short} ({r.first_bad.info.subject})" + (
                 f"; degraded before it from {r.first_degraded.info.short} ({r.first_degraded.info.subject})"
                 if r.first_degraded is not None
                 else "; no commit before it was degraded"
             )
-        if minimize and probe_judge is not None:
-            report(phase="minimize", commits_left=None, rounds_left=None)
-            r.minimization = minimize_changes(r.parent, r.changes, probe_judge, config_path, report)
-    return r
+        if self.settings.minimize and self.probe_judge is not None:
+            self._report(phase="minimize", commits_left=None, rounds_left=None)
+            r.minimization = minimize_changes(r.parent, r.changes, self.probe_judge, self.config_path, self._report)
 
 
 def _endpoints_by_measure(r: BisectResult, segments, judge: ProbeJudge, rule: MeasureRule, config_path) -> dict:
@@ -342,7 +358,7 @@ def _endpoints_by_measure(r: BisectResult, segments, judge: ProbeJudge, rule: Me
 
     def failed(summary) -> bool:
         warm = summary.warm_start
-        return summary.good is False or (warm is not None and not warm.get("phase1_learned"))
+        return summary.good is False or (warm is not None and not warm.phase1_learned)
 
     def reference_decision(summaries) -> str | None:
         if len(summaries) < judge.policy.first:
@@ -367,7 +383,7 @@ def _endpoints_by_measure(r: BisectResult, segments, judge: ProbeJudge, rule: Me
     return {"good": GOOD, "bad": bad_j.decision}
 
 
-def _degradation(r: BisectResult, repo, segments, collapsed_at: int, classify, report) -> None:
+def _degradation(r: BisectResult, segments, collapsed_at: int, classify, report) -> None:
     """Before the first collapsed segment, the first one worse than the good endpoint (sharing probes with
     the collapse search), and each judged segment's class on the endpoints' scale."""
     lo, hi, skipped = binary_search(
