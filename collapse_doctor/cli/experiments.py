@@ -42,9 +42,9 @@ if TYPE_CHECKING:  # the inspection module builds models (torch); the command im
 
 @app.command("inspect", epilog=EXIT_CODES_HELP)
 def inspect_command(
-    config: Optional[Path] = ConfigArg,
-    overrides: list[str] = SetOpt,
-    json_path: Optional[Path] = JsonOpt,
+    config: ConfigArg = None,
+    overrides: SetOpt = [],
+    json_path: JsonOpt = None,
     strict: bool = typer.Option(False, "--strict", help="Refuse keys the tool does not know instead of listing them."),
 ) -> None:
     """Show what a YAML builds: resolved config, unused and defaulted keys, parameters per module, staging schedule."""
@@ -59,25 +59,25 @@ def inspect_command(
 
 @app.command("probe", epilog=EXIT_CODES_HELP)
 def probe_command(
-    config: Optional[Path] = ConfigArg,
-    overrides: list[str] = SetOpt,
-    preset: str = PresetOpt,
-    seed: Optional[int] = SeedOpt,
+    config: ConfigArg = None,
+    overrides: SetOpt = [],
+    preset: PresetOpt = "tiny",
+    seed: SeedOpt = None,
     steps: Optional[int] = typer.Option(
         None, "--steps", min=1, help="Optimizer steps (probe.steps; default: the preset's)."
     ),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda (auto takes a GPU when there is one)."),
-    data: str = DataOpt,
+    data: DataOpt = "arc-agi-1",
     solutions: Optional[Path] = typer.Option(
         None, "--solutions", help="Kaggle solutions file that goes with a challenges file."
     ),
     out_dir: Optional[Path] = typer.Option(
         None, "--out", help="Directory for the metrics JSONL (default: ~/.cache/collapse-doctor/probes)."
     ),
-    json_path: Optional[Path] = JsonOpt,
+    json_path: JsonOpt = None,
     strict: bool = typer.Option(False, "--strict", help="Refuse keys the tool does not know instead of listing them."),
-    regime: Optional[str] = RegimeOpt,
-    warm_start: Optional[str] = WarmOpt,
+    regime: RegimeOpt = None,
+    warm_start: WarmOpt = None,
 ) -> None:
     """Train the bundled RLAN briefly on real ARC tasks and judge the run: HEALTHY, TRANSIENT, COLLAPSED, FG_COLLAPSE, DIVERGED or INCONCLUSIVE."""
     from collapse_doctor.experiments.probe import run_probe
@@ -112,15 +112,15 @@ def probe_command(
 
 @app.command("noise", epilog=EXIT_CODES_HELP)
 def noise_command(
-    config: Optional[Path] = ConfigArg,
-    overrides: list[str] = SetOpt,
-    preset: str = PresetOpt,
+    config: ConfigArg = None,
+    overrides: SetOpt = [],
+    preset: PresetOpt = "tiny",
     steps: int = typer.Option(
         0, "--steps", min=0, help="Training steps before the second measurement (0: initialisation only)."
     ),
-    seed: Optional[int] = SeedOpt,
-    data: str = DataOpt,
-    json_path: Optional[Path] = JsonOpt,
+    seed: SeedOpt = None,
+    data: DataOpt = "arc-agi-1",
+    json_path: JsonOpt = None,
 ) -> None:
     """Init audit: how much each optional module perturbs the features it modifies, at init and after N steps; the background bias; input dependence."""
     from collapse_doctor.experiments.noise import noise_audit
@@ -142,11 +142,11 @@ def grad_check_command(
         help="YAML config; default: every module on (the seed's NEW config with all optional modules enabled).",
         show_default=False,
     ),
-    overrides: list[str] = SetOpt,
+    overrides: SetOpt = [],
     dtype: str = typer.Option("float32", "--dtype", help="float32 | bfloat16 (CPU autocast)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the weights, the batch and the dropout masks."),
-    data: str = DataOpt,
-    json_path: Optional[Path] = JsonOpt,
+    data: DataOpt = "arc-agi-1",
+    json_path: JsonOpt = None,
 ) -> None:
     """Checkpointed against plain gradients, per module, for use_reentrant False and True, on the seed's cases and the real hazards."""
     from collapse_doctor.experiments.gradcheck import ALL_MODULES_ON, grad_check

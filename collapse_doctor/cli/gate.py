@@ -11,6 +11,7 @@ import typer
 
 from collapse_doctor.cli.app import (
     EXIT_CODES_HELP,
+    CacheDirOpt,
     DataOpt,
     JsonOpt,
     ProbeLines,
@@ -40,7 +41,7 @@ def gate_command(
         "NEW config.",
         show_default=False,
     ),
-    overrides: list[str] = SetOpt,
+    overrides: SetOpt = [],
     seeds: Optional[int] = typer.Option(
         None, "--seeds", min=1, help="Seeds, decided by majority (default 3, or \\[tool.collapse-doctor] seeds)."
     ),
@@ -50,16 +51,14 @@ def gate_command(
     jobs: Optional[int] = typer.Option(
         None, "--jobs", min=1, help="Parallel probes (default: the CPU count, at most the seeds)."
     ),
-    cache_dir: Optional[Path] = typer.Option(
-        None, "--cache-dir", help="Probe result cache (default: ~/.cache/collapse-doctor/cache)."
-    ),
-    data: str = DataOpt,
+    cache_dir: CacheDirOpt = None,
+    data: DataOpt = "arc-agi-1",
     junit: Optional[Path] = typer.Option(
         None, "--junit", help="Write JUnit XML: one test case per seed, a failure element with the evidence."
     ),
-    json_path: Optional[Path] = JsonOpt,
-    regime: Optional[str] = RegimeOpt,
-    warm_start: Optional[str] = WarmOpt,
+    json_path: JsonOpt = None,
+    regime: RegimeOpt = None,
+    warm_start: WarmOpt = None,
     against: Optional[Path] = typer.Option(
         None,
         "--against",
@@ -67,12 +66,13 @@ def gate_command(
         "exact rank test p < 0.05 and Cliff's delta >= 0.474 fails, delta < 0.33 passes, else exit 3); needs "
         "--seeds 4+.",
     ),
-    seed_batch: bool = SeedBatchOpt,
+    seed_batch: SeedBatchOpt = False,
 ) -> None:
     """CI smoke gate: a short tiny-preset probe on a few seeds, majority verdict, exit codes as probe; JUnit XML and GitHub Actions annotations."""
     import os
 
     from collapse_doctor.sweeps.gate import find_tool_table, github_annotation, junit_xml, run_gate, step_summary
+    from collapse_doctor.sweeps.settings import GateSettings
 
     check_writable(junit, json_path, inputs=(config, against))
     tool = find_tool_table()
@@ -95,20 +95,19 @@ def gate_command(
             lines.probe(summary, summary.tag, f"{done} of {total} in this round")
             status.update(f"gate: seed {summary.seed} {summary.label}{' (cached)' if summary.cached else ''}")
 
-        result = run_gate(
-            config,
+        settings = GateSettings(
+            config_path=config,
             against=against,
-            overrides=[*regime_overrides(regime, warm_start), *overrides],
+            overrides=(*regime_overrides(regime, warm_start), *overrides),
             seeds=seeds,
             steps=steps,
             jobs=jobs,
             cache_dir=cache_dir,
             data=data,
-            progress=progress,
             seed_batch=seed_batch,
-            tool=tool,
             auto_regime=auto_regime,
         )
+        result = run_gate(settings=settings, tool=tool, progress=progress)
     if junit is not None and str(junit) == "-":
         sys.stdout.write(junit_xml(result))  # --junit -: the XML on stdout, no file named '-'
     elif junit is not None:

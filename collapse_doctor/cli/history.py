@@ -12,14 +12,18 @@ from rich.text import Text
 
 from collapse_doctor.cli.app import (
     EXIT_CODES_HELP,
+    CacheDirOpt,
     DataOpt,
     ExecutorOpt,
+    JobsOpt,
     JsonOpt,
     PresetOpt,
     ProbeLines,
     RayAddressOpt,
     RegimeOpt,
+    RepoConfigOpt,
     SetOpt,
+    SweepDeviceOpt,
     WarmOpt,
     app,
     check_writable,
@@ -50,13 +54,9 @@ def bisect_command(
         "--repo",
         help="The git repository (default: the current directory). Nothing in it is checked out or written.",
     ),
-    config_path: Optional[str] = typer.Option(
-        None,
-        "--config",
-        help="Config path inside the repository (default: \\[tool.collapse-doctor] config in pyproject.toml).",
-    ),
-    overrides: list[str] = SetOpt,
-    preset: str = PresetOpt,
+    config_path: RepoConfigOpt = None,
+    overrides: SetOpt = [],
+    preset: PresetOpt = "tiny",
     steps: Optional[int] = typer.Option(
         None, "--steps", min=1, help="Optimizer steps per probe (default: the preset's)."
     ),
@@ -89,22 +89,18 @@ def bisect_command(
     command_timeout: Optional[float] = typer.Option(
         None, "--cmd-timeout", help="Seconds before --cmd is stopped (counts as bad, exit 124)."
     ),
-    jobs: Optional[int] = typer.Option(
-        None, "--jobs", min=1, help="Probes run in parallel worker processes (default: one per CPU core)."
-    ),
-    cache_dir: Optional[Path] = typer.Option(
-        None, "--cache-dir", help="Probe result cache, shared with ablate (default: ~/.cache/collapse-doctor/cache)."
-    ),
-    device: str = typer.Option("cpu", "--device", help="auto | cpu | cuda."),
-    data: str = DataOpt,
-    json_path: Optional[Path] = JsonOpt,
+    jobs: JobsOpt = None,
+    cache_dir: CacheDirOpt = None,
+    device: SweepDeviceOpt = "cpu",
+    data: DataOpt = "arc-agi-1",
+    json_path: JsonOpt = None,
     html_path: Optional[Path] = typer.Option(
         None, "--html", help="Write an HTML report: the answer, fg_auc per seed of every commit judged, plots."
     ),
-    executor: str = ExecutorOpt,
-    ray_address: Optional[str] = RayAddressOpt,
-    regime: Optional[str] = RegimeOpt,
-    warm_start: Optional[str] = WarmOpt,
+    executor: ExecutorOpt = "local",
+    ray_address: RayAddressOpt = None,
+    regime: RegimeOpt = None,
+    warm_start: WarmOpt = None,
     by: Optional[str] = typer.Option(
         None,
         "--by",
@@ -222,13 +218,9 @@ def bisect_command(
 def diff_command(
     rev_a: str = typer.Argument(..., help="Older revision (hash, branch, tag)."),
     rev_b: str = typer.Argument("HEAD", help="Newer revision (default HEAD)."),
-    config_path: Optional[str] = typer.Option(
-        None,
-        "--config",
-        help="Config path inside the repository (default: \\[tool.collapse-doctor] config in pyproject.toml).",
-    ),
+    config_path: RepoConfigOpt = None,
     repo_path: Path = typer.Option(Path("."), "--repo", help="The git repository (default: the current directory)."),
-    json_path: Optional[Path] = JsonOpt,
+    json_path: JsonOpt = None,
 ) -> None:
     """Side-by-side table of the config keys that differ between two revisions, read from git objects (nothing is checked out)."""
     from collapse_doctor.config.diff import diff_raw, parse_raw

@@ -32,7 +32,7 @@ def scan_command(
     overrides: list[str] = typer.Option(
         [], "--set", help="Verdict thresholds, e.g. --set verdict.bg_excess=0.2 (repeatable)."
     ),
-    json_path: Optional[Path] = JsonOpt,
+    json_path: JsonOpt = None,
     html_path: Optional[Path] = typer.Option(None, "--html", help="Write an HTML page with the plot of the run."),
 ) -> None:
     """The verdict for an existing run from its metric log, with the signals it used and what their absence limits."""

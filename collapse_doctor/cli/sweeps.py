@@ -9,16 +9,20 @@ import typer
 
 from collapse_doctor.cli.app import (
     EXIT_CODES_HELP,
+    CacheDirOpt,
     ConfigArg,
     DataOpt,
     ExecutorOpt,
+    JobsOpt,
     JsonOpt,
     PresetOpt,
     ProbeLines,
     RayAddressOpt,
     RegimeOpt,
+    RepoConfigOpt,
     SeedBatchOpt,
     SetOpt,
+    SweepDeviceOpt,
     WarmOpt,
     app,
     check_writable,
@@ -38,9 +42,9 @@ from collapse_doctor.errors import CollapseDoctorError
 
 @app.command("ablate", epilog=EXIT_CODES_HELP)
 def ablate_command(
-    config: Optional[Path] = ConfigArg,
-    overrides: list[str] = SetOpt,
-    preset: str = PresetOpt,
+    config: ConfigArg = None,
+    overrides: SetOpt = [],
+    preset: PresetOpt = "tiny",
     seeds: int = typer.Option(
         4, "--seeds", min=1, help="Seeds per variant (0..N-1; 4: the fewest at which an exact test reaches p < 0.05)."
     ),
@@ -57,24 +61,17 @@ def ablate_command(
     stage_epoch: int = typer.Option(
         3, "--stage-epoch", help="Start epoch of the staged variants (the reference's fix used 3)."
     ),
-    jobs: Optional[int] = typer.Option(
-        None,
-        "--jobs",
-        min=1,
-        help="Probes run in parallel worker processes (default: one per CPU core; results equal a serial run).",
-    ),
-    cache_dir: Optional[Path] = typer.Option(
-        None, "--cache-dir", help="Probe result cache (default: ~/.cache/collapse-doctor/cache)."
-    ),
-    device: str = typer.Option("cpu", "--device", help="auto | cpu | cuda."),
-    data: str = DataOpt,
-    json_path: Optional[Path] = JsonOpt,
+    jobs: JobsOpt = None,
+    cache_dir: CacheDirOpt = None,
+    device: SweepDeviceOpt = "cpu",
+    data: DataOpt = "arc-agi-1",
+    json_path: JsonOpt = None,
     html_path: Optional[Path] = typer.Option(None, "--html", help="Write an HTML report with plots of every variant."),
-    executor: str = ExecutorOpt,
-    ray_address: Optional[str] = RayAddressOpt,
-    regime: Optional[str] = RegimeOpt,
-    warm_start: Optional[str] = WarmOpt,
-    seed_batch: bool = SeedBatchOpt,
+    executor: ExecutorOpt = "local",
+    ray_address: RayAddressOpt = None,
+    regime: RegimeOpt = None,
+    warm_start: WarmOpt = None,
+    seed_batch: SeedBatchOpt = False,
 ) -> None:
     """Probe the minimal base plus each suspect, the full config minus each suspect, and staged variants; name culprits only with an exact test."""
 
@@ -83,6 +80,7 @@ def ablate_command(
     from collapse_doctor.sweeps.ablate import run_ablation
     from collapse_doctor.sweeps.executors import make_executor
     from collapse_doctor.sweeps.gate import find_tool_table
+    from collapse_doctor.sweeps.settings import AblationSettings
 
     check_writable(json_path, html_path, inputs=(config,))
     note_unused_keys(load_config(config, overrides))  # a bad file fails here, before any probe
@@ -115,25 +113,24 @@ def ablate_command(
                 task, completed=done, total=total, last=f"{summary.label}{' (cached)' if summary.cached else ''}"
             )
 
-        result = run_ablation(
-            config,
-            overrides=[*regime_overrides(regime, warm_start), *overrides],
+        settings = AblationSettings(
+            config_path=config,
+            overrides=(*regime_overrides(regime, warm_start), *overrides),
             preset=preset,
-            seeds=list(range(seeds)),
+            seeds=tuple(range(seeds)),
             steps=steps,
-            only=only,
-            skip=skip,
+            only=tuple(only or ()),
+            skip=tuple(skip or ()),
             alpha=alpha,
             stage_epoch=stage_epoch,
             jobs=jobs,
             cache_dir=cache_dir,
             data=data,
             device=device,
-            progress=progress,
-            executor=runner,
             seed_batch=seed_batch,
             auto_regime=auto_regime,
         )
+        result = run_ablation(settings=settings, progress=progress, executor=runner)
     chosen = result.auto_regime
     if chosen is not None and chosen.regime is None:
         emit(json_path, result.to_json, lambda: render_calibration(out, chosen.calibration))
@@ -157,11 +154,7 @@ def calibrate_command(
     repo_path: Optional[Path] = typer.Option(
         None, "--repo", help="Read --good and --bad as revisions of this git repository (nothing is checked out)."
     ),
-    config_path: Optional[str] = typer.Option(
-        None,
-        "--config",
-        help="Config path inside the repository (default: \\[tool.collapse-doctor] config in pyproject.toml).",
-    ),
+    config_path: RepoConfigOpt = None,
     seeds: int = typer.Option(
         5, "--seeds", min=2, help="Seeds per config and regime (0..N-1); the confirmation uses N..2N-1."
     ),
@@ -191,23 +184,20 @@ def calibrate_command(
     write: Optional[Path] = typer.Option(
         None, "--write", help="Write the chosen regime as a regime file here (default: print it)."
     ),
-    overrides: list[str] = SetOpt,
-    jobs: Optional[int] = typer.Option(
-        None, "--jobs", min=1, help="Probes run in parallel worker processes (default: one per CPU core)."
-    ),
-    cache_dir: Optional[Path] = typer.Option(
-        None, "--cache-dir", help="Probe result cache (default: ~/.cache/collapse-doctor/cache)."
-    ),
-    data: str = DataOpt,
-    json_path: Optional[Path] = JsonOpt,
+    overrides: SetOpt = [],
+    jobs: JobsOpt = None,
+    cache_dir: CacheDirOpt = None,
+    data: DataOpt = "arc-agi-1",
+    json_path: JsonOpt = None,
     html_path: Optional[Path] = typer.Option(
         None, "--html", help="Write an HTML report: the answer, fg_auc per seed of every regime's two sides, plots."
     ),
-    seed_batch: bool = SeedBatchOpt,
+    seed_batch: SeedBatchOpt = False,
 ) -> None:
     """Find a regime where the good config learns, then measure whether the bad one separates from it there."""
     from collapse_doctor.experiments.regimes import DEFAULT_GRID, GRID, by_name
     from collapse_doctor.sweeps.calibrate import run_calibration
+    from collapse_doctor.sweeps.settings import CalibrationSettings
 
     if not 0 < alpha < 1:
         raise CollapseDoctorError(f"--alpha {alpha}: must lie in (0, 1)")
@@ -231,22 +221,25 @@ def calibrate_command(
     )
     lines = ProbeLines("calibrate")  # a plain line per probe when stderr is not a terminal
     with err.status("calibrate ...") as status:
-        result = run_calibration(
-            good_source,
-            bad_source,
-            regimes=grid,
+        settings = CalibrationSettings(
+            regimes=tuple(grid),
             seeds=seeds,
             alpha=alpha,
             min_delta=min_delta,
             warm=warm,
             confirm=confirm,
             budget=budget,
-            overrides=overrides,
+            overrides=tuple(overrides),
             data=data,
             jobs=jobs,
             cache_dir=cache_dir,
-            progress=lambda text: status.update(f"calibrate: {text}"),
             seed_batch=seed_batch,
+        )
+        result = run_calibration(
+            good_source,
+            bad_source,
+            settings=settings,
+            progress=lambda text: status.update(f"calibrate: {text}"),
             on_probe=lambda done, total, summary: lines.probe(summary, summary.tag, f"{done} of {total} in this round"),
         )
     text = result.regime_file()

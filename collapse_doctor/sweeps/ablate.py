@@ -35,6 +35,7 @@ from collapse_doctor.sweeps.calibrate import ConfigSource
 from collapse_doctor.sweeps.executors import Executor
 from collapse_doctor.sweeps.jobs import ProbeJob, ProbeSummary
 from collapse_doctor.sweeps.runner import run_jobs
+from collapse_doctor.sweeps.settings import AblationSettings
 
 
 @dataclass(frozen=True)
@@ -331,76 +332,61 @@ def late_stages(variants: list[Variant], window: int) -> list[tuple[str, int]]:
 
 
 def run_ablation(
-    config_path: str | Path | None,
+    config_path: str | Path | None = None,
     *,
-    overrides: list[str] | None = None,
-    preset: str = "tiny",
-    seeds: list[int] | None = None,
-    steps: int | None = None,
-    only: list[str] | None = None,
-    skip: list[str] | None = None,
-    alpha: float = 0.05,
-    stage_epoch: int = 3,
-    warmup_epochs: float = 2.0,
-    jobs: int = 1,
-    cache_dir: Path | None = None,
-    data: str = "arc-agi-1",
-    device: str = "cpu",
+    settings: AblationSettings | None = None,
     progress: Callable[[int, int, ProbeSummary], None] | None = None,
     executor: Executor | None = None,
-    seed_batch: bool = False,
-    auto_regime: bool = False,
+    **fields,
 ) -> AblationResult:
-    """seed_batch: each variant's seeds train as one vectorised model (train/seed_batch.py); the
+    """Probe every variant of the config on every seed and judge the seed's claims: `settings`, or its fields
+    as keywords. seed_batch: each variant's seeds train as one vectorised model (train/seed_batch.py); the
     variants' batches run in parallel worker processes with jobs > 1.
     auto_regime: no regime was named, so calibrate the minimal base (good) against the full config (bad)
     first (sweeps/autoregime.py) and ablate in the chosen regime; a warm one's phase 1 is the base."""
-    if preset not in PRESETS:
-        raise CollapseDoctorError(f"--preset {preset!r}: expected one of {', '.join(PRESETS)}")
-    if not 0 < alpha < 1:
-        raise CollapseDoctorError(f"--alpha {alpha}: must lie in (0, 1)")
-    seeds = seeds or [0, 1, 2]
-    user = list(overrides or []) + ([f"probe.steps={steps}"] if steps is not None else [])
+    s = settings if settings is not None else AblationSettings(config_path=config_path, **fields)
+    s.check()
+    config_path, seeds, user = s.config_path, list(s.seeds), s.user_overrides()
     loaded = load_config(config_path, user)
-    config, _ = apply_preset(loaded, PRESETS[preset])
-    if seed_batch and config.probe.warm_start_steps:
+    config, _ = apply_preset(loaded, PRESETS[s.preset])
+    if s.seed_batch and config.probe.warm_start_steps:
         raise ConfigError(f"{loaded.source}: probe.warm_start_steps: a seed batch does not run warm starts")
     variants = select(
-        build_variants(loaded.config, stage_epoch=stage_epoch, warmup_epochs=warmup_epochs), only or [], skip or []
+        build_variants(loaded.config, stage_epoch=s.stage_epoch, warmup_epochs=s.warmup_epochs), s.only, s.skip
     )
     for v in variants:
         load_config(config_path, [*user, *v.overrides])  # every variant must be a valid config before anything runs
-    minimal = tuple(f"{k}={_fmt(v)}" for s in SUSPECTS for k, v in s.base.items())
+    minimal = tuple(f"{k}={_fmt(v)}" for suspect in SUSPECTS for k, v in suspect.base.items())
     path = str(config_path) if config_path else None
     chosen = None
-    if auto_regime:
-        if seed_batch:
+    if s.auto_regime:
+        if s.seed_batch:
             raise ConfigError(SEED_BATCH_NEEDS_REGIME)
         chosen = choose_regime(
             ConfigSource("minimal base", path=path, overrides=minimal),
             ConfigSource("full", path=path),
             seeds=max(len(seeds), 4),
             overrides=user,
-            preset=preset,
-            data=data,
-            device=device,
-            jobs=jobs,
-            cache_dir=cache_dir,
+            preset=s.preset,
+            data=s.data,
+            device=s.device,
+            jobs=s.jobs,
+            cache_dir=s.cache_dir,
             executor=executor,
             on_probe=progress,
         )
         if chosen.regime is None:
-            result = AblationResult(loaded.source, preset, seeds, config.probe.steps, alpha, [], [], 1.0, NOT_ABLATED)
+            result = AblationResult(
+                loaded.source, s.preset, seeds, config.probe.steps, s.alpha, [], [], 1.0, NOT_ABLATED
+            )
             result.auto_regime = chosen
             result.notes.append(chosen.line())
             return result
         user = [*chosen.regime.overrides, *user]
-        config, _ = apply_preset(load_config(config_path, user), PRESETS[preset])
-    together = tuple(seeds) if seed_batch else None
-    probe_jobs = [
-        _variant_job(path, user, v, seed, minimal, preset, data, device, together) for v in variants for seed in seeds
-    ]
-    results = run_jobs(probe_jobs, jobs=jobs, cache_dir=cache_dir, progress=progress, executor=executor)
+        config, _ = apply_preset(load_config(config_path, user), PRESETS[s.preset])
+    together = tuple(seeds) if s.seed_batch else None
+    probe_jobs = [_variant_job(path, user, v, seed, minimal, s, together) for v in variants for seed in seeds]
+    results = run_jobs(probe_jobs, jobs=s.jobs, cache_dir=s.cache_dir, progress=progress, executor=executor)
     by_variant: dict[str, list[ProbeSummary]] = {}
     for job, summary in zip(probe_jobs, results):
         by_variant.setdefault(job.tag, []).append(summary)
@@ -408,31 +394,31 @@ def run_ablation(
         v.seeds = by_variant.get(v.name, [])
     result = AblationResult(
         loaded.source,
-        preset,
+        s.preset,
         seeds,
         config.probe.steps,
-        alpha,
+        s.alpha,
         variants,
-        judge_claims(variants, alpha),
+        judge_claims(variants, s.alpha),
         smallest_p(len(seeds), len(seeds)),
         NOT_ABLATED,
     )
-    result.seed_batch = seed_batch
+    result.seed_batch = s.seed_batch
     result.auto_regime = chosen
     result.notes += _ablation_notes(variants, config)
     return result
 
 
-def _variant_job(path, user, variant, seed: int, minimal, preset: str, data: str, device: str, together) -> ProbeJob:
+def _variant_job(path, user, variant, seed: int, minimal, settings: AblationSettings, together) -> ProbeJob:
     """One seed of one variant; a warm start's phase 1 is the minimal base for every variant, so all
     variants share its checkpoint."""
     return ProbeJob(
         path,
         (*user, *variant.overrides, f"probe.seed={seed}"),
-        preset,
-        data,
+        settings.preset,
+        settings.data,
         None,
-        device,
+        settings.device,
         variant.name,
         base_overrides=(*user, *minimal, f"probe.seed={seed}"),
         seed_batch=together,

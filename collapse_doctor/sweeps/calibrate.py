@@ -24,15 +24,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from collapse_doctor.errors import ConfigError
-from collapse_doctor.experiments.regimes import GRID, REGIME_SECTIONS, Regime, is_warm, regime_yaml, warm_variant
+from collapse_doctor.experiments.regimes import REGIME_SECTIONS, Regime, is_warm, regime_yaml, warm_variant
 from collapse_doctor.judge.measures import PRIMARY, compare
 from collapse_doctor.judge.stats import fisher_exact
 from collapse_doctor.judge.verdict import is_good
 from collapse_doctor.sweeps.executors import Executor
 from collapse_doctor.sweeps.jobs import ProbeJob, ProbeSummary
 from collapse_doctor.sweeps.runner import run_jobs
-
-LARGE_DELTA = 0.474  # Romano et al. 2006: |delta| >= 0.474 is a large effect
+from collapse_doctor.sweeps.settings import CalibrationSettings
 
 
 @dataclass(frozen=True)
@@ -229,35 +228,24 @@ def run_calibration(
     good: ConfigSource,
     bad: ConfigSource,
     *,
-    regimes: tuple[Regime, ...] | list[Regime] = GRID,
-    seeds: int = 5,
-    min_good: int | None = None,
-    alpha: float = 0.05,
-    min_delta: float = LARGE_DELTA,
-    warm: bool = False,
-    confirm: bool = True,
-    budget: float | None = None,
-    overrides: list[str] | None = None,
-    preset: str = "tiny",
-    data: str = "arc-agi-1",
-    device: str = "cpu",
-    jobs: int = 1,
-    cache_dir=None,
+    settings: CalibrationSettings | None = None,
     progress: Callable[[str], None] | None = None,
     executor: Executor | None = None,
-    seed_batch: bool = False,
     on_probe: Callable[[int, int, ProbeSummary], None] | None = None,
+    **fields,
 ) -> Calibration:
-    """seed_batch: each side's seeds of a regime train as one vectorised model (train/seed_batch.py)."""
-    if not 0 < alpha < 1:
-        raise ValueError("alpha must lie in (0, 1)")
-    if seed_batch and warm:
+    """The grid, cheapest regime first, on the good side; the bad side in the first usable regime only;
+    then a confirmation on fresh seeds: `settings`, or its fields as keywords. seed_batch: each side's
+    seeds of a regime train as one vectorised model (train/seed_batch.py)."""
+    s = settings if settings is not None else CalibrationSettings(**fields)
+    s.check()
+    if s.seed_batch and s.warm:
         raise ConfigError("--seed-batch with --warm-start: a seed batch does not run warm starts")
-    seed_list = list(range(seeds))
-    min_good = min_good if min_good is not None else math.ceil(0.8 * seeds)
-    user = tuple(overrides or ())
-    grid = [r if is_warm(r) else warm_variant(r) for r in regimes] if warm else list(regimes)
-    result = Calibration(good.label, bad.label, seed_list, min_good, alpha, min_delta, warm, [], user)
+    seed_list = list(range(s.seeds))
+    min_good = s.min_good if s.min_good is not None else math.ceil(0.8 * s.seeds)
+    user = tuple(s.overrides)
+    grid = [r if is_warm(r) else warm_variant(r) for r in s.regimes] if s.warm else list(s.regimes)
+    result = Calibration(good.label, bad.label, seed_list, min_good, s.alpha, s.min_delta, s.warm, [], user)
     spent = 0.0
 
     def run(source: ConfigSource, regime: Regime, seed_range: list[int]) -> list[ProbeSummary]:
@@ -265,47 +253,36 @@ def run_calibration(
         base = good if is_warm(regime) else None  # warm starts: phase 1 trains the good config for both sides
         if progress is not None:
             progress(f"{regime.name}: {source.label} seeds {seed_range[0]}-{seed_range[-1]}")
-        out = run_jobs(
-            [
-                source.job(
-                    regime,
-                    s,
-                    preset=preset,
-                    data=data,
-                    device=device,
-                    user=user,
-                    base=base,
-                    seed_batch=tuple(seed_range) if seed_batch else None,
-                )
-                for s in seed_range
-            ],
-            jobs=jobs,
-            cache_dir=cache_dir,
-            executor=executor,
-            progress=on_probe,
-        )
-        spent += sum(s.seconds for s in out if not s.cached)
+        together = tuple(seed_range) if s.seed_batch else None
+        jobs = [
+            source.job(
+                regime, seed, preset=s.preset, data=s.data, device=s.device, user=user, base=base, seed_batch=together
+            )
+            for seed in seed_range
+        ]
+        out = run_jobs(jobs, jobs=s.jobs, cache_dir=s.cache_dir, executor=executor, progress=on_probe)
+        spent += sum(summary.seconds for summary in out if not summary.cached)
         return out
 
     for regime in grid:
-        if budget is not None and spent >= budget:
+        if s.budget is not None and spent >= s.budget:
             result.not_run.append(regime.name)
             continue
         r = RegimeResult(regime, run(good, regime, seed_list))
-        r.usable = sum(1 for s in r.good if stays_learned(s, regime)) >= min_good
+        r.usable = sum(1 for summary in r.good if stays_learned(summary, regime)) >= min_good
         result.results.append(r)
         if not r.usable:
             continue
-        _measure_bad_side(r, run(bad, regime, seed_list), alpha, min_delta)
+        _measure_bad_side(r, run(bad, regime, seed_list), s.alpha, s.min_delta)
         if r.separates:
             result.chosen = r
         break  # the first usable regime is the only one the bad side is measured in (module docstring)
-    if result.chosen is not None and confirm:
-        fresh = list(range(seeds, 2 * seeds))
+    if result.chosen is not None and s.confirm:
+        fresh = list(range(s.seeds, 2 * s.seeds))
         g, b = run(good, result.chosen.regime, fresh), run(bad, result.chosen.regime, fresh)
-        result.confirmation = _confirmation(fresh, g, b, alpha, min_delta)
+        result.confirmation = _confirmation(fresh, g, b, s.alpha, s.min_delta)
     result.seconds = spent
-    result.seed_batch = seed_batch
+    result.seed_batch = s.seed_batch
     return result
 
 

@@ -31,6 +31,7 @@ from collapse_doctor.sweeps.autoregime import SEED_BATCH_NEEDS_REGIME, AutoRegim
 from collapse_doctor.sweeps.calibrate import ConfigSource
 from collapse_doctor.sweeps.jobs import ProbeJob, ProbeSummary
 from collapse_doctor.sweeps.runner import run_jobs
+from collapse_doctor.sweeps.settings import GateSettings
 from collapse_doctor.sweeps.tool_table import ToolTable, find_tool_table
 
 PRESET = "tiny"
@@ -143,39 +144,35 @@ def majority(labels_good: list[bool | None], planned: int) -> bool | None | str:
 def run_gate(
     config_path: str | Path | None = None,
     *,
-    overrides: list[str] | None = None,
-    seeds: int | None = None,
-    steps: int | None = None,
-    jobs: int | None = None,
-    cache_dir=None,
-    data: str = "arc-agi-1",
+    settings: GateSettings | None = None,
     tool: ToolTable | None = None,
     progress: Callable[[int, int, ProbeSummary], None] | None = None,
-    against: str | Path | None = None,
-    seed_batch: bool = False,
-    auto_regime: bool = False,
+    **fields,
 ) -> GateResult:
-    """seed_batch: each config's seeds run as one vectorised model (train/seed_batch.py), all at once.
+    """The gate: `settings`, or its fields as keywords; [tool.collapse-doctor] fills what they leave open.
+    seed_batch: each config's seeds run as one vectorised model (train/seed_batch.py), all at once.
     auto_regime (with `against`): no regime was named, so calibrate the pair first (sweeps/autoregime.py)
     and gate in the cheapest regime where the good config stays learned, if the bad one separates there."""
+    s = settings if settings is not None else GateSettings(config_path=config_path, **fields)
+    config_path, against, data, cache_dir, seed_batch = s.config_path, s.against, s.data, s.cache_dir, s.seed_batch
     started = time.perf_counter()
     tool = tool if tool is not None else find_tool_table()
     if config_path is None and tool.config is not None:
         config_path = tool.path.parent / tool.config
-    user = [*tool.overrides, *(overrides or []), *([f"probe.steps={steps}"] if steps is not None else [])]
+    user = [*tool.overrides, *s.overrides, *([f"probe.steps={s.steps}"] if s.steps is not None else [])]
     if against is not None:
         user.append("probe.early_stop_after=null")  # measures are compared over the whole budget
     loaded = load_config(config_path, user)
     config, _ = apply_preset(loaded, PRESETS[PRESET])
-    planned = seeds or tool.seeds or 3
-    workers = max(1, min(jobs or tool.jobs or (os.cpu_count() or 1), planned))
+    planned = s.seeds or tool.seeds or 3
+    workers = max(1, min(s.jobs or tool.jobs or (os.cpu_count() or 1), planned))
     path = str(config_path) if config_path is not None else None
     summaries: list[ProbeSummary] = []
     decision: bool | None | str = None
     together = tuple(range(planned)) if seed_batch else None
     base: tuple[str | None, str] = (None, "")  # a warm regime's phase 1 trains the good config
     chosen = None
-    if auto_regime and against is not None:
+    if s.auto_regime and against is not None:
         if planned < 4:
             raise CollapseDoctorError(
                 f"--against needs --seeds 4 or more: with {planned} seeds a side the exact rank test cannot reach "

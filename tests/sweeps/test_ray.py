@@ -27,7 +27,8 @@ def local_ray():
 
 
 def _ablate(executor, cache_dir):
-    return run_ablation(None, seeds=[0, 1], steps=8, only=ONLY, cache_dir=cache_dir, executor=executor)
+    # One seed per variant: equality is asserted probe by probe, so more seeds would repeat the same check
+    return run_ablation(None, seeds=[0], steps=8, only=ONLY, cache_dir=cache_dir, executor=executor)
 
 
 @pytest.mark.slow
