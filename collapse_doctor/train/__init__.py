@@ -1,3 +1,3 @@
-"""Training: the trainer's step (accumulation, the non-finite skip, clipping, the metric row), the losses
-of the reference, the meta losses (LOO, equivariance), the seed batch's vectorised step, and EMA of the
-weights (evaluation only)."""
+"""Training: one step's skeleton, shared by both trainers (step.py: what a step records, the non-finite
+skip, gradient norms, the metric row), the lone trainer, the seed batch's vectorised trainer, the losses
+of the reference, the meta losses (LOO, equivariance), and EMA of the weights (evaluation only)."""

@@ -303,7 +303,14 @@ def test_every_schema_key_has_an_effect_entry():
     assert sorted(set(EFFECTS) - schema) == []
 
 
-@pytest.mark.parametrize("dotted", sorted(EFFECTS))
+# Keys whose effect is shown by training (warm starts at the full preset) are slow; the rest are not.
+@pytest.mark.parametrize(
+    "dotted",
+    [
+        pytest.param(k, marks=pytest.mark.slow) if EFFECTS[k][0] in ("probe_warm", "probe_warm_until") else k
+        for k in sorted(EFFECTS)
+    ],
+)
 def test_key_has_its_effect(dotted):
     effect, alternative, context = EFFECTS[dotted]
     base = config_with(**context)

@@ -148,6 +148,7 @@ def gate(*args, cwd, env=None):
     )
 
 
+@pytest.mark.slow
 def test_gate_fails_a_collapsing_config_with_junit_annotation_and_summary(configs, probe_cache, tmp_path):
     _, bad = configs
     summary = tmp_path / "summary.md"
@@ -266,6 +267,7 @@ def test_a_regime_in_the_tool_table_is_read_and_a_bad_one_named(tmp_path):
         find_tool_table(tmp_path)
 
 
+@pytest.mark.slow
 def test_junit_to_stdout_writes_no_file_named_dash(configs, probe_cache, tmp_path):
     _, bad = configs
     result = gate(str(bad), "--cache-dir", str(probe_cache), "--jobs", "2", "--junit", "-", cwd=tmp_path)
