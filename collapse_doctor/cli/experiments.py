@@ -81,6 +81,7 @@ def probe_command(
 ) -> None:
     """Train the bundled RLAN briefly on real ARC tasks and judge the run: HEALTHY, TRANSIENT, COLLAPSED, FG_COLLAPSE, DIVERGED or INCONCLUSIVE."""
     from collapse_doctor.experiments.probe import run_probe
+    from collapse_doctor.experiments.run_setup import RunSettings
 
     check_writable(json_path, inputs=(config,))
     if out_dir is not None and out_dir.exists() and not out_dir.is_dir():
@@ -98,10 +99,7 @@ def probe_command(
     with ProbeProgress() as progress:
         result = run_probe(
             loaded,
-            preset=preset,
-            device=device,
-            data=data,
-            solutions=str(solutions) if solutions else None,
+            RunSettings(preset, device, data, str(solutions) if solutions else None),
             out_dir=out_dir,
             on_row=progress.on_row,
             on_start=progress.on_start,
@@ -125,13 +123,14 @@ def noise_command(
     """Init audit: how much each optional module perturbs the features it modifies, at init and after N steps; the background bias; input dependence."""
     from collapse_doctor.experiments.noise import noise_audit
     from collapse_doctor.experiments.presets import PRESETS
+    from collapse_doctor.experiments.run_setup import RunSettings
 
     if preset not in PRESETS:
         raise CollapseDoctorError(f"--preset {preset!r}: expected one of {', '.join(PRESETS)}")
     extra = [f"probe.seed={seed}"] if seed is not None else []
     loaded = load_config(config, [*overrides, *extra])
     note_unused_keys(loaded)
-    report = noise_audit(loaded, preset=preset, steps=steps, data=data)
+    report = noise_audit(loaded, RunSettings(preset=preset, data=data), steps=steps)
     emit(json_path, report.to_json, lambda: render_noise(out, report))
 
 

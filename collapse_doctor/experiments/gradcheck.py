@@ -34,7 +34,7 @@ from collapse_doctor.experiments.grad_compare import (
     by_module,
     compare_grads,
 )
-from collapse_doctor.experiments.run_setup import prepare_run
+from collapse_doctor.experiments.run_setup import RunSettings, prepare_run
 from collapse_doctor.model.rlan import RLAN, build_model
 from collapse_doctor.train.losses import stablemax_cross_entropy
 
@@ -375,7 +375,7 @@ def grad_check(
         raise CollapseDoctorError(f"--dtype {dtype!r}: expected one of {', '.join(TOLERANCES)}")
     if loaded is None:
         loaded = load_config(None, ALL_MODULES_ON)
-    setup = prepare_run(loaded, preset="tiny", device="cpu", data=data)
+    setup = prepare_run(loaded, RunSettings(preset="tiny", device="cpu", data=data))
     config = setup.config
     torch.manual_seed(seed)
     model = build_model(config)

@@ -20,7 +20,8 @@ from collapse_doctor.config.schedule import FULL_STAGE
 from collapse_doctor.data.arc import background_stats
 from collapse_doctor.data.stream import Batch
 from collapse_doctor.encoding import IGNORE_INDEX, PAD
-from collapse_doctor.experiments.run_setup import prepare_run
+from collapse_doctor.errors import CollapseDoctorError
+from collapse_doctor.experiments.run_setup import RunSettings, prepare_run
 from collapse_doctor.model.injection import CrossAttentionInjector
 from collapse_doctor.model.rlan import RLAN
 from collapse_doctor.train.losses import stablemax_log_probs
@@ -160,14 +161,16 @@ def input_dependence(model: RLAN, batch: Batch) -> float:
 
 def noise_audit(
     loaded: LoadedConfig,
+    settings: RunSettings = RunSettings(),
     *,
-    preset: str = "tiny",
     steps: int = 0,
-    data: str = "arc-agi-1",
-    solutions: str | None = None,
     batch_size: int = 8,
 ) -> NoiseReport:
-    setup = prepare_run(loaded, preset=preset, data=data, solutions=solutions)
+    """The init audit on one fixed batch, at initialisation and after `steps` training steps (on the CPU)."""
+    if settings.device != "cpu":
+        raise CollapseDoctorError(f"noise: --device {settings.device}: the audit runs on the CPU")
+    preset = settings.preset
+    setup = prepare_run(loaded, settings)
     config, tasks = setup.config, setup.tasks
     trainer = Trainer(config, tasks, seed=config.probe.seed, steps_per_epoch=max(1, steps or 1))
     # A fixed evaluation batch far from the training stream's first indices.

@@ -24,6 +24,7 @@ from collapse_doctor.experiments.run_setup import (  # noqa: F401 (ProbeResult: 
     ProbeReport,
     ProbeResult,
     RunRecord,
+    RunSettings,
     RunSetup,
     Timing,
     WarmStartReport,
@@ -45,11 +46,8 @@ StepCallback = Callable[[dict], None]  # called with each metrics row as it is w
 
 def run_probe(
     loaded: LoadedConfig,
+    settings: RunSettings = RunSettings(),
     *,
-    preset: str = "tiny",
-    device: str = "cpu",
-    data: str = "arc-agi-1",
-    solutions: str | None = None,
     out_dir: Path | None = None,
     name: str | None = None,
     on_row: StepCallback | None = None,
@@ -63,8 +61,8 @@ def run_probe(
     """Run one probe and judge it. Seed and steps come from the config (probe.seed, probe.steps; the
     CLI turns --seed/--steps into overrides so the report lists them). applied / base_applied: the
     config (and the base) with the preset already applied, when the caller has them (a sweep's job)."""
-    setup = prepare_run(loaded, preset=preset, device=device, data=data, solutions=solutions, applied=applied)
-    config, dev = setup.config, setup.device
+    setup = prepare_run(loaded, settings, applied=applied)
+    config, dev, preset = setup.config, setup.device, settings.preset
     trainer = Trainer(
         config,
         setup.tasks,
@@ -74,7 +72,8 @@ def run_probe(
         grad_hook=grad_hook,
     )
     if name is None:
-        name = metrics_name(setup, config.probe.seed, probe_key(config, preset, data, solutions, str(dev)))
+        key = probe_key(config, preset, settings.data, settings.solutions, str(dev))
+        name = metrics_name(setup, config.probe.seed, key)
     out_dir = Path(out_dir) if out_dir is not None else default_output_dir()
     metrics_path = out_dir / f"{name}.jsonl"
     (handle,) = open_metrics([metrics_path])
@@ -89,7 +88,7 @@ def run_probe(
     with handle:
         if warm:
             base = base_applied or (apply_preset(base_config, PRESETS[preset])[0] if base_config else config)
-            warm_report = _phase_one(setup, trainer, base, base_config, warm_cache_dir, solutions, rows, handle, on_row)
+            warm_report = _phase_one(setup, trainer, base, base_config, warm_cache_dir, settings, rows, handle, on_row)
         if warm_report is None or warm_report.phase1_learned:
             stopped_early = _train(trainer, config, rows, handle, on_row, phase=2 if warm else None)
     elapsed = time.perf_counter() - started
@@ -107,7 +106,7 @@ def _phase_one(
     base: Config,
     base_config: LoadedConfig | None,
     warm_cache_dir: Path | None,
-    solutions: str | None,
+    settings: RunSettings,
     rows: list[dict],
     handle,
     on_row: StepCallback | None,
@@ -116,7 +115,7 @@ def _phase_one(
     checkpoint, write its rows, and copy it into the candidate's trainer when it learned."""
     config, dev, preset = setup.config, setup.device, setup.preset
     phase1_cfg = phase1_config(warm_base_config(base), config)
-    key = probe_key(phase1_cfg, preset, setup.data, solutions, str(dev))
+    key = probe_key(phase1_cfg, preset, settings.data, settings.solutions, str(dev))
     path = Path(warm_cache_dir or default_warm_dir()) / f"{key}.pt"
     phase1 = run_phase1(
         phase1_cfg,

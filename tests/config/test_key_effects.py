@@ -20,7 +20,7 @@ from collapse_doctor.data.arc import make_sample, usable_tasks
 from collapse_doctor.experiments.measure import saved_tensor_bytes
 from collapse_doctor.experiments.presets import replace_key, steps_per_epoch
 from collapse_doctor.experiments.probe import run_probe
-from collapse_doctor.experiments.run_setup import configure_cpu
+from collapse_doctor.experiments.run_setup import RunSettings, configure_cpu
 from collapse_doctor.judge.verdict import early_stop, judge
 from collapse_doctor.model import build_model
 from collapse_doctor.train.ema import EMA
@@ -347,7 +347,7 @@ def test_key_has_its_effect(dotted):
         assert autocast_dtype(base.config.device, "cuda") != autocast_dtype(changed.config.device, "cuda")
         assert autocast_dtype(changed.config.device, "cpu") is None  # a CPU probe always runs float32
     elif effect == "probe_steps":
-        result = run_probe(changed, out_dir=tmp_dir(), preset="full")
+        result = run_probe(changed, RunSettings(preset="full"), out_dir=tmp_dir())
         assert len([r for r in result.rows if "event" not in r]) == alternative
     elif effect == "probe_epoch":
         assert steps_per_epoch(changed.config) == alternative != steps_per_epoch(base.config)
@@ -375,7 +375,8 @@ def test_key_has_its_effect(dotted):
         )
     elif effect in ("probe_warm", "probe_warm_until"):
         cache = tmp_dir()
-        runs = [run_probe(c, out_dir=tmp_dir(), preset="full", warm_cache_dir=cache) for c in (base, changed)]
+        full = RunSettings(preset="full")
+        runs = [run_probe(c, full, out_dir=tmp_dir(), warm_cache_dir=cache) for c in (base, changed)]
         if effect == "probe_warm":
             assert runs[0].report.warm_start is None and runs[1].report.warm_start.phase1_steps == alternative
         else:  # learned at once (thresholds 0): stops at the 20-step minimum instead of running all 25

@@ -123,7 +123,7 @@ def test_matching_background_bias_from_the_reference():
 
 
 def test_noise_audit_measures_every_module_of_the_new_config():
-    report = noise_audit(load_config(None), preset="tiny", steps=2)
+    report = noise_audit(load_config(None), steps=2)
     modules = {m.module: m for m in report.modules}
     assert set(modules) == {"cross_attention", "solver_context", "hpm", "hyper_lora"}
     lora = modules["hyper_lora"]
