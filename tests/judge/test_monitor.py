@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from collapse_doctor import CollapseDetected, CollapseMonitor
-from collapse_doctor.config import load_config
+from collapse_doctor.config import default_config_path, load_config
 from collapse_doctor.experiments.probe import run_probe
 from collapse_doctor.judge.counts import CellCounts
 from collapse_doctor.judge.scan import scan_log
@@ -114,7 +114,11 @@ def test_the_monitor_log_scans_to_the_same_verdict(tmp_path):
 
 @pytest.mark.slow
 def test_scanning_a_probe_jsonl_gives_the_probe_verdict(tmp_path):
-    result = run_probe(load_config(None, ["probe.steps=12"]), out_dir=tmp_path)
+    # OLD with the background weight capped at 2.0 (the class-weight fixtures' bad config): it collapses within
+    # a few steps, so the verdict compared has an onset, at a tenth of the cost of the embedded NEW config
+    overrides = ["training.loss_mode=weighted_stablemax", "training.bg_weight_cap=2.0", "probe.steps=12"]
+    result = run_probe(load_config(default_config_path("old"), overrides), out_dir=tmp_path)
+    assert result.verdict.label == "COLLAPSED" and result.verdict.onset_step is not None
     scanned = scan_log(result.metrics_path)
     assert (scanned.verdict.label, scanned.verdict.onset_step, scanned.verdict.final) == (
         result.verdict.label,
