@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import torch
 
-from collapse_doctor.train.trainer import grad_group
+from collapse_doctor.train.step import grad_group
 
 
 @dataclass(frozen=True)

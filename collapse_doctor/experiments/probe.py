@@ -38,7 +38,8 @@ from collapse_doctor.experiments.warm_start import BASE_OFF, MIN_PHASE1_STEPS, p
 from collapse_doctor.experiments.warm_start import base_config as warm_base_config
 from collapse_doctor.judge.measures import measure, precursors
 from collapse_doctor.judge.verdict import COLLAPSED, FG_COLLAPSE, INCONCLUSIVE, Verdict, early_stop, judge
-from collapse_doctor.train.trainer import GradHook, Trainer, step_counts
+from collapse_doctor.train.step import step_counts
+from collapse_doctor.train.trainer import GradHook, Trainer
 
 PHASE2_SEED_OFFSET = 1_000_003  # phase 2 of a warm start draws dropout from seed + this
 StepCallback = Callable[[dict], None]  # called with each metrics row as it is written

@@ -205,7 +205,16 @@ class RunRecord:
     gradient_checkpointing_applied: bool | None = None
 
     @classmethod
-    def of(cls, setup: RunSetup, seed: int, steps_run: int, stopped_early: str | None, skipped: int, **extra):
+    def of(
+        cls,
+        setup: RunSetup,
+        seed: int,
+        steps_run: int,
+        stopped_early: str | None,
+        skipped: int,
+        dtype: str = "float32",
+        **extra,
+    ) -> RunRecord:
         config, cpu = setup.config, setup.device.type == "cpu"
         return cls(
             config=setup.source,
@@ -217,7 +226,7 @@ class RunRecord:
             steps_run=steps_run,
             steps_per_epoch=setup.steps_per_epoch,
             device=str(setup.device),
-            dtype=extra.pop("dtype", "float32"),
+            dtype=dtype,
             threads=torch.get_num_threads() if cpu else None,
             flush_denormal=config.probe.flush_denormal if cpu else None,
             stopped_early=stopped_early,

@@ -108,7 +108,6 @@ def read_file(commit, path: str) -> str | None:
 class RevisionConfig:
     """A config file as committed at one revision."""
 
-    rev: str  # as the user named it
     commit: object  # git.Commit
     path: str  # inside the repository
     text: str
@@ -127,7 +126,7 @@ def config_at(repo, rev: str, path: str | None) -> RevisionConfig:
     text = read_file(commit, path)
     if text is None:
         raise GitError(f"{rev} ({commit.hexsha[:7]}): no file {path}")
-    return RevisionConfig(rev, commit, path, text)
+    return RevisionConfig(commit, path, text)
 
 
 def yaml_files(commit) -> list[str]:

@@ -81,9 +81,8 @@ class ProbeJob:
     def prepared_base(self) -> Config | None:
         """A warm start's base after the preset; None when the job is not a warm start or has no base of its own."""
         if "prepared_base" not in self.resolved:
-            base = self.load_base()
-            warm = self.prepared()[0].probe.warm_start_steps
-            self.resolved["prepared_base"] = apply_preset(base, PRESETS[self.preset])[0] if base and warm else None
+            base = self.load_base() if self.prepared()[0].probe.warm_start_steps else None  # a cold probe has none
+            self.resolved["prepared_base"] = apply_preset(base, PRESETS[self.preset])[0] if base else None
         return self.resolved["prepared_base"]
 
     def key(self) -> str:
@@ -199,7 +198,7 @@ def execute(job: ProbeJob, key: str, metrics_dir: str, worker: dict | None = Non
         job.run_settings(),
         out_dir=metrics_dir,
         name=key,
-        base_config=job.load_base(),
+        base_config=job.load_base() if job.prepared_base() is not None else None,
         warm_cache_dir=Path(metrics_dir).parent / "warm",
         applied=job.prepared(),
         base_applied=job.prepared_base(),

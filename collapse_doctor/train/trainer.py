@@ -27,14 +27,7 @@ from collapse_doctor.model.rlan import RLAN, build_model
 from collapse_doctor.train.ema import EMA
 from collapse_doctor.train.losses import rlan_loss
 from collapse_doctor.train.meta import equivariance_loss, loo_loss
-from collapse_doctor.train.step import (  # noqa: F401 (grad_group, metrics_row, step_counts: re-exported)
-    StepRecord,
-    grad_group,
-    metrics_row,
-    norms_by_group,
-    stage_events,
-    step_counts,
-)
+from collapse_doctor.train.step import StepRecord, norms_by_group, stage_events
 
 NO_DECAY_WORDS = ("bias", "norm", "embedding")  # the reference's name heuristic (2.5), quirks included
 

@@ -8,7 +8,8 @@ from conftest import arc_tasks, tiny_config
 from collapse_doctor.data.arc import usable_tasks
 from collapse_doctor.data.stream import SampleStream
 from collapse_doctor.model import build_model
-from collapse_doctor.train.trainer import parameter_groups, step_counts
+from collapse_doctor.train.step import step_counts
+from collapse_doctor.train.trainer import parameter_groups
 
 
 def test_parameter_groups_follow_the_reference_names_quirks_included():

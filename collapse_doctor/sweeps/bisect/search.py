@@ -183,6 +183,8 @@ class Bisect:
                 repo_relative(repo, s.config_path) if s.config_path else config_path_from_pyproject(repo, self.bad)
             )
         r.config_path = self.config_path
+        # a warm start's base and calibration's good side (--cmd may have no config path)
+        self.good_text = read_file(self.good, self.config_path) if self.config_path is not None else None
         r.notes = history_notes(repo, self.bad, self.config_path)
         self._report(notes=r.notes)
 
@@ -192,7 +194,7 @@ class Bisect:
     def _calibrate(self) -> bool:
         """No regime named: choose one on the endpoints (sweeps/autoregime.py). False: none separates them."""
         s, r, judge = self.settings, self.result, self.probe_judge
-        good_text, bad_text = read_file(self.good, self.config_path), read_file(self.bad, self.config_path)
+        good_text, bad_text = self.good_text, read_file(self.bad, self.config_path)
         if good_text is None or bad_text is None:
             return True  # the endpoint check names the missing config
         self._report(phase="calibrating")
@@ -242,7 +244,7 @@ class Bisect:
         }
         self._report()
         if self.probe_judge is not None:
-            self.probe_judge.base_text = read_file(self.good, self.config_path)
+            self.probe_judge.base_text = self.good_text
             self.probe_judge.base_source = self._source(self.good)
 
     # -- judging ---------------------------------------------------------------------------------------
