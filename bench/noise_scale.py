@@ -14,9 +14,10 @@ import json
 import time
 
 from collapse_doctor.config import load_config
+from collapse_doctor.config.schedule import steps_per_epoch
 from collapse_doctor.data.arc import load_tasks, usable_tasks
 from collapse_doctor.experiments.gradient_noise import micro_batch_gradients, noise_scale
-from collapse_doctor.experiments.presets import PRESETS, apply_preset, steps_per_epoch
+from collapse_doctor.experiments.presets import PRESETS, apply_preset
 from collapse_doctor.experiments.regimes import by_name
 from collapse_doctor.experiments.run_setup import configure_cpu
 from collapse_doctor.train.trainer import Trainer

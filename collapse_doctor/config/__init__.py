@@ -28,6 +28,9 @@ from collapse_doctor.config.schema import (
     TrainingConfig,
     UnusedKey,
     VerdictConfig,
+    get_key,
+    replace_key,
+    replace_keys,
 )
 from collapse_doctor.errors import ConfigError
 
@@ -52,9 +55,12 @@ __all__ = [
     "config_to_dict",
     "cross_field_problems",
     "default_config_path",
+    "get_key",
     "iter_fields",
     "load_config",
     "load_yaml",
     "parse_config",
     "parse_config_text",
+    "replace_key",
+    "replace_keys",
 ]

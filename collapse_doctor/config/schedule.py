@@ -28,6 +28,8 @@ class Stage:
 
 FULL_STAGE = Stage()  # every built module live at full strength: what an unstaged model does
 
+ACTIVATION_AT = 0.4  # a probe's last staged activation falls at this fraction of its steps
+
 
 @dataclass(frozen=True)
 class ModuleSchedule:
@@ -142,3 +144,14 @@ class Schedule:
         out["loo"] = self.loo_start
         out["equivariance"] = self.equivariance_start
         return out
+
+
+def steps_per_epoch(config: Config) -> int:
+    """A probe's epoch in optimizer steps: probe.steps_per_epoch, or the value that puts the last staged
+    activation at 40% of the probe's steps (so every module the config stages goes live in the probe)."""
+    if config.probe.steps_per_epoch is not None:
+        return config.probe.steps_per_epoch
+    last = max((epoch for epoch, _ in Schedule.from_config(config).events()), default=0)
+    if last == 0:
+        return config.probe.steps  # nothing is staged: the probe is one epoch
+    return max(1, int(ACTIVATION_AT * config.probe.steps / last))

@@ -7,7 +7,10 @@ generated from these (python -m collapse_doctor.config.docs) and a test keeps it
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from collapse_doctor.config.keys import DATACLASS_FRAME, Consumer, key
 from collapse_doctor.config.model import ModelConfig
@@ -30,7 +33,10 @@ __all__ = [
     "TrainingConfig",
     "UnusedKey",
     "VerdictConfig",
+    "get_key",
     "key",
+    "replace_key",
+    "replace_keys",
 ]
 
 
@@ -44,6 +50,35 @@ class Config:
     device: DeviceConfig = field(default_factory=DeviceConfig)
     probe: ProbeConfig = field(default_factory=ProbeConfig)
     verdict: VerdictConfig = field(default_factory=VerdictConfig)
+
+
+def get_key(config: Any, dotted: str) -> Any:
+    """The value at a dotted key ("training.batch_size") of a config or one of its sections."""
+    for part in dotted.split("."):
+        config = getattr(config, part)
+    return config
+
+
+def replace_keys(config: Any, changes: Mapping[str, Any]) -> Any:
+    """A copy of a frozen config tree with several dotted keys replaced; each section is rebuilt once."""
+    whole: dict[str, Any] = {}
+    inside: dict[str, dict[str, Any]] = {}
+    for dotted, value in changes.items():
+        head, _, rest = dotted.partition(".")
+        if rest:
+            inside.setdefault(head, {})[rest] = value
+        else:
+            whole[head] = value
+    if whole.keys() & inside.keys():
+        raise ValueError(f"{sorted(whole.keys() & inside.keys())}: replaced whole and key by key at once")
+    for head, section_changes in inside.items():
+        whole[head] = replace_keys(getattr(config, head), section_changes)
+    return dataclasses.replace(config, **whole)
+
+
+def replace_key(config: Any, dotted: str, value: Any) -> Any:
+    """A copy of a frozen config tree with one dotted key replaced."""
+    return replace_keys(config, {dotted: value})
 
 
 SECTIONS: dict[str, type] = {

@@ -8,12 +8,10 @@ config's own size. Every change is returned with its reason and printed in the r
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from collapse_doctor.config import Config, LoadedConfig, cross_field_problems
-from collapse_doctor.config.schedule import Schedule
+from collapse_doctor.config import Config, LoadedConfig, cross_field_problems, replace_key, replace_keys
 from collapse_doctor.errors import ConfigError
 
 
@@ -50,8 +48,6 @@ PRESETS: dict[str, Preset] = {
     "full": Preset("full", None, None, None, None, 600, "the config's own size and batch, 600 steps: GPU work"),
 }
 
-ACTIVATION_AT = 0.4  # the last staged activation falls at this fraction of the probe's steps
-
 
 @dataclass(frozen=True)
 class Change:
@@ -61,42 +57,29 @@ class Change:
     why: str
 
 
-def get_key(config: Any, dotted: str) -> Any:
-    for part in dotted.split("."):
-        config = getattr(config, part)
-    return config
-
-
-def replace_key(config: Any, dotted: str, value: Any) -> Any:
-    """A copy of a frozen config tree with one dotted key replaced."""
-    head, _, rest = dotted.partition(".")
-    if not rest:
-        return dataclasses.replace(config, **{head: value})
-    return dataclasses.replace(config, **{head: replace_key(getattr(config, head), rest, value)})
-
-
 def apply_preset(loaded: LoadedConfig, preset: Preset) -> tuple[Config, list[Change]]:
     """The config a probe runs and the list of changes the preset made. Keys the user set with --set
     (or --steps / --seed) win over the preset; probe.* keys written in the YAML win too."""
     config = loaded.config
     user_keys = {o.partition("=")[0].strip() for o in loaded.overrides}
     yaml_probe_keys = {k for k in ("probe.steps", "probe.steps_per_epoch") if k not in loaded.defaulted_keys}
+    wanted: dict[str, Any] = {}  # the preset's new values, applied in one copy of the config
     changes: list[Change] = []
 
     def change(dotted: str, value: Any, why: str) -> None:
-        nonlocal config
         if dotted in user_keys or dotted in yaml_probe_keys:
             return
-        old = get_key(config, dotted)
+        section, _, name = dotted.partition(".")  # a preset changes section.key pairs only
+        old = getattr(getattr(config, section), name)
         if old != value:
-            config = replace_key(config, dotted, value)
+            wanted[dotted] = value
             changes.append(Change(dotted, old, value, why))
 
     m = config.model
     if preset.hidden_dim is not None and preset.hidden_dim < m.hidden_dim:
         change("model.hidden_dim", preset.hidden_dim, f"{preset.name} preset width")
         if m.use_hyperlora and m.hyperlora_init_scale > 0:
-            factor = (m.hidden_dim / config.model.hidden_dim) ** 0.75
+            factor = (m.hidden_dim / wanted.get("model.hidden_dim", m.hidden_dim)) ** 0.75
             change(
                 "model.hyperlora_init_scale",
                 round(m.hyperlora_init_scale * factor, 6),
@@ -118,6 +101,7 @@ def apply_preset(loaded: LoadedConfig, preset: Preset) -> tuple[Config, list[Cha
     ):
         change("training.grad_accumulation_steps", preset.grad_accumulation_steps, f"{preset.name} preset accumulation")
     change("probe.steps", preset.steps, f"{preset.name} preset budget")
+    config = replace_keys(config, wanted)
     lr_change = scaled_learning_rate(config, loaded.declared_batch)
     if lr_change is not None:
         config = replace_key(config, "training.learning_rate", lr_change.new)
@@ -149,14 +133,3 @@ def scaled_learning_rate(config: Config, declared_batch: int | None) -> Change |
         new,
         f"probe.lr_batch_exponent {exponent}: x ({effective} / {reference}) ** {exponent} = x{factor:.4f}",
     )
-
-
-def steps_per_epoch(config: Config) -> int:
-    """probe.steps_per_epoch, or the value that puts the last staged activation at 40% of the steps."""
-    if config.probe.steps_per_epoch is not None:
-        return config.probe.steps_per_epoch
-    events = Schedule.from_config(config).events()
-    last = max((epoch for epoch, _ in events), default=0)
-    if last == 0:
-        return config.probe.steps  # nothing is staged: the probe is one epoch
-    return max(1, int(ACTIVATION_AT * config.probe.steps / last))

@@ -16,9 +16,9 @@ from pathlib import Path
 import torch
 
 from collapse_doctor.config import Config, LoadedConfig, config_to_dict
-from collapse_doctor.config.schedule import Schedule
+from collapse_doctor.config.schedule import Schedule, steps_per_epoch
 from collapse_doctor.experiments.identity import probe_key
-from collapse_doctor.experiments.presets import PRESETS, Change, apply_preset, steps_per_epoch
+from collapse_doctor.experiments.presets import PRESETS, Change, apply_preset
 from collapse_doctor.experiments.regimes import LONGEST_RECOVERY
 from collapse_doctor.experiments.run_setup import (  # noqa: F401 (ProbeResult: re-exported)
     ProbeReport,

@@ -16,11 +16,12 @@ import numpy as np
 import torch
 
 from collapse_doctor import __version__
-from collapse_doctor.config import Config, LoadedConfig, ProbeConfig
+from collapse_doctor.config import Config, LoadedConfig, ProbeConfig, replace_key
+from collapse_doctor.config.schedule import steps_per_epoch
 from collapse_doctor.data.arc import background_stats, load_tasks, usable_tasks
 from collapse_doctor.errors import CollapseDoctorError, DataError
 from collapse_doctor.experiments.identity import default_cache_dir, user_cache_dir
-from collapse_doctor.experiments.presets import PRESETS, Change, apply_preset, replace_key, steps_per_epoch
+from collapse_doctor.experiments.presets import PRESETS, Change, apply_preset
 from collapse_doctor.judge.verdict import Verdict
 from collapse_doctor.model import build_model
 

@@ -9,10 +9,9 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from collapse_doctor.config import LoadedConfig, config_to_dict
+from collapse_doctor.config import LoadedConfig, config_to_dict, replace_key
 from collapse_doctor.errors import CollapseDoctorError, ConfigError
 from collapse_doctor.experiments.identity import probe_key
-from collapse_doctor.experiments.presets import replace_key
 from collapse_doctor.experiments.run_setup import (
     ProbeReport,
     ProbeResult,

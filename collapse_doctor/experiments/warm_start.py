@@ -29,8 +29,7 @@ from pathlib import Path
 
 import torch
 
-from collapse_doctor.config import Config
-from collapse_doctor.experiments.presets import replace_key
+from collapse_doctor.config import Config, get_key, replace_keys
 from collapse_doctor.judge.verdict import GOOD_VERDICTS, judge
 from collapse_doctor.train.trainer import Trainer
 
@@ -56,30 +55,24 @@ MIN_PHASE1_STEPS = 20  # 'until learned' never stops before this (two final wind
 
 
 def base_config(config: Config) -> Config:
-    for dotted, value in BASE_OFF.items():
-        config = replace_key(config, dotted, value)
-    return config
+    return replace_keys(config, BASE_OFF)
 
 
 def phase1_config(base: Config, candidate: Config) -> Config:
     """The base as phase 1 trains it: the candidate's regime (batch, seed) and the warm-start budget,
     with no early stop (a collapse inside phase 1 may recover; only the end decides)."""
     p = candidate.probe
-    base = replace_key(
-        base, "probe", dataclasses.replace(p, steps=p.warm_start_steps, early_stop_after=None, warm_start_steps=None)
-    )
     # Same batch as phase 2, so that phase 2 draws the samples right after phase 1's; the LR stays the
     # base's own (its config's, under the same regime rule).
-    base = replace_key(
+    return replace_keys(
         base,
-        "training",
-        dataclasses.replace(
-            base.training,
-            batch_size=candidate.training.batch_size,
-            grad_accumulation_steps=candidate.training.grad_accumulation_steps,
-        ),
+        {
+            "probe": dataclasses.replace(p, steps=p.warm_start_steps, early_stop_after=None, warm_start_steps=None),
+            "training.batch_size": candidate.training.batch_size,
+            "training.grad_accumulation_steps": candidate.training.grad_accumulation_steps,
+            "verdict": candidate.verdict,
+        },
     )
-    return replace_key(base, "verdict", candidate.verdict)
 
 
 def has_learned(rows: list[dict], config: Config) -> bool:
@@ -256,14 +249,8 @@ def transplant(phase1: PhaseOne, trainer: Trainer, config: Config, base: Config)
                 {
                     "key": key,
                     "tensor": prefix,
-                    "why": f"its tensor is copied from phase 1 (value there {_get(base, key)!r}, candidate "
-                    f"{_get(config, key)!r})",
+                    "why": f"its tensor is copied from phase 1 (value there {get_key(base, key)!r}, candidate "
+                    f"{get_key(config, key)!r})",
                 }
             )
     return Transplant(copied, kept, mismatch, moved, total, states, untestable)
-
-
-def _get(config: Config, dotted: str) -> object:
-    for part in dotted.split("."):
-        config = getattr(config, part)
-    return config

@@ -188,3 +188,20 @@ def test_set_of_an_unknown_key_is_an_error_with_a_suggestion_and_a_duplicate_key
     path.write_text("model:\n  hidden_dim: 64\n  dropout: 0.1\n  hidden_dim: 128\n")
     with pytest.raises(ConfigError, match="appears twice, at lines 2 and 4"):
         load_config(path)
+
+
+def test_replace_keys_rebuilds_each_section_once_and_refuses_a_key_replaced_whole_and_in_part():
+    import dataclasses
+
+    from collapse_doctor.config import Config, get_key, replace_key, replace_keys
+
+    config = Config()
+    changes = {"training.batch_size": 4, "model.hidden_dim": 64, "training.learning_rate": 1e-3}
+    one_go = replace_keys(config, changes)
+    step_by_step = config
+    for dotted, value in changes.items():
+        step_by_step = replace_key(step_by_step, dotted, value)
+    assert one_go == step_by_step and all(get_key(one_go, k) == v for k, v in changes.items())
+    assert one_go.data is config.data and config.training.batch_size != 4  # untouched sections shared; a copy
+    with pytest.raises(ValueError, match="training"):
+        replace_keys(config, {"training": dataclasses.replace(config.training), "training.batch_size": 4})

@@ -14,11 +14,10 @@ import torch
 from conftest import arc_tasks, make_batch, tiny_raw
 from series import VERDICT_SERIES, collapsed
 
-from collapse_doctor.config import iter_fields, parse_config
-from collapse_doctor.config.schedule import Schedule
+from collapse_doctor.config import iter_fields, parse_config, replace_key
+from collapse_doctor.config.schedule import Schedule, steps_per_epoch
 from collapse_doctor.data.arc import make_sample, usable_tasks
 from collapse_doctor.experiments.measure import saved_tensor_bytes
-from collapse_doctor.experiments.presets import replace_key, steps_per_epoch
 from collapse_doctor.experiments.probe import run_probe
 from collapse_doctor.experiments.run_setup import RunSettings, configure_cpu
 from collapse_doctor.judge.verdict import early_stop, judge

@@ -12,7 +12,8 @@ import torch
 from conftest import tiny_raw
 
 from collapse_doctor.config import VerdictConfig, default_config_path, load_config, parse_config
-from collapse_doctor.experiments.presets import PRESETS, apply_preset, steps_per_epoch
+from collapse_doctor.config.schedule import steps_per_epoch
+from collapse_doctor.experiments.presets import PRESETS, apply_preset
 from collapse_doctor.experiments.probe import read_rows, run_probe
 from collapse_doctor.judge.flags import background_flag
 from collapse_doctor.judge.signals import SIGNALS

@@ -6,10 +6,10 @@ import pytest
 import torch
 from conftest import arc_tasks, tiny_raw
 
-from collapse_doctor.config import parse_config
+from collapse_doctor.config import parse_config, replace_key
+from collapse_doctor.config.schedule import steps_per_epoch
 from collapse_doctor.data.arc import usable_tasks
 from collapse_doctor.experiments.identity import probe_key
-from collapse_doctor.experiments.presets import replace_key, steps_per_epoch
 from collapse_doctor.experiments.warm_start import SNAPSHOT_EVERY, base_config, phase1_config, run_phase1, transplant
 from collapse_doctor.train.trainer import Trainer
 
