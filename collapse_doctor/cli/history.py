@@ -194,7 +194,8 @@ def bisect_command(
                 rule=MeasureRule() if by == "measure" else None,
                 auto_regime=auto_regime,
             )
-            run_bisect(settings, progress=progress, result=result, executor=runner)
+            with runner:  # its worker processes serve every round, then exit
+                run_bisect(settings, progress=progress, result=result, executor=runner)
     except CommandAborted as exc:
         result.outcome, result.message = "aborted", exc.problems[0]
     except CollapseDoctorError as exc:

@@ -130,7 +130,8 @@ def ablate_command(
             seed_batch=seed_batch,
             auto_regime=auto_regime,
         )
-        result = run_ablation(settings=settings, progress=progress, executor=runner)
+        with runner:  # its worker processes serve the calibration and the ablation, then exit
+            result = run_ablation(settings=settings, progress=progress, executor=runner)
     chosen = result.auto_regime
     if chosen is not None and chosen.regime is None:
         emit(json_path, result.to_json, lambda: render_calibration(out, chosen.calibration))

@@ -24,15 +24,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from collapse_doctor.config import Config, load_config
+from collapse_doctor.config import Config, get_key, load_config
 from collapse_doctor.errors import CollapseDoctorError, ConfigError
-from collapse_doctor.experiments.presets import PRESETS, apply_preset, get_key
+from collapse_doctor.experiments.presets import PRESETS, apply_preset
 from collapse_doctor.judge.measures import PRIMARY, compare
 from collapse_doctor.judge.stats import fisher_exact, smallest_p
 from collapse_doctor.judge.verdict import is_good
 from collapse_doctor.sweeps.autoregime import SEED_BATCH_NEEDS_REGIME, AutoRegime, choose_regime
 from collapse_doctor.sweeps.calibrate import ConfigSource
-from collapse_doctor.sweeps.executors import Executor
+from collapse_doctor.sweeps.executors import Executor, sweep_executor
 from collapse_doctor.sweeps.jobs import ProbeJob, ProbeSummary
 from collapse_doctor.sweeps.runner import run_jobs
 from collapse_doctor.sweeps.settings import AblationSettings
@@ -358,35 +358,36 @@ def run_ablation(
         load_config(config_path, [*user, *v.overrides])  # every variant must be a valid config before anything runs
     minimal = tuple(f"{k}={_fmt(v)}" for suspect in SUSPECTS for k, v in suspect.base.items())
     path = str(config_path) if config_path else None
-    chosen = None
-    if s.auto_regime:
-        if s.seed_batch:
-            raise ConfigError(SEED_BATCH_NEEDS_REGIME)
-        chosen = choose_regime(
-            ConfigSource("minimal base", path=path, overrides=minimal),
-            ConfigSource("full", path=path),
-            seeds=max(len(seeds), 4),
-            overrides=user,
-            preset=s.preset,
-            data=s.data,
-            device=s.device,
-            jobs=s.jobs,
-            cache_dir=s.cache_dir,
-            executor=executor,
-            on_probe=progress,
-        )
-        if chosen.regime is None:
-            result = AblationResult(
-                loaded.source, s.preset, seeds, config.probe.steps, s.alpha, [], [], 1.0, NOT_ABLATED
+    with sweep_executor(executor, s.jobs) as executor:  # the calibration and the ablation share the workers
+        chosen = None
+        if s.auto_regime:
+            if s.seed_batch:
+                raise ConfigError(SEED_BATCH_NEEDS_REGIME)
+            chosen = choose_regime(
+                ConfigSource("minimal base", path=path, overrides=minimal),
+                ConfigSource("full", path=path),
+                seeds=max(len(seeds), 4),
+                overrides=user,
+                preset=s.preset,
+                data=s.data,
+                device=s.device,
+                jobs=s.jobs,
+                cache_dir=s.cache_dir,
+                executor=executor,
+                on_probe=progress,
             )
-            result.auto_regime = chosen
-            result.notes.append(chosen.line())
-            return result
-        user = [*chosen.regime.overrides, *user]
-        config, _ = apply_preset(load_config(config_path, user), PRESETS[s.preset])
-    together = tuple(seeds) if s.seed_batch else None
-    probe_jobs = [_variant_job(path, user, v, seed, minimal, s, together) for v in variants for seed in seeds]
-    results = run_jobs(probe_jobs, jobs=s.jobs, cache_dir=s.cache_dir, progress=progress, executor=executor)
+            if chosen.regime is None:
+                result = AblationResult(
+                    loaded.source, s.preset, seeds, config.probe.steps, s.alpha, [], [], 1.0, NOT_ABLATED
+                )
+                result.auto_regime = chosen
+                result.notes.append(chosen.line())
+                return result
+            user = [*chosen.regime.overrides, *user]
+            config, _ = apply_preset(load_config(config_path, user), PRESETS[s.preset])
+        together = tuple(seeds) if s.seed_batch else None
+        probe_jobs = [_variant_job(path, user, v, seed, minimal, s, together) for v in variants for seed in seeds]
+        results = run_jobs(probe_jobs, jobs=s.jobs, cache_dir=s.cache_dir, progress=progress, executor=executor)
     by_variant: dict[str, list[ProbeSummary]] = {}
     for job, summary in zip(probe_jobs, results):
         by_variant.setdefault(job.tag, []).append(summary)

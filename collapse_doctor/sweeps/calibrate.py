@@ -28,7 +28,7 @@ from collapse_doctor.experiments.regimes import REGIME_SECTIONS, Regime, is_warm
 from collapse_doctor.judge.measures import PRIMARY, compare
 from collapse_doctor.judge.stats import fisher_exact
 from collapse_doctor.judge.verdict import is_good
-from collapse_doctor.sweeps.executors import Executor
+from collapse_doctor.sweeps.executors import Executor, sweep_executor
 from collapse_doctor.sweeps.jobs import ProbeJob, ProbeSummary
 from collapse_doctor.sweeps.runner import run_jobs
 from collapse_doctor.sweeps.settings import CalibrationSettings
@@ -264,26 +264,27 @@ def run_calibration(
         spent += sum(summary.seconds for summary in out if not summary.cached)
         return out
 
-    for regime in grid:
-        if s.budget is not None and spent >= s.budget:
-            result.not_run.append(regime.name)
-            continue
-        r = RegimeResult(regime, run(good, regime, seed_list))
-        r.usable = sum(1 for summary in r.good if stays_learned(summary, regime)) >= min_good
-        result.results.append(r)
-        if not r.usable:
-            continue
-        _measure_bad_side(r, run(bad, regime, seed_list), s.alpha, s.min_delta)
-        if r.separates:
-            result.chosen = r
-        break  # the first usable regime is the only one the bad side is measured in (module docstring)
-    if result.chosen is not None and s.confirm:
-        fresh = list(range(s.seeds, 2 * s.seeds))
-        g, b = run(good, result.chosen.regime, fresh), run(bad, result.chosen.regime, fresh)
-        result.confirmation = _confirmation(fresh, g, b, s.alpha, s.min_delta)
-    result.seconds = spent
-    result.seed_batch = s.seed_batch
-    return result
+    with sweep_executor(executor, s.jobs) as executor:  # one pool of workers for every round
+        for regime in grid:
+            if s.budget is not None and spent >= s.budget:
+                result.not_run.append(regime.name)
+                continue
+            r = RegimeResult(regime, run(good, regime, seed_list))
+            r.usable = sum(1 for summary in r.good if stays_learned(summary, regime)) >= min_good
+            result.results.append(r)
+            if not r.usable:
+                continue
+            _measure_bad_side(r, run(bad, regime, seed_list), s.alpha, s.min_delta)
+            if r.separates:
+                result.chosen = r
+            break  # the first usable regime is the only one the bad side is measured in (module docstring)
+        if result.chosen is not None and s.confirm:
+            fresh = list(range(s.seeds, 2 * s.seeds))
+            g, b = run(good, result.chosen.regime, fresh), run(bad, result.chosen.regime, fresh)
+            result.confirmation = _confirmation(fresh, g, b, s.alpha, s.min_delta)
+        result.seconds = spent
+        result.seed_batch = s.seed_batch
+        return result
 
 
 def _measure_bad_side(r: RegimeResult, bad: list[ProbeSummary], alpha: float, min_delta: float) -> None:

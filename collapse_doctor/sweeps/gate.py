@@ -29,6 +29,7 @@ from collapse_doctor.judge.measures import PRIMARY, MeasureRule
 from collapse_doctor.judge.verdict import INCONCLUSIVE
 from collapse_doctor.sweeps.autoregime import SEED_BATCH_NEEDS_REGIME, AutoRegime, choose_regime
 from collapse_doctor.sweeps.calibrate import ConfigSource
+from collapse_doctor.sweeps.executors import LocalExecutor
 from collapse_doctor.sweeps.jobs import ProbeJob, ProbeSummary
 from collapse_doctor.sweeps.runner import run_jobs
 from collapse_doctor.sweeps.settings import GateSettings
@@ -171,49 +172,51 @@ def run_gate(
     decision: bool | None | str = None
     together = tuple(range(planned)) if seed_batch else None
     base: tuple[str | None, str] = (None, "")  # a warm regime's phase 1 trains the good config
-    chosen = None
-    if s.auto_regime and against is not None:
-        if planned < 4:
-            raise CollapseDoctorError(
-                f"--against needs --seeds 4 or more: with {planned} seeds a side the exact rank test cannot reach "
-                "p < 0.05"
+    with LocalExecutor(workers) as runner:  # one pool of workers for every round of the gate
+        chosen = None
+        if s.auto_regime and against is not None:
+            if planned < 4:
+                raise CollapseDoctorError(
+                    f"--against needs --seeds 4 or more: with {planned} seeds a side the exact rank test cannot reach "
+                    "p < 0.05"
+                )
+            load_config(against, user)  # a bad file fails before anything is calibrated
+            if seed_batch:
+                raise ConfigError(SEED_BATCH_NEEDS_REGIME)
+            chosen = choose_regime(
+                ConfigSource(str(against), path=str(against)),
+                ConfigSource(path or "<embedded default>", path=path),
+                seeds=max(planned, 4),
+                overrides=user,
+                preset=PRESET,
+                data=data,
+                jobs=workers,
+                cache_dir=cache_dir,
+                executor=runner,
+                on_probe=progress,
             )
-        load_config(against, user)  # a bad file fails before anything is calibrated
-        if seed_batch:
-            raise ConfigError(SEED_BATCH_NEEDS_REGIME)
-        chosen = choose_regime(
-            ConfigSource(str(against), path=str(against)),
-            ConfigSource(path or "<embedded default>", path=path),
-            seeds=max(planned, 4),
-            overrides=user,
-            preset=PRESET,
-            data=data,
-            jobs=workers,
-            cache_dir=cache_dir,
-            on_probe=progress,
-        )
-        if chosen.regime is None:
-            result = GateResult(INCONCLUSIVE, None, planned, [], loaded.source, user, config.probe.steps, 0.0)
-            result.comparison, result.auto_regime = {"against": str(against), "decision": None}, chosen
-            result.seconds = time.perf_counter() - started
-            return result
-        user = [*chosen.regime.overrides, *user]
-        config, _ = apply_preset(load_config(config_path, user), PRESETS[PRESET])
-        if is_warm(chosen.regime):
-            base = (Path(against).read_text(encoding="utf-8"), str(against))
-    # With --against, a seed batch runs both configs' batches in one job list: in parallel with --jobs 2.
-    # With --against every seed is classified by the measure, not by majority: _against runs them.
-    while decision is None and against is None:
-        batch = range(len(summaries), planned if seed_batch else min(planned, len(summaries) + workers))
-        probe_jobs = [_job(path, user, seed, f"seed {seed}", data, base, together) for seed in batch]
-        summaries += run_jobs(probe_jobs, jobs=workers, cache_dir=cache_dir, progress=progress)
-        decision = majority([s.good for s in summaries], planned)
-    good = decision if isinstance(decision, bool) else None
-    comparison = None
-    if against is not None:
-        good, comparison, summaries = _against(
-            against, path, user, planned, workers, summaries, cache_dir, data, progress, together, base
-        )
+            if chosen.regime is None:
+                result = GateResult(INCONCLUSIVE, None, planned, [], loaded.source, user, config.probe.steps, 0.0)
+                result.comparison, result.auto_regime = {"against": str(against), "decision": None}, chosen
+                result.seconds = time.perf_counter() - started
+                return result
+            user = [*chosen.regime.overrides, *user]
+            config, _ = apply_preset(load_config(config_path, user), PRESETS[PRESET])
+            if is_warm(chosen.regime):
+                base = (Path(against).read_text(encoding="utf-8"), str(against))
+        # With --against, a seed batch runs both configs' batches in one job list: in parallel with --jobs 2.
+        # With --against every seed is classified by the measure, not by majority: _against runs them.
+        while decision is None and against is None:
+            batch = range(len(summaries), planned if seed_batch else min(planned, len(summaries) + workers))
+            probe_jobs = [_job(path, user, seed, f"seed {seed}", data, base, together) for seed in batch]
+            summaries += run_jobs(probe_jobs, cache_dir=cache_dir, progress=progress, executor=runner)
+            decision = majority([s.good for s in summaries], planned)
+        good = decision if isinstance(decision, bool) else None
+        comparison = None
+        if against is not None:
+            good, comparison, summaries = _against(
+                against, path, user, planned, runner, summaries, cache_dir, data, progress, together, base
+            )
     # The label shown: the commonest among the seeds that decided (with --against: among all seeds)
     side = summaries if against is not None else [s for s in summaries if s.good is good] if good is not None else []
     failed = [s for s in summaries if s.good is False]
@@ -259,9 +262,10 @@ def _job(path, user, seed: int, tag: str, data, base: tuple[str | None, str], to
 
 
 def _against(
-    against, path, user, planned, workers, summaries, cache_dir, data, progress, together=None, base=(None, "")
+    against, path, user, planned, runner, summaries, cache_dir, data, progress, together=None, base=(None, "")
 ):
-    """--against GOOD: every planned seed of both configs, classified by the primary measure (MeasureRule)."""
+    """--against GOOD: every planned seed of both configs, classified by the primary measure (MeasureRule).
+    runner: the gate's executor; a candidate round is as many seeds as it has workers."""
     if planned < 4:
         raise CollapseDoctorError(
             f"--against needs --seeds 4 or more: with {planned} seeds a side the exact rank test cannot reach p < 0.05"
@@ -272,16 +276,18 @@ def _against(
         _job(str(against), user, seed, f"against seed {seed}", data, base, together) for seed in range(planned)
     ]
     if together is not None:  # one list, so the two seed batches run side by side
-        both = run_jobs([*rest, *reference_jobs], jobs=workers, cache_dir=cache_dir, progress=progress)
+        both = run_jobs([*rest, *reference_jobs], cache_dir=cache_dir, progress=progress, executor=runner)
         summaries, reference = summaries + both[: len(rest)], both[len(rest) :]
     else:
         # The good side first, all of it; then the candidate a round at a time, until the seeds still to come
         # cannot change the decision (MeasureRule.settled, exact).
-        reference = run_jobs(reference_jobs, jobs=workers, cache_dir=cache_dir, progress=progress)
+        reference = run_jobs(reference_jobs, cache_dir=cache_dir, progress=progress, executor=runner)
         values = [s.measures.get(PRIMARY) for s in reference]
         while rest and MeasureRule().settled([s.measures.get(PRIMARY) for s in summaries], values, planned) is None:
-            summaries = summaries + run_jobs(rest[:workers], jobs=workers, cache_dir=cache_dir, progress=progress)
-            rest = rest[workers:]
+            summaries = summaries + run_jobs(
+                rest[: runner.jobs], cache_dir=cache_dir, progress=progress, executor=runner
+            )
+            rest = rest[runner.jobs :]
     rule = MeasureRule()
     c = rule.compare(
         [s.measures.get(rule.measure) for s in summaries], [s.measures.get(rule.measure) for s in reference]

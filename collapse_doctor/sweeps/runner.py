@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from collapse_doctor.sweeps.cache import ProbeCache
-from collapse_doctor.sweeps.executors import Executor, LocalExecutor
+from collapse_doctor.sweeps.executors import Executor, sweep_executor
 from collapse_doctor.sweeps.jobs import FAILED, ProbeJob, ProbeSummary
 
 ProgressCallback = Callable[[int, int, ProbeSummary], None]  # (done, total, the summary that just finished)
@@ -43,8 +43,7 @@ def run_jobs(
     executor: Executor | None = None,
 ) -> list[ProbeSummary]:
     """Summaries in job order: cached ones at once, the rest run by the executor (default: local, `jobs`
-    worker processes). Every result is cached as soon as it arrives, whoever ran it."""
-    executor = executor or LocalExecutor(jobs)
+    worker processes for this call alone). Every result is cached as soon as it arrives, whoever ran it."""
     cache = ProbeCache(cache_dir)
     metrics_dir = str(cache.directory / "metrics")
     keys = [job.key() for job in jobs_list]
@@ -71,17 +70,18 @@ def run_jobs(
             first_of[key] = i
             pending.append(i)
     cached_before, arrived = done, 0
-    try:
-        for i, entry in executor.run([(i, jobs_list[i], keys[i]) for i in pending], metrics_dir):
-            if entry["label"] != FAILED:
-                cache.put(keys[i], entry)
-            arrived += 1
-            finish(i, ProbeSummary.from_json(entry))
-    except KeyboardInterrupt:
-        global last_interruption
-        stopped = getattr(executor, "stopped", 0)
-        last_interruption = Interruption(cached_before, arrived, stopped, len(pending) - arrived - stopped)
-        raise
+    with sweep_executor(executor, jobs) as runner:
+        try:
+            for i, entry in runner.run([(i, jobs_list[i], keys[i]) for i in pending], metrics_dir):
+                if entry["label"] != FAILED:
+                    cache.put(keys[i], entry)
+                arrived += 1
+                finish(i, ProbeSummary.from_json(entry))
+        except KeyboardInterrupt:
+            global last_interruption
+            stopped = getattr(runner, "stopped", 0)
+            last_interruption = Interruption(cached_before, arrived, stopped, len(pending) - arrived - stopped)
+            raise
     for i in duplicates:
         source = results[first_of[keys[i]]]
         finish(i, ProbeSummary.from_json(source.to_json(), cached=True))

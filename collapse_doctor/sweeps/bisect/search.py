@@ -40,7 +40,7 @@ from collapse_doctor.sweeps.bisect.result import (
 )
 from collapse_doctor.sweeps.bisect.settings import BisectSettings
 from collapse_doctor.sweeps.calibrate import ConfigSource
-from collapse_doctor.sweeps.executors import Executor
+from collapse_doctor.sweeps.executors import Executor, sweep_executor
 from collapse_doctor.sweeps.gitrepo import (
     choose_config_path,
     config_path_from_pyproject,
@@ -97,7 +97,8 @@ def run_bisect(
     keywords. `result`, when given, is filled in place as the run goes, so a caller that is interrupted
     still holds what was learned."""
     settings = settings if settings is not None else BisectSettings(**fields)
-    return Bisect(settings, progress=progress, result=result, executor=executor).run()
+    with sweep_executor(executor, settings.jobs) as executor:  # one pool of workers for every round
+        return Bisect(settings, progress=progress, result=result, executor=executor).run()
 
 
 class Bisect:

@@ -14,3 +14,7 @@ class Executor(Protocol):
     name: str
 
     def run(self, tasks: list[tuple[int, ProbeJob, str]], metrics_dir: str) -> Iterator[tuple[int, dict]]: ...
+
+    def close(self) -> None:
+        """Release what the executor kept between runs (the local one's worker processes)."""
+        ...

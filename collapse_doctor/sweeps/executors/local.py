@@ -35,13 +35,39 @@ def units_of(tasks: list[Task]) -> list[list[Task]]:
 
 
 class LocalExecutor:
-    """This machine: in this process (jobs=1) or in spawned worker processes."""
+    """This machine: in this process (jobs=1) or in spawned worker processes.
+
+    The workers outlive one `run`: a sweep runs its probes in rounds (bisect: one per commit tested), and
+    each new worker pays torch's import and start-up again (about 4 s of CPU on a 2-core laptop). So the
+    pool is started on the first parallel run and kept until `close()` (or the end of a `with` block); a
+    Ctrl-C or a worker that died discards it, and the next run starts a fresh one."""
 
     name = "local"
 
     def __init__(self, jobs: int = 1):
         self.jobs = jobs
         self.stopped = 0  # probes running when the last run was interrupted (they were stopped, not finished)
+        self.workers_started = 0  # pools started, for the record (a sweep should start one)
+        self._pool: ProcessPoolExecutor | None = None
+
+    def __enter__(self) -> LocalExecutor:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Let the workers finish and exit (they are idle between runs)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+
+    def _workers(self) -> ProcessPoolExecutor:
+        # spawn, not fork: a forked child would inherit torch's thread pools mid-state.
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(max_workers=self.jobs, mp_context=multiprocessing.get_context("spawn"))
+            self.workers_started += 1
+        return self._pool
 
     def run(self, tasks: list[Task], metrics_dir: str) -> Iterator[tuple[int, dict]]:
         units = units_of(tasks)
@@ -53,11 +79,14 @@ class LocalExecutor:
                 self.stopped = 0
                 yield from zip([i for i, _, _ in unit], results)
             return
-        # spawn, not fork: a forked child would inherit torch's thread pools mid-state. At most `jobs` units
-        # are handed to the pool at a time, so on Ctrl-C nothing waits in its queue to start afterwards.
-        pool = ProcessPoolExecutor(max_workers=self.jobs, mp_context=multiprocessing.get_context("spawn"))
+        if not units:
+            return
+        # At most `jobs` units are handed to the pool at a time, so on Ctrl-C nothing waits in its queue to
+        # start afterwards.
+        pool = self._workers()
         waiting = list(reversed(units))
         running: dict = {}
+        broken = False
         try:
             while waiting or running:
                 while waiting and len(running) < self.jobs:
@@ -68,13 +97,17 @@ class LocalExecutor:
                 try:
                     entries = future.result()
                 except BrokenProcessPool as exc:
+                    broken = True
                     entries = [failed_entry(job, key, f"worker process died: {exc}") for _, job, key in unit]
                 yield from zip([i for i, _, _ in unit], entries)
         except BaseException:
             self.stopped = sum(len(u) for f, u in running.items() if not f.done())
+            self._pool = None
             _stop_workers(pool)
             raise
-        pool.shutdown(wait=True)
+        if broken:  # a broken pool takes no more work: the next run starts another
+            self._pool = None
+            pool.shutdown(wait=False, cancel_futures=True)
 
 
 def _stop_workers(pool: ProcessPoolExecutor) -> None:

@@ -42,6 +42,15 @@ class RayExecutor:
         self.ray = _import_ray()
         self.address, self.device, self.cpus, self.retries = address, device, cpus_per_probe, retries
 
+    def close(self) -> None:
+        """Nothing to release: the cluster's workers are Ray's (Ray shuts down with this process)."""
+
+    def __enter__(self) -> RayExecutor:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
     def _connect(self) -> None:
         if self.ray.is_initialized():
             return
