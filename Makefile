@@ -24,10 +24,10 @@ probe: $(STAMP)
 # One worker per core; --dist loadfile keeps a test file on one worker, so its module fixtures (a
 # calibrated fixture history, a probed pair) are built once. Workers share one probe cache (conftest.py).
 test: $(STAMP)
-	$(VENV)/bin/python -m pytest -q -n auto --dist loadfile $(ARGS)
+	$(VENV)/bin/python -m pytest -q -n auto --dist loadfile --no-loadscope-reorder $(ARGS)
 
 test-fast: $(STAMP)
-	$(VENV)/bin/python -m pytest -q -n auto --dist loadfile -m "not slow" $(ARGS)
+	$(VENV)/bin/python -m pytest -q -n auto --dist loadfile --no-loadscope-reorder -m "not slow" $(ARGS)
 
 # The formatter and linter (ruff, configured in pyproject.toml); .ci/run runs it before the tests.
 lint: $(STAMP)

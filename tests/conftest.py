@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import copy
 import os
+import re
+from pathlib import Path
 
 # pytest-xdist's workers export COLUMNS=80 (a serial run exports nothing), and the CLI honours COLUMNS, so
 # tables and paths would wrap at 80 under `make test` but not under `pytest`. The tests read the width a
@@ -88,10 +90,31 @@ def probe_cache(tmp_path_factory, worker_id):
     return shared
 
 
+DURATIONS = Path(__file__).resolve().parents[1] / "bench" / "results" / "durations.txt"
+
+
+def measured_file_seconds(report: Path = DURATIONS) -> dict[str, float]:
+    """Seconds per test file in the kept durations report (pytest --durations lines: '12.34s call  path::test')."""
+    seconds: dict[str, float] = {}
+    if report.exists():
+        for line in report.read_text().splitlines():
+            match = re.match(r"\s*([0-9.]+)s\s+(setup|call|teardown)\s+([^:\s]+)::", line)
+            if match:
+                seconds[match.group(3)] = seconds.get(match.group(3), 0.0) + float(match.group(1))
+    return seconds
+
+
 def pytest_collection_modifyitems(config, items):
-    """Files with tests marked slow run first in a serial run. Under `make test` (xdist, --dist loadfile)
-    the scheduler reorders the files by their number of tests (its default). Keeping this order instead
-    (--no-loadscope-reorder, the longest files first) was tried and was slower here: 8 min 57 s against
-    8 min 32 s, as two sweep tests with two worker processes each then ran at once on two cores."""
+    """The longest files first, by the kept durations report (bench/results/durations.txt), then the other
+    files with slow tests, then the rest. `make test` keeps this order (xdist's --no-loadscope-reorder;
+    by default xdist would order files by their number of tests), so that no worker starts a three-minute
+    file when the other is nearly done: with xdist's order one worker stood idle for the last 2 minutes."""
+    seconds = measured_file_seconds()
     heavy = {item.path for item in items if item.get_closest_marker("slow")}
-    items.sort(key=lambda item: item.path not in heavy)  # stable: files stay whole and in order
+    root = Path(str(config.rootpath))
+
+    def cost(item) -> tuple[float, bool]:
+        relative = item.path.relative_to(root).as_posix() if item.path.is_relative_to(root) else str(item.path)
+        return (-seconds.get(relative, 0.0), item.path not in heavy)
+
+    items.sort(key=cost)  # stable: a file's tests stay together and in their order
