@@ -1,4 +1,8 @@
-"""The command line as a user meets it: installed entry point, exit codes, one-line errors, JSON shape."""
+"""The command line as a user meets it: installed entry point, exit codes, one-line errors, JSON shape.
+
+The version, the help and the memory refusal run the interpreter as a user does (`python -m
+collapse_doctor`); the rest run `cli.main` in this process (tests/inprocess.py), what the installed entry
+point runs, without paying torch's import again for each case."""
 
 from __future__ import annotations
 
@@ -6,14 +10,27 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
+from inprocess import run_cli
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def run(*args, cwd=None):
     return subprocess.run([sys.executable, "-m", "collapse_doctor", *args], capture_output=True, text=True, cwd=cwd)
+
+
+@pytest.fixture
+def here(capsys):
+    """The command in this process: a result with the exit code, stdout and stderr, like run()'s."""
+
+    def run_here(*args):
+        code, out, err = run_cli(list(args), capsys)
+        return SimpleNamespace(returncode=code, stdout=out, stderr=err)
+
+    return run_here
 
 
 def test_version_and_help_list_the_exit_codes():
@@ -25,9 +42,9 @@ def test_version_and_help_list_the_exit_codes():
     assert "inspect" in help_text and "Exit codes" in help_text and "INCONCLUSIVE" in help_text
 
 
-def test_inspect_json_of_the_embedded_default(tmp_path):
+def test_inspect_json_of_the_embedded_default(tmp_path, here):
     path = tmp_path / "report.json"
-    result = run("inspect", "--json", str(path))
+    result = here("inspect", "--json", str(path))
     assert result.returncode == 0, result.stderr
     report = json.loads(path.read_text())
     assert report["parameters"]["total"] == 18_734_332
@@ -47,8 +64,8 @@ def test_inspect_json_of_the_embedded_default(tmp_path):
     assert report["context_injector"] == "CrossAttentionInjector" and report["context_path"] == "spatial"
 
 
-def test_inspect_old_config_and_overrides():
-    result = run(
+def test_inspect_old_config_and_overrides(here):
+    result = here(
         "inspect", str(ROOT / "fixtures" / "seed_old_2a50f2d.yaml"), "--set", "model.hidden_dim=64", "--json", "-"
     )
     assert result.returncode == 0, result.stderr
@@ -56,7 +73,7 @@ def test_inspect_old_config_and_overrides():
     assert report["overrides"] == ["model.hidden_dim=64"]
     assert report["context_path"] == "vector" and report["parameters"]["hyper_lora"] == 0
     assert report["schedule"]["hyper_lora"] is None and report["schedule"]["loo"] is None
-    table = run("inspect", str(ROOT / "fixtures" / "seed_old_2a50f2d.yaml")).stdout
+    table = here("inspect", str(ROOT / "fixtures" / "seed_old_2a50f2d.yaml")).stdout
     assert "Parameters per module" in table and "12,244,971" in table
 
 
@@ -70,24 +87,24 @@ def test_inspect_old_config_and_overrides():
         ("training:\n  loss_mode: softmax\n", "training.loss_mode: expected one of"),
     ],
 )
-def test_bad_config_is_one_line_and_exit_2(tmp_path, content, expected):
+def test_bad_config_is_one_line_and_exit_2(tmp_path, here, content, expected):
     path = tmp_path / "bad.yaml"
     path.write_text(content)
-    result = run("inspect", str(path))
+    result = here("inspect", str(path))
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and str(path) in lines[0] and expected in lines[0], result.stderr
     assert "Traceback" not in result.stderr
 
 
-def test_usage_errors_exit_2_without_traceback(tmp_path):
+def test_usage_errors_exit_2_without_traceback(tmp_path, here):
     for args in (
         ["inspect", "--bogus"],
         ["inspect", str(tmp_path / "missing.yaml")],
         ["inspect", "--set", "novalue"],
         ["inspect", "--strict", str(ROOT / "fixtures" / "seed_new_main.yaml")],
     ):
-        result = run(*args)
+        result = here(*args)
         assert result.returncode == 2, args
         assert "Traceback" not in result.stderr, args
 

@@ -135,7 +135,10 @@ QUICK_BY_VERDICT = {"--regime": "quick", "--by": "verdict", "--seeds": "3"}
 
 
 def bisect(*args, cwd, cache_dir=None, env=None):
-    extra = ["--cache-dir", str(cache_dir), "--jobs", "2"] if cache_dir is not None else []
+    # --jobs 1: the probes run in the command's own process. Under make test the suite's two workers keep
+    # both cores busy already, so worker processes of a sweep would add only their start-up (about 4 s of
+    # CPU each). test_bisect_auto.py runs bisect with the default --jobs, on worker processes.
+    extra = ["--cache-dir", str(cache_dir), "--jobs", "1"] if cache_dir is not None else []
     if "--cmd" not in args:
         extra += [item for flag, value in QUICK_BY_VERDICT.items() if flag not in args for item in (flag, value)]
     return subprocess.run(

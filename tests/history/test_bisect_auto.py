@@ -75,6 +75,21 @@ def test_bisect_with_no_flags_calibrates_then_names_the_first_collapse(headline)
     assert "no --regime given: using 'warm-b8-p" in first.stdout
     # stdout is not a terminal here: a plain line per finished probe on stderr
     assert sum(1 for line in first.stderr.splitlines() if line.startswith("bisect: ")) >= 8
+    # one pool of worker processes served the calibration and every round of the search
+    pids = {worker["pid"] for worker in _workers(data)}
+    assert 0 < len(pids) <= (os.cpu_count() or 1) and os.getpid() not in pids
+
+
+def _workers(node):
+    """Every probe's worker record in a result JSON."""
+    if isinstance(node, dict):
+        if isinstance(node.get("worker"), dict) and "pid" in node["worker"]:
+            yield node["worker"]
+        for value in node.values():
+            yield from _workers(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _workers(value)
 
 
 def test_self_calibration_judges_the_good_side_before_probing_the_bad_side(headline):

@@ -55,7 +55,7 @@ def calibrated(tmp_path_factory):
         "--html",
         str(tmp / "c.html"),
         "--jobs",
-        "2",
+        "1",  # in the command's process: the suite's workers keep the cores busy (tests/history/test_bisect.py)
         "--cache-dir",
         str(tmp / "cache"),
         cwd=tmp,
@@ -151,6 +151,8 @@ def test_no_usable_regime_exits_3_with_the_table(tmp_path):
         "--set",
         "probe.steps=12",
         "--no-confirm",
+        "--jobs",
+        "1",
         "--cache-dir",
         str(tmp_path / "cache"),
         "--json",

@@ -158,7 +158,7 @@ def test_gate_fails_a_collapsing_config_with_junit_annotation_and_summary(config
         "--cache-dir",
         str(probe_cache),
         "--jobs",
-        "2",
+        "1",  # in the command's process: the suite's workers keep the cores busy (tests/history/test_bisect.py)
         "--junit",
         str(tmp_path / "j.xml"),
         "--json",
@@ -205,13 +205,13 @@ def test_gate_against_a_good_config_classifies_by_the_primary_measure(tmp_path):
         )
     # 40 steps: the bad side collapses within a few (fg_auc 0.005-0.007 on this CPU) and the good side is
     # learning (0.09-0.12), so the decision has a wide margin; 60 steps cost twice as much for no more
-    result = run_gate(bad, against=good, seeds=4, steps=40, jobs=2, cache_dir=tmp_path / "cache")
+    result = run_gate(bad, against=good, seeds=4, steps=40, jobs=1, cache_dir=tmp_path / "cache")
     assert result.good is False and result.exit_code == 1
     assert result.comparison["decision"] == "bad" and result.comparison["cliffs_delta"] >= 0.474
     assert "Mann-Whitney" in result.one_line()
     # Seeds as one vectorised batch (issue 15, item 3): its rows differ from separate probes' (shared
     # dropout stream, padded pairs), so it has its own cache entries, and its verdicts must agree.
-    batched = run_gate(bad, against=good, seeds=4, steps=40, jobs=2, cache_dir=tmp_path / "cache", seed_batch=True)
+    batched = run_gate(bad, against=good, seeds=4, steps=40, jobs=1, cache_dir=tmp_path / "cache", seed_batch=True)
     assert batched.seed_batch and "vectorised" in batched.one_line()
     assert not any(s.cached for s in batched.summaries)
     assert {s.key for s in batched.summaries}.isdisjoint(s.key for s in result.summaries)
@@ -270,7 +270,7 @@ def test_a_regime_in_the_tool_table_is_read_and_a_bad_one_named(tmp_path):
 @pytest.mark.slow
 def test_junit_to_stdout_writes_no_file_named_dash(configs, probe_cache, tmp_path):
     _, bad = configs
-    result = gate(str(bad), "--cache-dir", str(probe_cache), "--jobs", "2", "--junit", "-", cwd=tmp_path)
+    result = gate(str(bad), "--cache-dir", str(probe_cache), "--jobs", "1", "--junit", "-", cwd=tmp_path)
     assert result.returncode == 1, result.stderr
     assert result.stdout.lstrip().startswith("<?xml") and not (tmp_path / "-").exists()
     assert ET.fromstring(result.stdout.strip()).find("testsuite") is not None
