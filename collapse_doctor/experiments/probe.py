@@ -37,7 +37,7 @@ from collapse_doctor.experiments.run_setup import (  # noqa: F401 (ProbeResult: 
 from collapse_doctor.experiments.warm_start import BASE_OFF, MIN_PHASE1_STEPS, phase1_config, run_phase1, transplant
 from collapse_doctor.experiments.warm_start import base_config as warm_base_config
 from collapse_doctor.judge.measures import measure, precursors
-from collapse_doctor.judge.verdict import COLLAPSED, FG_COLLAPSE, INCONCLUSIVE, Verdict, early_stop, judge
+from collapse_doctor.judge.verdict import COLLAPSED, FG_COLLAPSE, INCONCLUSIVE, RunningVerdict, Verdict, judge
 from collapse_doctor.train.step import step_counts
 from collapse_doctor.train.trainer import GradHook, Trainer
 
@@ -209,8 +209,10 @@ def _train(
     trainer: Trainer, config, rows: list[dict], handle, on_row: StepCallback | None, phase: int | None
 ) -> str | None:
     """Train probe.steps steps, appending to `rows` and the JSONL; the reason it stopped early, if it did."""
+    running = RunningVerdict(config.verdict, rows) if config.probe.early_stop_after is not None else None
     for _ in range(config.probe.steps):
-        for row in trainer.train_step():
+        step_rows = trainer.train_step()
+        for row in step_rows:
             rows.append(row)
             handle.write(json.dumps(row if phase is None else {**row, "phase": phase}, sort_keys=True) + "\n")
             if "event" not in row and on_row is not None:
@@ -221,10 +223,10 @@ def _train(
                 f"stopped after {trainer.consecutive_nonfinite} consecutive non-finite steps (the reference aborts "
                 f"the epoch at {config.verdict.nonfinite_budget})"
             )
-        if config.probe.early_stop_after is not None and (
-            reason := early_stop(rows, config.verdict, config.probe.early_stop_after)
-        ):
-            return f"stopped early: {reason}"
+        if running is not None:
+            running.extend(step_rows)
+            if reason := running.early_stop(config.probe.early_stop_after):
+                return f"stopped early: {reason}"
     return None
 
 

@@ -25,7 +25,7 @@ from collapse_doctor.experiments.run_setup import (
     prepare_run,
 )
 from collapse_doctor.judge.measures import measure, precursors
-from collapse_doctor.judge.verdict import early_stop, judge
+from collapse_doctor.judge.verdict import RunningVerdict, judge
 from collapse_doctor.train.seed_batch import SeedBatchTrainer, batch_dropout_seed
 
 WHAT_DIFFERS = (
@@ -83,6 +83,7 @@ def run_seed_batch(
 def _train_batch(trainer: SeedBatchTrainer, config, handles, on_step) -> tuple[list[list[dict]], list[str | None]]:
     """Train until every seed has stopped or the budget is spent; each seed's rows and its stop reason."""
     rows: list[list[dict]] = [[] for _ in handles]
+    running = [RunningVerdict(config.verdict) for _ in handles]
     stopped: list[str | None] = [None] * len(handles)
     for _ in range(config.probe.steps):
         if all(reason is not None for reason in stopped):
@@ -91,10 +92,11 @@ def _train_batch(trainer: SeedBatchTrainer, config, handles, on_step) -> tuple[l
             if stopped[s] is not None:
                 continue  # a stopped seed trains on with the batch, but its rows end where it stopped
             rows[s] += seed_rows
+            running[s].extend(seed_rows)
             for row in seed_rows:
                 handles[s].write(json.dumps(row, sort_keys=True) + "\n")
             handles[s].flush()
-            stopped[s] = _stop_reason(trainer, s, rows[s], config)
+            stopped[s] = _stop_reason(trainer, s, running[s], config)
         if on_step is not None:
             on_step(trainer.step)
     return rows, stopped
@@ -159,12 +161,10 @@ def _not_in_a_batch(config) -> list[str]:
     return notes
 
 
-def _stop_reason(trainer: SeedBatchTrainer, s: int, rows: list[dict], config) -> str | None:
+def _stop_reason(trainer: SeedBatchTrainer, s: int, running: RunningVerdict, config) -> str | None:
     """Why seed s stops here (the probe's rules: the non-finite budget, early_stop_after), if it does."""
     if trainer.consecutive_nonfinite[s] >= config.verdict.nonfinite_budget:
         return f"stopped after {trainer.consecutive_nonfinite[s]} consecutive non-finite steps"
-    if config.probe.early_stop_after is not None and (
-        reason := early_stop(rows, config.verdict, config.probe.early_stop_after)
-    ):
+    if reason := running.early_stop(config.probe.early_stop_after):
         return f"stopped early: {reason}"
     return None

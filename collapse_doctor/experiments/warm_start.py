@@ -30,7 +30,7 @@ from pathlib import Path
 import torch
 
 from collapse_doctor.config import Config, get_key, replace_keys
-from collapse_doctor.judge.verdict import GOOD_VERDICTS, judge
+from collapse_doctor.judge.verdict import GOOD_VERDICTS, RunningVerdict
 from collapse_doctor.train.trainer import Trainer
 
 # What "every stageable module and meta loss off" means: the modules the seed says are live too early,
@@ -77,10 +77,14 @@ def phase1_config(base: Config, candidate: Config) -> Config:
 
 def has_learned(rows: list[dict], config: Config) -> bool:
     """The base has learned: a good verdict with final FG and BG accuracy at the learned level."""
-    metric_rows = [r for r in rows if "event" not in r]
-    if len(metric_rows) < max(MIN_PHASE1_STEPS, config.verdict.final_window):
+    return learned_so_far(RunningVerdict(config.verdict, rows), config)
+
+
+def learned_so_far(running: RunningVerdict, config: Config) -> bool:
+    """has_learned() on the rows a running verdict has taken (phase 1 asks after every step)."""
+    if len(running.steps) < max(MIN_PHASE1_STEPS, config.verdict.final_window):
         return False
-    verdict = judge(rows, config.verdict)
+    verdict = running.verdict()
     fg, bg = verdict.final.get("fg_acc"), verdict.final.get("bg_acc")
     return (
         verdict.label in GOOD_VERDICTS
@@ -146,13 +150,16 @@ def run_phase1(
         trainer._previous_stage = trainer.stage() if trainer.step else None
         torch.set_rng_state(data["rng"])
         rows = data["rows"]
-    learned = has_learned(rows, config) if config.probe.warm_start_until_learned else False
+    running = RunningVerdict(config.verdict, rows)
+    learned = learned_so_far(running, config) if config.probe.warm_start_until_learned else False
     while trainer.step < config.probe.steps and not learned:
-        rows += trainer.train_step()
+        step_rows = trainer.train_step()
+        rows += step_rows
+        running.extend(step_rows)
         if on_step is not None:
             on_step(trainer.step, config.probe.steps)
         if config.probe.warm_start_until_learned:
-            learned = has_learned(rows, config)
+            learned = learned_so_far(running, config)
         if trainer.step % SNAPSHOT_EVERY == 0 and trainer.step < config.probe.steps:
             snapshot = {
                 "model": trainer.model.state_dict(),
@@ -164,7 +171,7 @@ def run_phase1(
                 "rows": rows,
             }
             _atomic_save(snapshot, partial)
-    learned = has_learned(rows, config)
+    learned = learned_so_far(running, config)
     result = PhaseOne(
         {k: v.detach().clone() for k, v in trainer.model.state_dict().items()},
         optimizer_state_by_name(trainer),

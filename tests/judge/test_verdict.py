@@ -165,3 +165,27 @@ def test_fg_held_between_the_floor_and_the_learned_level_is_not_a_collapse(fg, l
     assert (len(verdict.episodes) == 1) is (label == "COLLAPSED")
     if label == "COLLAPSED":
         assert verdict.onset_step == 10
+
+
+@pytest.mark.parametrize(
+    "make", [healthy, collapsed, collapsed_flickering, transient, fg_collapse, diverged, inconclusive]
+)
+def test_a_running_verdict_equals_judging_the_series_so_far_at_every_step(make):
+    """RunningVerdict (what a probe and phase 1 ask after every step) takes each row once; after every step
+    its verdict and its early-stop reason are those of judge() and early_stop() on the whole prefix."""
+    from collapse_doctor.judge.verdict import RunningVerdict
+
+    cfg = VerdictConfig()
+    series = make()
+    series.insert(len(series) // 3, {"step": series[len(series) // 3]["step"], "event": "hyper_lora on"})
+    running = RunningVerdict(cfg, series[:5])  # rows already there (a resumed phase 1) come first
+    stops = 0
+    for end in range(5, len(series) + 1):
+        if end > 5:
+            running.extend([series[end - 1]])
+        prefix = series[:end]
+        assert running.verdict() == judge(prefix, cfg), (make.__name__, end)
+        for after in (5, 10):
+            assert running.early_stop(after) == early_stop(prefix, cfg, after), (make.__name__, end, after)
+            stops += running.early_stop(after) is not None
+    assert stops > 0 or make not in (collapsed, collapsed_flickering, fg_collapse)  # the stop was exercised
