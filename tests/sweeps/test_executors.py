@@ -26,7 +26,7 @@ def test_every_round_of_a_sweep_runs_in_the_same_worker_processes_which_exit_on_
         first = run_jobs(_jobs([0, 1]), cache_dir=tmp_path, executor=runner)
         second = run_jobs(_jobs([2, 3]), cache_dir=tmp_path, executor=runner)
         third = run_jobs(_jobs([4]), cache_dir=tmp_path, executor=runner)
-        assert runner.workers_started == 1
+        assert runner.pools_started == 1
     pids = {s.worker["pid"] for s in first + second + third}
     assert len(pids) <= 2 and os.getpid() not in pids  # two workers served three rounds
     for pid in pids:

@@ -47,7 +47,7 @@ class LocalExecutor:
     def __init__(self, jobs: int = 1):
         self.jobs = jobs
         self.stopped = 0  # probes running when the last run was interrupted (they were stopped, not finished)
-        self.workers_started = 0  # pools started, for the record (a sweep should start one)
+        self.pools_started = 0  # for the record: a sweep should start one
         self._pool: ProcessPoolExecutor | None = None
 
     def __enter__(self) -> LocalExecutor:
@@ -66,7 +66,7 @@ class LocalExecutor:
         # spawn, not fork: a forked child would inherit torch's thread pools mid-state.
         if self._pool is None:
             self._pool = ProcessPoolExecutor(max_workers=self.jobs, mp_context=multiprocessing.get_context("spawn"))
-            self.workers_started += 1
+            self.pools_started += 1
         return self._pool
 
     def run(self, tasks: list[Task], metrics_dir: str) -> Iterator[tuple[int, dict]]:
