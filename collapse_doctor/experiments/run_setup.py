@@ -181,6 +181,15 @@ def versions() -> dict[str, str]:
 # --------------------------------------------------------------------------------------------------
 # The report
 # --------------------------------------------------------------------------------------------------
+def _json_without_none(record, optional: tuple[str, ...]) -> dict:
+    """A report record as JSON; the optional fields appear only when they hold something."""
+    data = dataclasses.asdict(record)
+    for name in optional:
+        if data[name] is None:
+            del data[name]
+    return data
+
+
 @dataclass
 class RunRecord:
     """What was run ("ran" in the JSON)."""
@@ -237,11 +246,9 @@ class RunRecord:
         )
 
     def to_json(self) -> dict:
-        data = dataclasses.asdict(self)
-        for name in ("seed_batch", "dropout_seed", "gradient_checkpointing_applied", "activations_not_reached"):
-            if data[name] is None:
-                del data[name]
-        return data
+        return _json_without_none(
+            self, ("seed_batch", "dropout_seed", "gradient_checkpointing_applied", "activations_not_reached")
+        )
 
 
 @dataclass
@@ -263,10 +270,7 @@ class Timing:
     batch_seconds: float | None = None  # a seed batch: the whole batch's time (seconds is this seed's share)
 
     def to_json(self) -> dict:
-        data = dataclasses.asdict(self)
-        if self.batch_seconds is None:
-            del data["batch_seconds"]
-        return data
+        return _json_without_none(self, ("batch_seconds",))
 
 
 @dataclass
@@ -285,10 +289,7 @@ class WarmStartReport:
     reference_drop_test: bool | None = None  # the reference's >= 50 % drop test
 
     def to_json(self) -> dict:
-        data = dataclasses.asdict(self)
-        if self.copy is None:
-            del data["copy"]
-        return data
+        return _json_without_none(self, ("copy",))
 
     @classmethod
     def from_json(cls, data: dict | None) -> WarmStartReport | None:

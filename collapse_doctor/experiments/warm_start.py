@@ -75,13 +75,9 @@ def phase1_config(base: Config, candidate: Config) -> Config:
     )
 
 
-def has_learned(rows: list[dict], config: Config) -> bool:
-    """The base has learned: a good verdict with final FG and BG accuracy at the learned level."""
-    return learned_so_far(RunningVerdict(config.verdict, rows), config)
-
-
 def learned_so_far(running: RunningVerdict, config: Config) -> bool:
-    """has_learned() on the rows a running verdict has taken (phase 1 asks after every step)."""
+    """The base has learned, on the rows so far (phase 1 asks after every step): a good verdict with final
+    FG and BG accuracy at the learned level."""
     if len(running.steps) < max(MIN_PHASE1_STEPS, config.verdict.final_window):
         return False
     verdict = running.verdict()

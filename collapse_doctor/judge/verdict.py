@@ -380,13 +380,49 @@ class SeriesJudge:
         )
 
 
+class RunningVerdict:
+    """The verdict of a run while it trains, fed the rows each step returns. Each row is judged once;
+    calling judge() or early_stop() on the growing series after every step judged it all again (a
+    300-step phase 1 spent a fifth of its time there). Rows already there are taken in step order (as
+    judge() takes them); later rows must come in that order, as a trainer returns them."""
+
+    def __init__(self, cfg: VerdictConfig | None, rows: Iterable[dict] = ()):
+        self.series = SeriesJudge(cfg)
+        self.steps: list[int] = []  # the metric rows' steps
+        self.extend(in_step_order(rows))
+
+    def extend(self, rows: Iterable[dict]) -> None:
+        for row in rows:
+            self.series.add(row)
+            if not row.get("event") and "step" in row:
+                self.steps.append(row["step"])
+
+    def verdict(self) -> Verdict:
+        return self.series.verdict()
+
+    def early_stop(self, after: int | None) -> str | None:
+        """Why a running probe may stop now, or None to go on: a collapse episode still open after `after`
+        metric steps has lasted longer than any recovered episode the calibration has seen, so the rest of
+        the run cannot change the verdict's class except by a recovery the calibration does not expect."""
+        if after is None or len(self.steps) < after:
+            return None
+        verdict = self.series.verdict()
+        if verdict.label not in (COLLAPSED, FG_COLLAPSE):
+            return None
+        episode = next(e for e in verdict.episodes if e.at_end and (e.kind == "bg") == (verdict.label == COLLAPSED))
+        lasted = sum(1 for step in self.steps if step >= episode.start)
+        if lasted < after:
+            return None
+        return (
+            f"{verdict.label} from step {episode.start}, still open after {lasted} steps (probe.early_stop_after "
+            f"{after})"
+        )
+
+
 def judge(series: list[dict], cfg: VerdictConfig | None = None) -> Verdict:
     """The verdict for a metric series (event rows and metric rows; metric rows are taken in step order,
     each event before the metric row of its own step)."""
-    judge_ = SeriesJudge(cfg)
-    for row in in_step_order(series):
-        judge_.add(row)
-    return judge_.verdict()
+    return RunningVerdict(cfg, series).verdict()
 
 
 def in_step_order(series: Iterable[dict]) -> list[dict]:
@@ -403,53 +439,5 @@ def in_step_order(series: Iterable[dict]) -> list[dict]:
 
 
 def early_stop(series: list[dict], cfg: VerdictConfig, after: int | None) -> str | None:
-    """Why a running probe may stop now, or None to go on: a collapse episode still open after `after`
-    metric steps has lasted longer than any recovered episode the calibration has seen, so the rest of
-    the run cannot change the verdict's class except by a recovery the calibration does not expect."""
-    if after is None:
-        return None
-    steps = [r["step"] for r in series if not r.get("event") and "step" in r]
-    if len(steps) < after:
-        return None
-    return _open_collapse(judge(series, cfg), steps, after)
-
-
-def _open_collapse(verdict: Verdict, steps: list[int], after: int) -> str | None:
-    """The early-stop reason: the verdict's collapse episode is open at the end and has lasted `after` of
-    the metric steps."""
-    if verdict.label not in (COLLAPSED, FG_COLLAPSE):
-        return None
-    episode = next(e for e in verdict.episodes if e.at_end and (e.kind == "bg") == (verdict.label == COLLAPSED))
-    lasted = sum(1 for step in steps if step >= episode.start)
-    if lasted < after:
-        return None
-    return (
-        f"{verdict.label} from step {episode.start}, still open after {lasted} steps (probe.early_stop_after {after})"
-    )
-
-
-class RunningVerdict:
-    """The verdict of a run while it trains, fed the rows each step returns. Each row is judged once;
-    calling judge() or early_stop() on the growing series after every step judged it all again (a
-    300-step phase 1 spent a fifth of its time there). Rows already there are taken in step order (as
-    judge() takes them); later rows must come in that order, as a trainer returns them."""
-
-    def __init__(self, cfg: VerdictConfig, rows: Iterable[dict] = ()):
-        self.series = SeriesJudge(cfg)
-        self.steps: list[int] = []  # the metric rows' steps
-        self.extend(in_step_order(rows))
-
-    def extend(self, rows: Iterable[dict]) -> None:
-        for row in rows:
-            self.series.add(row)
-            if not row.get("event") and "step" in row:
-                self.steps.append(row["step"])
-
-    def verdict(self) -> Verdict:
-        return self.series.verdict()
-
-    def early_stop(self, after: int | None) -> str | None:
-        """early_stop() on the rows so far."""
-        if after is None or len(self.steps) < after:
-            return None
-        return _open_collapse(self.series.verdict(), self.steps, after)
+    """RunningVerdict.early_stop on a whole series (a monitor's recent window)."""
+    return RunningVerdict(cfg, series).early_stop(after) if after is not None else None
